@@ -1,0 +1,144 @@
+"""The `vislab` command: parses arguments and dispatches to plain functions.
+
+Heavy libraries (torch, Lightning) are imported inside the verbs that need them, so that
+`vislab evaluate` and `vislab --help` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from vislab.errors import VislabError
+
+EXAMPLES = {
+    "train": "vislab train configs/p1_model_a.yaml --data ../shared/data/dlcv-p1 --out runs/a\n"
+    "  vislab train configs/p1_model_a.yaml --out runs/a --resume\n"
+    "  vislab train configs/p1_model_a.yaml --set optim.lr=0.05 --set data.hflip=true",
+    "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv",
+    "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv",
+    "models": "vislab models",
+}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vislab.config import load_config
+    from vislab.train.run import train
+
+    overrides = list(args.set or [])
+    if args.data is not None:
+        overrides.append(f"data.root={args.data}")
+    if args.epochs is not None:
+        overrides.append(f"trainer.epochs={args.epochs}")
+    cfg = load_config(args.config, overrides)
+    out = args.out or Path("runs") / Path(args.config).stem
+    train(cfg, Path(out), resume=args.resume)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from vislab.predict import predict_folder
+
+    n = predict_folder(
+        args.ckpt, args.images, args.out, args.batch_size, args.precision, args.threads
+    )
+    print(f"wrote {args.out} ({n} images)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from vislab.evaluate import evaluate_classification, format_report
+
+    result = evaluate_classification(args.pred, args.gt, args.out)
+    print(format_report(result))
+    print(f"wrote metrics.json, confusion.csv, confusion.png to {result['out_dir']}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from vislab.models import create_model, list_models, model_doc, model_task
+
+    print(f"{'name':<20} {'task':<15} {'params':>12}  description")
+    for name in list_models(args.task):
+        model = create_model(name, num_classes=args.num_classes)
+        n = sum(p.numel() for p in model.parameters())
+        print(f"{name:<20} {model_task(name):<15} {n:>12,}  {model_doc(name)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vislab",
+        description="Train, evaluate and explain image classifiers and segmenters.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog="example:\n  " + EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    t = add("train", "train a model from a YAML recipe into a run folder")
+    t.add_argument("config", help="YAML recipe, e.g. configs/p1_model_a.yaml")
+    t.add_argument("--data", help="data root in the course layout (train_50/, val_50/)")
+    t.add_argument("--out", help="run folder (default: runs/<config name>)")
+    t.add_argument("--epochs", type=int, help="override trainer.epochs")
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set optim.lr=0.05 (repeatable)",
+    )
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.set_defaults(func=cmd_train)
+
+    pr = add("predict", "predict a folder of images with a checkpoint")
+    pr.add_argument("--ckpt", required=True, type=Path, help="a vislab checkpoint")
+    pr.add_argument("--images", required=True, type=Path, help="folder of images")
+    pr.add_argument("--out", required=True, type=Path, help="output CSV (filename,label)")
+    pr.add_argument("--batch-size", type=int, default=500)
+    pr.add_argument(
+        "--precision",
+        choices=["32", "bf16"],
+        default="32",
+        help="bf16: channels_last + bf16 autocast, faster on recent CPUs (default: 32)",
+    )
+    pr.add_argument("--threads", type=int, help="torch threads (default: the free cores)")
+    pr.set_defaults(func=cmd_predict)
+
+    e = add("evaluate", "score predictions against the ground truth")
+    e.add_argument("--pred", required=True, type=Path, help="prediction CSV (filename,label)")
+    e.add_argument(
+        "--gt", required=True, type=Path, help="ground-truth CSV or a labeled image folder"
+    )
+    e.add_argument(
+        "--out",
+        type=Path,
+        help="folder for metrics.json, confusion.csv/.png "
+        "(default: <pred>_eval beside the prediction)",
+    )
+    e.set_defaults(func=cmd_evaluate)
+
+    m = add("models", "list the registered models with their parameter counts")
+    m.add_argument("--task", choices=["classification"], help="only models of this task")
+    m.add_argument("--num-classes", type=int, default=50, help="head size for the count")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except VislabError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"vislab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,199 @@
+"""Run configuration: YAML recipes, dotted overrides, validation, the resolved copy.
+
+A recipe is a YAML file whose keys mirror the dataclasses below. Unknown keys and values of
+the wrong type are refused with the dotted key in the message, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vislab.errors import VislabError
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None  # the course's p1_data layout: <root>/train_50, <root>/val_50
+    train: str = "train_50"  # relative to root, or absolute
+    val: str = "val_50"
+    val_labels: str | None = None  # a filename,label CSV; null = labels from the file names
+    image_size: int | None = None  # resize every image to this square size; null = refuse mixed
+    max_per_class: int | None = None  # keep at most N training images per class (quick runs)
+    batch_size: int = 64
+    eval_batch_size: int = 500
+    crop_padding: int = 0  # random crop after reflect padding by this many pixels; 0 = off
+    hflip: bool = False  # random horizontal flips
+    mean: list[float] | None = None  # per-channel, on the 0-1 scale; null = from the train set
+    std: list[float] | None = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = "model_a"
+    num_classes: int = 50
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's builder
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    schedule: str = "constant"  # constant | cosine | onecycle
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 90
+    precision: str = "32-true"  # 32-true | bf16-mixed
+    channels_last: bool = False
+    threads: int | None = None  # torch CPU threads; null = the cores that are free right now
+    snapshots: list[int] | None = None  # epochs (1-based) to snapshot; null = first, middle, last
+    progress_bar: bool = True
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+
+@dataclass
+class Config:
+    task: str = "classification"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "task": ("classification",),
+    "optim.name": ("sgd", "adamw"),
+    "optim.schedule": ("constant", "cosine", "onecycle"),
+    "trainer.precision": ("32-true", "bf16-mixed"),
+}
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    """Return value converted to hint where that is lossless (int -> float), else raise."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key)
+            except VislabError as e:
+                errors.append(str(e))
+        raise VislabError(errors[0] if errors else f"config key {key}: got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise VislabError(f"config key {key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise VislabError(f"config key {key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    if hint in (int, float) and isinstance(value, bool):
+        raise VislabError(f"config key {key}: expected {hint.__name__}, got {value!r}")
+    if not isinstance(value, hint):
+        raise VislabError(f"config key {key}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    if not isinstance(values, dict):
+        raise VislabError(f"config key {prefix.rstrip('.') or '(top)'}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        keys = ", ".join(prefix + k for k in unknown)
+        raise VislabError(f"unknown config key(s): {keys} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, key + ".")
+        else:
+            kwargs[name] = _check_type(value, hint, key)
+            if key in CHOICES and kwargs[name] not in CHOICES[key]:
+                raise VislabError(
+                    f"config key {key}: {value!r} is not one of {', '.join(CHOICES[key])}"
+                )
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse 'a.b.c=value' (value read as YAML) into (['a','b','c'], value)."""
+    if "=" not in text:
+        raise VislabError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise VislabError(f"override {text!r} has an empty key")
+    return key.strip().split("."), yaml.safe_load(raw) if raw != "" else None
+
+
+def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise VislabError(f"override {'.'.join(path)}: {part} is not a mapping")
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML recipe (or the defaults when path is None) and apply key=value overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise VislabError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise VislabError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(tree, dict):
+            raise VislabError(f"{path}: the top level must be a mapping of keys")
+    for text in overrides:
+        keys, value = parse_override(text)
+        _set(tree, keys, value)
+    return _build(Config, tree)
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    return _build(Config, tree)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Datasets: file layouts, decoding, batch augmentation."""

@@ -1,0 +1,94 @@
+"""In-memory tensor datasets and whole-batch augmentation.
+
+Decoded images live in one uint8 tensor; a batch is a slice of it, fetched in one indexing
+operation (``__getitems__``), and augmented as a whole on the device in the training step.
+Per-item PIL decoding every epoch measured 17x slower on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Sampler
+
+
+class TensorImageDataset(Dataset):
+    """(N, 3, H, W) uint8 images with (N,) int64 labels; batches are fetched in one slice."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError("images must be an (N, C, H, W) uint8 tensor")
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        return self.images[idx], self.labels[idx]
+
+
+def keep_batch(batch):
+    """collate_fn for datasets whose __getitems__ already returns a batch."""
+    return batch
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffling sampler whose order depends only on (seed, epoch).
+
+    Lightning calls ``set_epoch`` before each epoch, so a run resumed from an epoch's end
+    replays the very same order as an uninterrupted run.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def random_crop_flip(
+    x: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Random crop after reflect padding, and random horizontal flips, for a float batch.
+
+    x: (B, C, H, W) float. Each image gets its own offset in [0, 2*padding] and its own flip.
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    if padding > 0:
+        padded = F.pad(x, (padding,) * 4, mode="reflect")
+        oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+        ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+        rows = (oy[:, None] + torch.arange(h, device=dev))[:, :, None]  # (B, H, 1)
+        cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, :]  # (B, 1, W)
+        batch = torch.arange(b, device=dev)[:, None, None]
+        # advanced indexing on dims 0, 2, 3 puts them first: (B, H, W, C)
+        x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    if hflip:
+        flip = torch.rand(b, generator=generator, device=dev) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float, scaled to 0-1 and standardised per channel."""
+    return (x.float().div_(255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (0-1 scale) of an (N, C, H, W) uint8 tensor."""
+    x = images.to(torch.float64).div_(255)
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()

@@ -1,0 +1,191 @@
+"""Image folders for classification, decoded once into one uint8 array.
+
+Three layouts are understood:
+
+- flat labeled folders, files named ``{label}_{id}.png`` (the course's ``train_50``), with the
+  labels taken from the names or from a ``filename,label`` CSV such as ``val_gt.csv``;
+- ImageFolder trees, one sub-folder per class (classes are the sorted folder names);
+- unlabeled folders, for prediction.
+
+Every image is decoded once with Pillow into an ``(N, H, W, 3)`` uint8 array; training then
+augments whole batches as tensors. Images must all have one size unless ``image_size`` is
+given, in which case each is resized (bilinear) to ``image_size x image_size``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vislab.errors import VislabError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+_LABELED_NAME = re.compile(r"^(\d+)_.+$")
+
+
+@dataclass
+class ImageSet:
+    """Decoded images with their file names, and labels when known."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    names: list[str]  # base names, sorted
+    labels: np.ndarray | None  # (N,) int64, or None for unlabeled sets
+    classes: list[str]  # class names, index = label
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly in folder, sorted by name; errors if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VislabError(f"not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise VislabError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
+    """Decode one image to (H, W, 3) uint8, naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise VislabError(f"cannot read image {path}: {e}") from None
+
+
+def decode_all(files: list[Path], size: int | None = None) -> np.ndarray:
+    """Decode files into one (N, H, W, 3) array; mixed sizes are refused unless size is set."""
+    first = read_rgb(files[0], size)
+    out = np.empty((len(files), *first.shape), dtype=np.uint8)
+    out[0] = first
+    for i, path in enumerate(files[1:], start=1):
+        arr = read_rgb(path, size)
+        if arr.shape != first.shape:
+            raise VislabError(
+                f"{path} is {arr.shape[1]}x{arr.shape[0]} but {files[0].name} is "
+                f"{first.shape[1]}x{first.shape[0]}: images must share one size "
+                "(set data.image_size to resize them all)"
+            )
+        out[i] = arr
+    return out
+
+
+def label_from_name(path: Path) -> int:
+    m = _LABELED_NAME.match(path.stem)
+    if not m:
+        raise VislabError(f"{path}: file name does not start with a label ({{label}}_{{id}}.png)")
+    return int(m.group(1))
+
+
+def read_label_csv(path: Path) -> dict[str, int]:
+    """Read a filename,label CSV into {base name: label}."""
+    path = Path(path)
+    if not path.is_file():
+        raise VislabError(f"label file not found: {path}")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
+        raise VislabError(f"{path}: the first row must be 'filename,label'")
+    labels: dict[str, int] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 2:
+            raise VislabError(f"{path} line {n}: expected 2 columns, got {len(row)}")
+        name, label = row[0].strip(), row[1].strip()
+        if name in labels:
+            raise VislabError(f"{path} line {n}: {name} is listed twice")
+        try:
+            labels[name] = int(label)
+        except ValueError:
+            raise VislabError(f"{path} line {n}: label {label!r} is not an integer") from None
+    return labels
+
+
+def is_image_folder_tree(root: Path) -> bool:
+    """True when root holds class sub-folders and no images of its own."""
+    root = Path(root)
+    has_dirs = any(p.is_dir() for p in root.iterdir())
+    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir())
+    return has_dirs and not has_images
+
+
+def _check_range(labels: np.ndarray, files: list[Path], num_classes: int) -> None:
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise VislabError(
+            f"{files[i]}: label {int(labels[i])} is outside 0..{num_classes - 1} "
+            f"({bad.size} file(s) out of range)"
+        )
+
+
+def load_labeled(
+    folder: Path,
+    num_classes: int,
+    labels_csv: Path | None = None,
+    image_size: int | None = None,
+    max_per_class: int | None = None,
+) -> ImageSet:
+    """Load a flat labeled folder or an ImageFolder tree."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VislabError(f"not a folder: {folder}")
+    if is_image_folder_tree(folder):
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if len(classes) > num_classes:
+            raise VislabError(
+                f"{folder} has {len(classes)} class folders but model.num_classes={num_classes}"
+            )
+        files, labels = [], []
+        for idx, cls in enumerate(classes):
+            found = sorted(
+                p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            files += found
+            labels += [idx] * len(found)
+        if not files:
+            raise VislabError(f"no images in the class folders of {folder}")
+        label_arr = np.asarray(labels, dtype=np.int64)
+        names = [f"{p.parent.name}/{p.name}" for p in files]
+    else:
+        classes = [str(i) for i in range(num_classes)]
+        files = list_images(folder)
+        if labels_csv is not None:
+            table = read_label_csv(labels_csv)
+            missing = [p.name for p in files if p.name not in table]
+            if missing:
+                raise VislabError(
+                    f"{labels_csv} has no label for {len(missing)} file(s) of {folder}, "
+                    f"e.g. {', '.join(missing[:3])}"
+                )
+            label_arr = np.asarray([table[p.name] for p in files], dtype=np.int64)
+        else:
+            label_arr = np.asarray([label_from_name(p) for p in files], dtype=np.int64)
+        names = [p.name for p in files]
+    _check_range(label_arr, files, num_classes)
+    if max_per_class is not None:
+        keep = np.concatenate(
+            [np.flatnonzero(label_arr == c)[:max_per_class] for c in np.unique(label_arr)]
+        )
+        keep.sort()
+        files = [files[i] for i in keep]
+        names = [names[i] for i in keep]
+        label_arr = label_arr[keep]
+    return ImageSet(decode_all(files, image_size), names, label_arr, classes)
+
+
+def load_unlabeled(folder: Path, image_size: int | None = None) -> ImageSet:
+    """Load every image of a folder, for prediction."""
+    files = list_images(folder)
+    return ImageSet(decode_all(files, image_size), [p.name for p in files], None, [])

@@ -1,0 +1,125 @@
+"""`vislab evaluate` for classification: a prediction CSV against the ground truth.
+
+No torch here: scoring a CSV should start in well under a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vislab.data.images import label_from_name, list_images, read_label_csv
+from vislab.errors import VislabError
+from vislab.fileio import atomic_write_bytes
+
+
+def read_truth(gt: Path) -> dict[str, int]:
+    """Ground truth from a filename,label CSV or a flat folder of {label}_{id} images."""
+    gt = Path(gt)
+    if gt.is_dir():
+        return {p.name: label_from_name(p) for p in list_images(gt)}
+    return read_label_csv(gt)
+
+
+def _names(items: list[str], n: int = 5) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def check_pairing(pred: dict[str, int], truth: dict[str, int], pred_path: Path) -> None:
+    missing = sorted(set(truth) - set(pred))
+    extra = sorted(set(pred) - set(truth))
+    problems = []
+    if missing:
+        problems.append(
+            f"{len(missing)} file(s) of the ground truth are missing: {_names(missing)}"
+        )
+    if extra:
+        problems.append(f"{len(extra)} file(s) are not in the ground truth: {_names(extra)}")
+    if problems:
+        raise VislabError(f"{pred_path}: " + "; ".join(problems))
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts; row = true class, column = predicted class."""
+    return np.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
+
+
+def score(pred: dict[str, int], truth: dict[str, int]) -> dict[str, Any]:
+    names = sorted(truth)
+    t = np.asarray([truth[n] for n in names], dtype=np.int64)
+    p = np.asarray([pred[n] for n in names], dtype=np.int64)
+    if (p < 0).any() or (t < 0).any():
+        raise VislabError("labels must be non-negative integers")
+    k = int(max(t.max(), p.max())) + 1
+    cm = confusion_matrix(t, p, k)
+    support = cm.sum(1)
+    per_class = {str(c): (float(cm[c, c] / support[c]) if support[c] else None) for c in range(k)}
+    return {
+        "accuracy": float(np.trace(cm) / cm.sum()),
+        "n": int(cm.sum()),
+        "per_class_accuracy": per_class,
+        "confusion": cm.tolist(),
+    }
+
+
+def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(cm)
+    rows = cm.sum(1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    size = min(14, 4 + k * 0.18)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    step = 1 if k <= 20 else 5
+    ticks = list(range(0, k, step))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate_classification(pred_csv: Path, gt: Path, out_dir: Path | None) -> dict[str, Any]:
+    """Score pred_csv against gt; write metrics.json, confusion.csv and confusion.png."""
+    pred_csv = Path(pred_csv)
+    pred = read_label_csv(pred_csv)
+    truth = read_truth(gt)
+    check_pairing(pred, truth, pred_csv)
+    result = score(pred, truth)
+    result["prediction"], result["ground_truth"] = str(pred_csv), str(gt)
+    if out_dir is None:
+        out_dir = pred_csv.with_name(pred_csv.stem + "_eval")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cm = np.asarray(result["confusion"])
+    atomic_write_bytes(out_dir / "metrics.json", json.dumps(result, indent=1).encode())
+    with (out_dir / "confusion.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true\\pred", *range(len(cm))])
+        for c, row in enumerate(cm):
+            w.writerow([c, *row])
+    plot_confusion(cm, out_dir / "confusion.png", f"{pred_csv.name}: acc {result['accuracy']:.4f}")
+    result["out_dir"] = str(out_dir)
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = [f"accuracy: {result['accuracy']:.4f} ({result['n']} images)"]
+    per = [(c, a) for c, a in result["per_class_accuracy"].items() if a is not None]
+    lines.append("per-class accuracy:")
+    for i in range(0, len(per), 10):
+        lines.append("  " + "  ".join(f"{c:>3}:{a:.2f}" for c, a in per[i : i + 10]))
+    return "\n".join(lines)

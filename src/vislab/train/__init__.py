@@ -1,0 +1,1 @@
+"""Training through Lightning: data module, tasks, callbacks, the run folder."""

@@ -1,0 +1,92 @@
+"""Callbacks that write the run folder: per-epoch metrics and snapshot checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from vislab.fileio import atomic_torch_save, atomic_write_bytes
+
+
+class EpochMetricsCSV(L.Callback):
+    """One row per epoch in <run>/metrics.csv: losses, accuracies, lr, time, throughput.
+
+    The rows also live in the checkpoint (callback state), so a resumed run rewrites exactly
+    the history up to the checkpoint and appends from there.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows: list[dict[str, float]] = []
+        self._t0 = self._t_val = 0.0
+        self._seen = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = list(state["rows"])
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t0, self._t_val, self._seen = time.perf_counter(), 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._seen += len(batch[-1])
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and not self._t_val:
+            self._t_val = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        now = time.perf_counter()
+        train_s = (self._t_val or now) - self._t0
+        row = {"epoch": trainer.current_epoch + 1}
+        for k, v in sorted(trainer.callback_metrics.items()):
+            row[k] = round(float(v), 6)
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        row["epoch_s"] = round(now - self._t0, 3)
+        row["train_img_per_s"] = round(self._seen * trainer.world_size / max(train_s, 1e-9), 1)
+        self.rows.append(row)
+        if trainer.is_global_zero:
+            self.write()
+
+    def write(self) -> None:
+        fields: list[str] = []
+        for r in self.rows:
+            fields += [k for k in r if k not in fields]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_bytes(self.path, buf.getvalue().encode())
+
+
+class Snapshots(L.Callback):
+    """Weights-only checkpoints at chosen epochs (1-based), for the analysis step."""
+
+    def __init__(self, folder: Path, epochs: set[int]):
+        self.folder, self.epochs = Path(folder), set(epochs)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch not in self.epochs or not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        ckpt = {
+            "state_dict": pl_module.state_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            "vislab": pl_module.meta,
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(ckpt, self.folder / f"epoch_{epoch:03d}.ckpt")
+
+
+def default_snapshots(epochs: int) -> set[int]:
+    """First, middle and last epoch."""
+    return {1, max(1, epochs // 2), epochs}

@@ -1,0 +1,137 @@
+"""`vislab train`: one recipe -> one run folder.
+
+<run>/config.yaml            the resolved config
+<run>/metrics.csv            one row per epoch
+<run>/checkpoints/best.ckpt  best val accuracy (Lightning checkpoint, plain dict)
+<run>/checkpoints/last.ckpt  end of the latest epoch; --resume continues from it
+<run>/checkpoints/epoch_NNN.ckpt  weights-only snapshots (default: first, middle, last epoch)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import yaml
+
+from vislab import __version__
+from vislab.config import Config, config_from_dict, save_config
+from vislab.errors import VislabError
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
+
+
+def _prepare_run_dir(cfg: Config, out: Path, resume: bool) -> Path | None:
+    """Check the run folder against --resume; return the checkpoint to resume from."""
+    saved = out / "config.yaml"
+    last = out / "checkpoints" / "last.ckpt"
+    if not resume:
+        if saved.exists() or (out / "checkpoints").exists():
+            raise VislabError(
+                f"{out} already holds a run; pass --resume to continue it or --out for a new one"
+            )
+        return None
+    if not saved.exists():
+        raise VislabError(f"--resume: {out} holds no run (no config.yaml)")
+    before = config_from_dict(yaml.safe_load(saved.read_text())).to_dict()
+    changes = _diff(before, cfg.to_dict())
+    if changes:
+        raise VislabError(
+            f"--resume: the config differs from the one in {saved}: " + "; ".join(changes)
+        )
+    return last if last.exists() else None
+
+
+def train(cfg: Config, out: Path, resume: bool = False) -> Path:
+    """Train cfg into the run folder out; returns the path of the best checkpoint."""
+    out = Path(out)
+    ckpt_path = _prepare_run_dir(cfg, out, resume)
+
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from vislab.runtime import set_threads
+    from vislab.train.callbacks import EpochMetricsCSV, Snapshots, default_snapshots
+    from vislab.train.classification import ClassificationData, ClassificationTask
+
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")  # data is in memory
+    warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # Lightning 2.6 on torch 2.14
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    threads = set_threads(cfg.trainer.threads)
+    L.seed_everything(cfg.seed, verbose=False)
+
+    t0 = time.perf_counter()
+    data = ClassificationData(cfg)
+    print(
+        f"data: {len(data.train_set)} train / {len(data.val_set)} val images of "
+        f"{data.image_size[1]}x{data.image_size[0]}, {len(data.classes)} classes "
+        f"(decoded in {time.perf_counter() - t0:.1f} s); {threads} thread(s)"
+    )
+    meta = {
+        "task": cfg.task,
+        "model": cfg.model.name,
+        "model_kwargs": dict(cfg.model.kwargs),
+        "num_classes": cfg.model.num_classes,
+        "classes": data.classes,
+        "mean": data.mean,
+        "std": data.std,
+        "image_size": data.image_size,
+        "config": cfg.to_dict(),
+        "vislab_version": __version__,
+    }
+    task = ClassificationTask(cfg, meta)
+
+    ckpt_dir = out / "checkpoints"
+    t = cfg.trainer
+    snapshots = set(t.snapshots) if t.snapshots is not None else default_snapshots(t.epochs)
+    callbacks = [
+        EpochMetricsCSV(out / "metrics.csv"),
+        Snapshots(ckpt_dir, snapshots),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor="val_acc",
+            mode="max",
+            save_last=True,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
+    ]
+    trainer = L.Trainer(
+        max_epochs=t.epochs,
+        precision=t.precision,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=out,
+    )
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    if ckpt_path is not None:
+        print(f"resuming from {ckpt_path}")
+    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    best = ckpt_dir / "best.ckpt"
+    if trainer.is_global_zero:
+        score = callbacks[-1].best_model_score
+        print(f"best val_acc {float(score):.4f}; run folder: {out}")
+    return best
