@@ -89,4 +89,4 @@ class Snapshots(L.Callback):
 
 def default_snapshots(epochs: int) -> set[int]:
     """First, middle and last epoch."""
-    return {1, max(1, epochs // 2), epochs}
+    return {1, max(1, (epochs + 1) // 2), epochs}

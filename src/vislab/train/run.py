@@ -96,19 +96,29 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     ckpt_dir = out / "checkpoints"
     t = cfg.trainer
     snapshots = set(t.snapshots) if t.snapshots is not None else default_snapshots(t.epochs)
+    # Two checkpoint callbacks: Lightning 2.6's save_last=True writes last.ckpt only when the
+    # monitored metric improves, so a run whose val accuracy stalls would resume from an old
+    # epoch. A monitor-less top-1 callback named "last" is rewritten after every epoch.
+    best_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_acc",
+        mode="max",
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    last_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
     callbacks = [
         EpochMetricsCSV(out / "metrics.csv"),
         Snapshots(ckpt_dir, snapshots),
-        ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="best",
-            monitor="val_acc",
-            mode="max",
-            save_last=True,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-            auto_insert_metric_name=False,
-        ),
+        best_cb,
+        last_cb,
     ]
     trainer = L.Trainer(
         max_epochs=t.epochs,
@@ -132,6 +142,6 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
     best = ckpt_dir / "best.ckpt"
     if trainer.is_global_zero:
-        score = callbacks[-1].best_model_score
+        score = best_cb.best_model_score
         print(f"best val_acc {float(score):.4f}; run folder: {out}")
     return best

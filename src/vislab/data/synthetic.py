@@ -1,0 +1,60 @@
+"""Small generated image sets for tests and the demo (no download, no real data needed).
+
+Each class is a colour grating at its own orientation and frequency, with a random phase,
+brightness jitter and pixel noise: easy for a CNN, impossible for a constant guess.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def grating_images(
+    num_classes: int, per_class: int, size: int = 32, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, size, size, 3) uint8 images and (N,) labels, class-major order."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    # the class colours are fixed, so that sets drawn with different seeds agree
+    palette = np.random.default_rng(12345).uniform(0.2, 1.0, size=(num_classes, 3))
+    images, labels = [], []
+    for c in range(num_classes):
+        angle = np.pi * c / num_classes
+        freq = 2.0 + (c % 3)
+        for _ in range(per_class):
+            phase = rng.uniform(0, 2 * np.pi)
+            wave = np.sin(2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)) + phase)
+            img = 0.5 + 0.35 * wave[..., None] * palette[c] * rng.uniform(0.8, 1.2)
+            img = img + rng.normal(0, 0.08, size=img.shape)
+            images.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+            labels.append(c)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def write_flat_folder(
+    folder: Path, num_classes: int, per_class: int, size: int = 32, seed: int = 0, start: int = 0
+) -> list[str]:
+    """Write {label}_{id}.png files (the course layout); returns the file names."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images, labels = grating_images(num_classes, per_class, size, seed)
+    names = []
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        name = f"{label}_{start + i % per_class}.png"
+        Image.fromarray(img).save(folder / name)
+        names.append(name)
+    return names
+
+
+def write_p1_layout(root: Path, num_classes: int = 4, per_class: int = 16, size: int = 32) -> Path:
+    """A tiny copy of the course's p1_data layout: train_50/, val_50/ and val_gt.csv."""
+    root = Path(root)
+    write_flat_folder(root / "train_50", num_classes, per_class, size, seed=1)
+    val_per = max(2, per_class // 4)
+    names = write_flat_folder(root / "val_50", num_classes, val_per, size, seed=2, start=per_class)
+    rows = ["filename,label"] + [f"{n},{n.split('_')[0]}" for n in sorted(names)]
+    (root / "val_gt.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny generated data in the course layouts, and the real data's location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vislab.data.synthetic import write_p1_layout
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_P1 = Path(os.environ.get("VISLAB_DATA", REPO.parent / "shared" / "data")) / "dlcv-p1"
+
+
+@pytest.fixture(scope="session")
+def p1_tiny(tmp_path_factory) -> Path:
+    """p1_data layout: 4 classes, 16 train and 4 val images each, 32x32."""
+    return write_p1_layout(tmp_path_factory.mktemp("p1"), num_classes=4, per_class=16)
+
+
+def train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]:
+    """CLI arguments for a quick, single-threaded, deterministic Model A run."""
+    return [
+        "train",
+        str(REPO / "configs" / "p1_model_a.yaml"),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--set",
+        "model.num_classes=4",
+        "--set",
+        "data.batch_size=16",
+        "--set",
+        "trainer.threads=1",
+        "--set",
+        "trainer.progress_bar=false",
+        *extra,
+    ]

@@ -1,0 +1,65 @@
+import torch
+import torch.nn.functional as F
+
+from vislab.data.batches import EpochSampler, TensorImageDataset, normalize, random_crop_flip
+
+
+def test_each_output_is_a_crop_of_the_padded_image_possibly_flipped():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 8)
+    g = torch.Generator().manual_seed(1)
+    out = random_crop_flip(x, padding=2, hflip=True, generator=g)
+    assert out.shape == x.shape
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    offsets, flips = set(), 0
+    for i in range(16):
+        found = [
+            (oy, ox, flip)
+            for oy in range(5)
+            for ox in range(5)
+            for flip in (False, True)
+            if torch.equal(
+                out[i],
+                padded[i, :, oy : oy + 8, ox : ox + 8].flip(2)
+                if flip
+                else padded[i, :, oy : oy + 8, ox : ox + 8],
+            )
+        ]
+        assert found, f"image {i} is not a crop of its padded input"
+        offsets.add(found[0][:2])
+        flips += found[0][2]
+    assert len(offsets) > 3 and 0 < flips < 16  # offsets and flips vary across the batch
+
+
+def test_same_generator_seed_gives_the_same_batch():
+    x = torch.rand(8, 3, 8, 8)
+    a = random_crop_flip(x, 4, True, torch.Generator().manual_seed(3))
+    b = random_crop_flip(x, 4, True, torch.Generator().manual_seed(3))
+    c = random_crop_flip(x, 4, True, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_no_augmentation_is_identity():
+    x = torch.rand(4, 3, 8, 8)
+    assert torch.equal(random_crop_flip(x, 0, False, torch.Generator()), x)
+
+
+def test_epoch_sampler_is_a_permutation_fixed_by_seed_and_epoch():
+    s = EpochSampler(100, seed=5)
+    s.set_epoch(3)
+    first = list(s)
+    assert sorted(first) == list(range(100))
+    s.set_epoch(4)
+    assert list(s) != first
+    again = EpochSampler(100, seed=5)
+    again.set_epoch(3)
+    assert list(again) == first
+
+
+def test_dataset_fetches_a_batch_in_one_slice_and_normalize_scales():
+    images = torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).view(4, 3, 2, 2)
+    ds = TensorImageDataset(images, torch.tensor([0, 1, 2, 3]))
+    x, y = ds.__getitems__([2, 0])
+    assert torch.equal(x, images[[2, 0]]) and y.tolist() == [2, 0]
+    z = normalize(x, torch.tensor([0.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 2.0]))
+    assert torch.allclose(z[:, 2], x[:, 2].float() / 255 / 2)

@@ -1,0 +1,56 @@
+import pytest
+
+from vislab.config import load_config, parse_override
+from vislab.errors import VislabError
+
+
+def test_recipe_holds_the_reports_settings(tmp_path):
+    from conftest import REPO
+
+    cfg = load_config(REPO / "configs" / "p1_model_a.yaml")
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum) == ("sgd", 0.01, 0.9)
+    assert cfg.optim.weight_decay == pytest.approx(1e-4)
+    assert cfg.trainer.epochs == 90 and cfg.model.name == "model_a"
+    b = load_config(REPO / "configs" / "p1_model_b.yaml")
+    assert b.trainer.epochs == 200 and b.model.name == "resnext101_64x4d"
+
+
+def test_overrides_are_yaml_typed_and_reach_nested_keys():
+    cfg = load_config(None, ["optim.lr=0.5", "data.hflip=true", "model.kwargs.width=8"])
+    assert cfg.optim.lr == 0.5 and cfg.data.hflip is True
+    assert cfg.model.kwargs == {"width": 8}
+    assert parse_override("a.b=[1, 2]") == (["a", "b"], [1, 2])
+
+
+def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("optim:\n  lr: 1\n  weight_decay: 1e-4\n")
+    cfg = load_config(p)
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.weight_decay == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=0.1", "unknown config key(s): optim.lrr"),
+        ("optim.lr=fast", "optim.lr: expected float"),
+        ("trainer.epochs=1.5", "trainer.epochs: expected int"),
+        ("trainer.epochs=true", "trainer.epochs: expected int"),
+        ("optim.name=rmsprop", "optim.name: 'rmsprop' is not one of"),
+        ("data=3", "data: expected a mapping"),
+        ("novalue", "must look like key.sub=value"),
+    ],
+)
+def test_bad_config_is_refused_with_the_key(override, message):
+    with pytest.raises(VislabError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(VislabError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(VislabError, match="not valid YAML"):
+        load_config(bad)

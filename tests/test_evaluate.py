@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from vislab.cli import main
+from vislab.evaluate import evaluate_classification
+
+
+def _csv(path, rows, header="filename,label"):
+    path.write_text(header + "\n" + "".join(f"{n},{label}\n" for n, label in rows))
+    return path
+
+
+def test_accuracy_per_class_and_confusion(tmp_path):
+    gt = _csv(tmp_path / "gt.csv", [("a.png", 0), ("b.png", 0), ("c.png", 1), ("d.png", 2)])
+    pred = _csv(tmp_path / "p.csv", [("d.png", 2), ("a.png", 0), ("b.png", 1), ("c.png", 1)])
+    r = evaluate_classification(pred, gt, tmp_path / "ev")
+    assert r["accuracy"] == pytest.approx(0.75)
+    assert r["per_class_accuracy"] == {"0": 0.5, "1": 1.0, "2": 1.0}
+    assert r["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert saved["accuracy"] == pytest.approx(0.75)
+    lines = (tmp_path / "ev" / "confusion.csv").read_text().splitlines()
+    assert lines[1] == "0,1,1,0"
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+
+
+def test_ground_truth_from_a_labeled_folder(tmp_path, p1_tiny):
+    names = sorted(p.name for p in (p1_tiny / "val_50").iterdir())
+    pred = _csv(tmp_path / "p.csv", [(n, n.split("_")[0]) for n in names])
+    r = evaluate_classification(pred, p1_tiny / "val_50", None)
+    assert r["accuracy"] == 1.0 and r["n"] == len(names)
+    assert (tmp_path / "p_eval" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "rows, header, message",
+    [
+        ([("a.png", 0)], "filename,label", "1 file.s. of the ground truth are missing: b.png"),
+        (
+            [("a.png", 0), ("b.png", 1), ("z.png", 1)],
+            "filename,label",
+            "not in the ground truth: z.png",
+        ),
+        ([("a.png", 0), ("a.png", 0), ("b.png", 1)], "filename,label", "a.png is listed twice"),
+        ([("a.png", 0), ("b.png", 1)], "file,label", "first row must be 'filename,label'"),
+        ([("a.png", 0), ("b.png", "cat")], "filename,label", "label 'cat' is not an integer"),
+    ],
+)
+def test_mismatched_predictions_are_refused_through_the_cli(
+    tmp_path, capsys, rows, header, message
+):
+    gt = _csv(tmp_path / "gt.csv", [("a.png", 0), ("b.png", 1)])
+    pred = _csv(tmp_path / "p.csv", rows, header)
+    code = main(["evaluate", "--pred", str(pred), "--gt", str(gt)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "p_eval").exists()

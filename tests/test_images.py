@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from vislab.data.images import load_labeled, load_unlabeled
+from vislab.data.synthetic import write_flat_folder
+from vislab.errors import VislabError
+
+
+def _png(path, size=(32, 32), value=0, mode="RGB"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value).save(path)
+
+
+def test_flat_folder_labels_come_from_names(tmp_path):
+    names = write_flat_folder(tmp_path / "train", num_classes=3, per_class=4)
+    s = load_labeled(tmp_path / "train", num_classes=3)
+    assert s.images.shape == (12, 32, 32, 3) and s.images.dtype == np.uint8
+    assert s.names == sorted(names)
+    assert s.labels.tolist() == [int(n.split("_")[0]) for n in sorted(names)]
+    assert s.classes == ["0", "1", "2"]
+
+
+def test_decoded_pixels_equal_the_files(tmp_path):
+    write_flat_folder(tmp_path, num_classes=2, per_class=2)
+    s = load_labeled(tmp_path, num_classes=2)
+    for name, img in zip(s.names, s.images, strict=True):
+        assert np.array_equal(img, np.asarray(Image.open(tmp_path / name)))
+
+
+def test_labels_from_csv_override_names(tmp_path):
+    _png(tmp_path / "imgs" / "a.png")
+    _png(tmp_path / "imgs" / "b.png")
+    (tmp_path / "gt.csv").write_text("filename,label\nb.png,1\na.png,2\n")
+    s = load_labeled(tmp_path / "imgs", num_classes=3, labels_csv=tmp_path / "gt.csv")
+    assert s.names == ["a.png", "b.png"] and s.labels.tolist() == [2, 1]
+
+
+def test_image_folder_tree(tmp_path):
+    for cls, n in [("cat", 2), ("dog", 3)]:
+        for i in range(n):
+            _png(tmp_path / cls / f"{i}.jpg", value=(i, i, i))
+    s = load_labeled(tmp_path, num_classes=2)
+    assert s.classes == ["cat", "dog"]
+    assert s.labels.tolist() == [0, 0, 1, 1, 1]
+    assert s.names[0] == "cat/0.jpg"
+
+
+def test_unlabeled_folder_and_grayscale_becomes_rgb(tmp_path):
+    _png(tmp_path / "x.png", mode="L", value=7)
+    _png(tmp_path / "y.png", mode="RGBA", value=(1, 2, 3, 4))
+    s = load_unlabeled(tmp_path)
+    assert s.labels is None and s.images.shape == (2, 32, 32, 3)
+    assert s.images[0].max() == 7 and s.images[1][0, 0].tolist() == [1, 2, 3]
+
+
+def test_max_per_class_keeps_the_first_files_of_each_class(tmp_path):
+    write_flat_folder(tmp_path, num_classes=3, per_class=5)
+    s = load_labeled(tmp_path, num_classes=3, max_per_class=2)
+    assert np.bincount(s.labels).tolist() == [2, 2, 2]
+
+
+def test_mixed_sizes_are_refused_unless_resized(tmp_path):
+    _png(tmp_path / "0_1.png", size=(32, 32))
+    _png(tmp_path / "0_2.png", size=(40, 32))
+    with pytest.raises(VislabError, match=r"0_2.png is 40x32 but 0_1.png is 32x32"):
+        load_labeled(tmp_path, num_classes=1)
+    s = load_labeled(tmp_path, num_classes=1, image_size=16)
+    assert s.images.shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("empty", "no images"),
+        ("missing", "not a folder"),
+        ("no_label", r"cat.png: file name does not start with a label"),
+        ("out_of_range", r"7_0.png: label 7 is outside 0..4"),
+        ("truncated", r"cannot read image .*0_1.png"),
+        ("not_an_image", r"cannot read image .*0_2.png"),
+        ("zero_bytes", r"cannot read image .*0_3.png"),
+    ],
+)
+def test_bad_folders_name_the_file(tmp_path, setup, message):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    _png(folder / "0_0.png")
+    if setup == "empty":
+        (folder / "0_0.png").unlink()
+    elif setup == "missing":
+        folder = tmp_path / "nope"
+    elif setup == "no_label":
+        _png(folder / "cat.png")
+    elif setup == "out_of_range":
+        _png(folder / "7_0.png")
+    elif setup == "truncated":
+        data = (folder / "0_0.png").read_bytes()
+        (folder / "0_1.png").write_bytes(data[: len(data) // 2])
+    elif setup == "not_an_image":
+        (folder / "0_2.png").write_text("hello")
+    elif setup == "zero_bytes":
+        (folder / "0_3.png").write_bytes(b"")
+    with pytest.raises(VislabError, match=message):
+        load_labeled(folder, num_classes=5)
+
+
+def test_csv_without_a_row_for_a_file(tmp_path):
+    _png(tmp_path / "imgs" / "a.png")
+    _png(tmp_path / "imgs" / "b.png")
+    (tmp_path / "gt.csv").write_text("filename,label\na.png,0\n")
+    with pytest.raises(VislabError, match="no label for 1 file.*b.png"):
+        load_labeled(tmp_path / "imgs", num_classes=2, labels_csv=tmp_path / "gt.csv")

@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from vislab.errors import VislabError
+from vislab.models import create_model, list_models
+
+
+def test_registry_lists_the_classifiers():
+    assert {"model_a", "resnet9", "resnext101_64x4d"} <= set(list_models("classification"))
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, dim",
+    [
+        ("model_a", {}, 128),
+        ("resnet9", {"width": 8}, 64),
+        ("resnext101_64x4d", {"input_size": 32}, 2048),
+    ],
+)
+def test_pre_logits_is_the_input_of_the_last_layer(name, kwargs, dim):
+    model = create_model(name, num_classes=7, **kwargs).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        pre = model.forward_head(feats, pre_logits=True)
+        logits = model(x)
+    assert pre.shape == (2, dim) and logits.shape == (2, 7)
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    expected = last(pre) * getattr(model, "scale", 1.0)
+    assert torch.allclose(logits, expected, atol=1e-5)
+
+
+def test_model_a_has_the_reports_shape():
+    m = create_model("model_a", num_classes=50)
+    convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
+    bns = [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]
+    pools = [x for x in m.modules() if isinstance(x, torch.nn.MaxPool2d)]
+    fcs = [x for x in m.modules() if isinstance(x, torch.nn.Linear)]
+    assert (len(convs), len(bns), len(pools), len(fcs)) == (2, 2, 2, 3)
+
+
+def test_unknown_model_and_kwarg_are_user_errors():
+    with pytest.raises(VislabError, match="unknown model 'nope'"):
+        create_model("nope", num_classes=2)
+    with pytest.raises(VislabError, match="model model_a: .*'depth'"):
+        create_model("model_a", num_classes=2, depth=3)
+
+
+def test_resnext_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(VislabError, match="resnext101_64x4d-173b62eb.pth.*weights=null"):
+        create_model("resnext101_64x4d", num_classes=50, weights="imagenet")
+
+
+def test_resnext_loads_imagenet_weights_from_the_hub_cache(tmp_path, monkeypatch):
+    from torchvision.models import resnext101_64x4d
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = resnext101_64x4d(weights=None)
+    with torch.no_grad():
+        reference.conv1.weight.fill_(0.123)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache / "resnext101_64x4d-173b62eb.pth")
+    model = create_model("resnext101_64x4d", num_classes=50, weights="imagenet", input_size=32)
+    assert torch.all(model.net.conv1.weight == 0.123)
+    assert model.net.fc.out_features == 50  # the 1000-class head is replaced
+    torch.save({"nonsense": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(VislabError, match="does not fit this model"):
+        create_model("resnext101_64x4d", num_classes=50, weights=str(tmp_path / "bad.pth"))

@@ -1,0 +1,58 @@
+"""Kill a training process mid-run; `--resume` must finish it exactly like an uninterrupted run."""
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import train_args
+
+from vislab.data.synthetic import write_p1_layout
+
+EPOCHS = 6
+AUGMENT = ("--set", "data.crop_padding=4", "--set", "data.hflip=true")
+DETERMINISTIC = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def _train(data, out, *extra):
+    cmd = [sys.executable, "-m", "vislab", *train_args(data, out, EPOCHS, *AUGMENT, *extra)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _history(run):
+    with open(run / "metrics.csv", newline="") as f:
+        return [{k: r[k] for k in DETERMINISTIC} for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
+    data = write_p1_layout(tmp_path / "data", num_classes=4, per_class=300)
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert _train(data, reference).wait(timeout=600) == 0
+
+    proc = _train(data, resumed)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until two epochs are done, then kill in the third
+        metrics = resumed / "metrics.csv"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_at_kill = len(_history(resumed))
+    assert 2 <= done_at_kill < EPOCHS, "the run was not interrupted"
+
+    again = _train(data, resumed, "--resume")
+    output = again.communicate(timeout=600)[0].decode()
+    assert again.returncode == 0, output
+    assert "resuming from" in output
+
+    assert _history(resumed) == _history(reference)
+    assert float(_history(reference)[-1]["val_acc"]) > 0.5  # it learned (4 classes)
+    a = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,144 @@
+"""Train -> predict -> evaluate through the CLI and hw1_1.sh, on tiny generated data."""
+
+import csv
+import os
+import subprocess
+
+import pytest
+import torch
+from conftest import REPO, train_args
+
+from vislab.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(p1_tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    assert main(train_args(p1_tiny, out, 3)) == 0
+    return out
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_folder_holds_config_metrics_and_checkpoints(run):
+    assert (run / "config.yaml").read_text().count("num_classes: 4") == 1
+    rows = _rows(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "train_img_per_s"} <= set(
+        rows[0]
+    )
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["best.ckpt", "epoch_001.ckpt", "epoch_002.ckpt", "epoch_003.ckpt", "last.ckpt"]
+
+
+def test_every_checkpoint_loads_with_weights_only_and_best_is_the_best_epoch(run):
+    rows = _rows(run / "metrics.csv")
+    accs = [float(r["val_acc"]) for r in rows]
+    best_epoch = accs.index(max(accs)) + 1
+    for p in (run / "checkpoints").iterdir():
+        ckpt = torch.load(p, weights_only=True)
+        assert ckpt["vislab"]["model"] == "model_a" and ckpt["vislab"]["classes"] == list("0123")
+    assert (
+        torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["epoch"] + 1 == best_epoch
+    )
+    snap = torch.load(run / "checkpoints" / "epoch_002.ckpt", weights_only=True)
+    assert snap["epoch"] == 2 and snap["metrics"]["val_acc"] == pytest.approx(accs[1], abs=1e-6)
+
+
+def test_predict_writes_the_course_csv_and_evaluate_agrees_with_training(run, p1_tiny, tmp_path):
+    out = tmp_path / "new" / "deeper" / "pred.csv"  # the parent folders do not exist yet
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(run / "checkpoints/best.ckpt"),
+                "--images",
+                str(p1_tiny / "val_50"),
+                "--out",
+                str(out),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    lines = out.read_text().splitlines()
+    assert lines[0] == "filename,label"
+    names = [line.split(",")[0] for line in lines[1:]]
+    assert names == sorted(p.name for p in (p1_tiny / "val_50").iterdir())
+    assert all(line.split(",")[1] in "0123" for line in lines[1:])
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(out),
+                "--gt",
+                str(p1_tiny / "val_gt.csv"),
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
+    import json
+
+    acc = json.loads((tmp_path / "ev" / "metrics.json").read_text())["accuracy"]
+    best = max(float(r["val_acc"]) for r in _rows(run / "metrics.csv"))
+    assert acc == pytest.approx(best, abs=1e-6)  # same weights, same data, same number
+
+
+def test_hw1_1_sh_follows_the_course_contract(run, p1_tiny, tmp_path):
+    out = tmp_path / "missing_dir" / "out.csv"
+    env = dict(os.environ, VISLAB_P1_CKPT=str(run / "checkpoints/best.ckpt"))
+    subprocess.run(
+        ["bash", str(REPO / "hw1_1.sh"), str(p1_tiny / "val_50"), str(out)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    reference = tmp_path / "ref.csv"
+    main(
+        [
+            "predict",
+            "--ckpt",
+            str(run / "checkpoints/best.ckpt"),
+            "--images",
+            str(p1_tiny / "val_50"),
+            "--out",
+            str(reference),
+        ]
+    )
+    assert out.read_text() == reference.read_text()
+    bad = subprocess.run(["bash", str(REPO / "hw1_1.sh"), "only_one_arg"], capture_output=True)
+    assert bad.returncode == 2 and b"usage" in bad.stderr
+
+
+def test_existing_run_folder_needs_resume_and_the_same_config(run, p1_tiny, capsys):
+    assert main(train_args(p1_tiny, run, 3)) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert main(train_args(p1_tiny, run, 3, "--resume", "--set", "optim.lr=0.5")) == 2
+    assert "optim.lr: 0.01 -> 0.5" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_missing_checkpoint(tmp_path, p1_tiny, capsys):
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(tmp_path / "x.ckpt"),
+                "--images",
+                str(p1_tiny / "val_50"),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
