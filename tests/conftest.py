@@ -10,7 +10,9 @@ import pytest
 from vislab.data.synthetic import write_p1_layout
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_P1 = Path(os.environ.get("VISLAB_DATA", REPO.parent / "shared" / "data")) / "dlcv-p1"
+DATA = Path(os.environ.get("VISLAB_DATA", REPO.parent / "shared" / "data"))
+REAL_P1 = DATA / "dlcv-p1"
+REAL_P2 = DATA / "dlcv-p2"
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +42,11 @@ def train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]
         "trainer.progress_bar=false",
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def p2_tiny(tmp_path_factory) -> Path:
+    """p2_data layout: 16 train and 4 validation tiles of 64x64."""
+    from vislab.data.synthetic import write_p2_layout
+
+    return write_p2_layout(tmp_path_factory.mktemp("p2"), n_train=16, n_val=4, size=64)

@@ -17,8 +17,10 @@ EXAMPLES = {
     "train": "vislab train configs/p1_model_a.yaml --data ../shared/data/dlcv-p1 --out runs/a\n"
     "  vislab train configs/p1_model_a.yaml --out runs/a --resume\n"
     "  vislab train configs/p1_model_a.yaml --set optim.lr=0.05 --set data.hflip=true",
-    "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv",
-    "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv",
+    "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv\n"
+    "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/",
+    "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
+    "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
     "models": "vislab models",
 }
 
@@ -47,9 +49,17 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.pred.is_dir():
+        from vislab.evaluate import evaluate_masks, write_mask_scores
+        from vislab.miou import format_scores
+
+        result = evaluate_masks(args.gt, args.pred)
+        print(format_scores(result))
+        write_mask_scores(result, args.json, args.out)
+        return
     from vislab.evaluate import evaluate_classification, format_report
 
-    result = evaluate_classification(args.pred, args.gt, args.out)
+    result = evaluate_classification(args.pred, args.gt, args.out, args.json)
     print(format_report(result))
     print(f"wrote metrics.json, confusion.csv, confusion.png to {result['out_dir']}")
 
@@ -83,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = add("train", "train a model from a YAML recipe into a run folder")
     t.add_argument("config", help="YAML recipe, e.g. configs/p1_model_a.yaml")
-    t.add_argument("--data", help="data root in the course layout (train_50/, val_50/)")
+    t.add_argument(
+        "--data",
+        help="data root in the course layout (p1_data: train_50/, val_50/; "
+        "p2_data: train/, validation/)",
+    )
     t.add_argument("--out", help="run folder (default: runs/<config name>)")
     t.add_argument("--epochs", type=int, help="override trainer.epochs")
     t.add_argument(
@@ -98,8 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr = add("predict", "predict a folder of images with a checkpoint")
     pr.add_argument("--ckpt", required=True, type=Path, help="a vislab checkpoint")
     pr.add_argument("--images", required=True, type=Path, help="folder of images")
-    pr.add_argument("--out", required=True, type=Path, help="output CSV (filename,label)")
-    pr.add_argument("--batch-size", type=int, default=500)
+    pr.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="classifier: output CSV (filename,label); segmenter: folder for xxxx.png masks",
+    )
+    pr.add_argument("--batch-size", type=int, help="images per batch (default 500 / 4)")
     pr.add_argument(
         "--precision",
         choices=["32", "bf16"],
@@ -110,20 +129,31 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     e = add("evaluate", "score predictions against the ground truth")
-    e.add_argument("--pred", required=True, type=Path, help="prediction CSV (filename,label)")
     e.add_argument(
-        "--gt", required=True, type=Path, help="ground-truth CSV or a labeled image folder"
+        "--pred",
+        required=True,
+        type=Path,
+        help="prediction CSV (filename,label), or a folder of predicted masks",
     )
+    e.add_argument(
+        "--gt",
+        required=True,
+        type=Path,
+        help="ground truth: a CSV or a labeled image folder; for masks, the mask folder",
+    )
+    e.add_argument("--json", type=Path, help="write the scores as JSON to this file")
     e.add_argument(
         "--out",
         type=Path,
-        help="folder for metrics.json, confusion.csv/.png "
-        "(default: <pred>_eval beside the prediction)",
+        help="folder for metrics.json, confusion.csv and confusion.png "
+        "(classification default: <pred>_eval beside the CSV; masks: none)",
     )
     e.set_defaults(func=cmd_evaluate)
 
     m = add("models", "list the registered models with their parameter counts")
-    m.add_argument("--task", choices=["classification"], help="only models of this task")
+    m.add_argument(
+        "--task", choices=["classification", "segmentation"], help="only models of this task"
+    )
     m.add_argument("--num-classes", type=int, default=50, help="head size for the count")
     m.set_defaults(func=cmd_models)
     return p

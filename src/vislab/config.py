@@ -26,11 +26,15 @@ class DataConfig:
     val: str = "val_50"
     val_labels: str | None = None  # a filename,label CSV; null = labels from the file names
     image_size: int | None = None  # resize every image to this square size; null = refuse mixed
-    max_per_class: int | None = None  # keep at most N training images per class (quick runs)
+    max_per_class: int | None = None  # classification: at most N train images per class
+    limit: int | None = None  # segmentation: only the first N tiles of train and val (quick runs)
     batch_size: int = 64
     eval_batch_size: int = 500
     crop_padding: int = 0  # random crop after reflect padding by this many pixels; 0 = off
     hflip: bool = False  # random horizontal flips
+    vflip: bool = False  # segmentation: random vertical flips
+    rot90: bool = False  # segmentation: random rotations by multiples of 90 degrees
+    crop_size: int | None = None  # segmentation: random square crops of this size
     mean: list[float] | None = None  # per-channel, on the 0-1 scale; null = from the train set
     std: list[float] | None = None
 
@@ -50,6 +54,7 @@ class OptimConfig:
     nesterov: bool = False
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    class_weights: list[float] | None = None  # segmentation: cross-entropy weight per class
     schedule: str = "constant"  # constant | cosine | onecycle
 
 
@@ -81,7 +86,7 @@ class Config:
 
 
 CHOICES = {
-    "task": ("classification",),
+    "task": ("classification", "segmentation"),
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "trainer.precision": ("32-true", "bf16-mixed"),

@@ -1,4 +1,5 @@
-"""`vislab evaluate` for classification: a prediction CSV against the ground truth.
+"""`vislab evaluate`: a prediction CSV against class labels, or a folder of predicted masks
+against the ground-truth masks (the course's mIoU).
 
 No torch here: scoring a CSV should start in well under a second.
 """
@@ -67,7 +68,7 @@ def score(pred: dict[str, int], truth: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
+def plot_confusion(cm: np.ndarray, path: Path, title: str, names: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,8 +82,8 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     step = 1 if k <= 20 else 5
     ticks = list(range(0, k, step))
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
+    ax.set_xticks(ticks, [names[t] for t in ticks] if names else ticks, rotation=45 if names else 0)
+    ax.set_yticks(ticks, [names[t] for t in ticks] if names else ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
@@ -92,8 +93,11 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def evaluate_classification(pred_csv: Path, gt: Path, out_dir: Path | None) -> dict[str, Any]:
-    """Score pred_csv against gt; write metrics.json, confusion.csv and confusion.png."""
+def evaluate_classification(
+    pred_csv: Path, gt: Path, out_dir: Path | None, json_path: Path | None = None
+) -> dict[str, Any]:
+    """Score pred_csv against gt; write metrics.json, confusion.csv and confusion.png to out_dir
+    (default <pred>_eval), and the metrics to json_path when given."""
     pred_csv = Path(pred_csv)
     pred = read_label_csv(pred_csv)
     truth = read_truth(gt)
@@ -105,7 +109,11 @@ def evaluate_classification(pred_csv: Path, gt: Path, out_dir: Path | None) -> d
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cm = np.asarray(result["confusion"])
-    atomic_write_bytes(out_dir / "metrics.json", json.dumps(result, indent=1).encode())
+    text = json.dumps(result, indent=1).encode()
+    atomic_write_bytes(out_dir / "metrics.json", text)
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(json_path), text)
     with (out_dir / "confusion.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true\\pred", *range(len(cm))])
@@ -123,3 +131,86 @@ def format_report(result: dict[str, Any]) -> str:
     for i in range(0, len(per), 10):
         lines.append("  " + "  ".join(f"{c:>3}:{a:.2f}" for c, a in per[i : i + 10]))
     return "\n".join(lines)
+
+
+def _mask_id(name: str) -> str:
+    stem = name[: -len(".png")]
+    return stem[: -len("_mask")] if stem.endswith("_mask") else stem
+
+
+def pair_masks(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
+    """Pair the sorted *.png of both folders, as the course does; refuse what cannot pair."""
+    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
+    for d in (gt_dir, pred_dir):
+        if not d.is_dir():
+            raise VislabError(f"not a folder: {d}")
+    gts, preds = sorted(gt_dir.glob("*.png")), sorted(pred_dir.glob("*.png"))
+    if not gts:
+        raise VislabError(f"no .png masks in {gt_dir}")
+    if len(gts) != len(preds):
+        gt_ids = {_mask_id(p.name) for p in gts}
+        pred_ids = {_mask_id(p.name) for p in preds}
+        missing, extra = sorted(gt_ids - pred_ids), sorted(pred_ids - gt_ids)
+        detail = []
+        if missing:
+            detail.append(f"no prediction for {_names(missing)}")
+        if extra:
+            detail.append(f"no ground truth for {_names(extra)}")
+        raise VislabError(
+            f"{pred_dir} has {len(preds)} masks but {gt_dir} has {len(gts)}: " + "; ".join(detail)
+        )
+    for g, p in zip(gts, preds, strict=True):
+        if _mask_id(g.name) != _mask_id(p.name):
+            raise VislabError(f"sorted file lists do not line up: {g.name} pairs with {p.name}")
+    return list(zip(gts, preds, strict=True))
+
+
+def _pair_confusion(pair: tuple[Path, Path]) -> tuple[np.ndarray, int]:
+    from vislab.data.landcover import read_mask
+    from vislab.miou import confusion
+
+    gt, pred = pair
+    truth, red = read_mask(gt)
+    guess, _ = read_mask(pred, size=truth.shape)
+    return confusion(truth, guess), red
+
+
+def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
+    """The course's mIoU over all pixels of all masks, per-class IoU, pixel accuracy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vislab.data.landcover import warn_red
+    from vislab.miou import K, scores
+
+    pairs = pair_masks(gt_dir, pred_dir)
+    cm = np.zeros((K, K), dtype=np.int64)
+    red = {}
+    with ThreadPoolExecutor(2) as pool:  # Pillow decodes without the GIL
+        for (gt, _), (part, n_red) in zip(pairs, pool.map(_pair_confusion, pairs), strict=True):
+            cm += part
+            red[gt.name] = n_red
+    warn_red(red)
+    result = scores(cm)
+    result["n_masks"] = len(pairs)
+    return result
+
+
+def write_mask_scores(result: dict[str, Any], json_path: Path | None, out_dir: Path | None):
+    """--json FILE: the metrics; --out DIR: metrics.json, confusion.csv and confusion.png."""
+    from vislab.data.landcover import CLASSES
+
+    text = json.dumps(result, indent=1).encode()
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(json_path), text)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out_dir / "metrics.json", text)
+        cm = np.asarray(result["confusion"])
+        with (out_dir / "confusion.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["true\\pred", *CLASSES])
+            for name, row in zip(CLASSES, cm, strict=True):
+                w.writerow([name, *row])
+        plot_confusion(cm, out_dir / "confusion.png", f"mIoU {result['miou']:.4f}", CLASSES)

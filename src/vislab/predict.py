@@ -1,66 +1,88 @@
-"""`vislab predict` for classifiers: a folder of images -> the course's filename,label CSV."""
+"""`vislab predict`: a folder of images -> the course's outputs.
+
+Classifiers write a filename,label CSV; segmenters write one RGB mask PNG per image.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import io
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vislab.checkpoint import load_model
 from vislab.data.batches import normalize
-from vislab.data.images import load_unlabeled
+from vislab.data.images import load_unlabeled, read_rgb
+from vislab.data.landcover import write_mask
+from vislab.data.tiles import load_sat_images
+from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
+from vislab.inference import as_input, classify, precision_context, prepare, segment_logits
 from vislab.runtime import set_threads
 
 
-@torch.inference_mode()
-def predict_labels(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    mean: list[float],
-    std: list[float],
-    batch_size: int = 500,
-    precision: str = "32",
-) -> torch.Tensor:
-    """Class index for each (N, 3, H, W) uint8 image. precision "bf16" runs channels_last
-    with bf16 autocast (about 3x faster on CPU; argmax can differ on near ties)."""
-    fast = precision == "bf16"
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
-    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = normalize(images[i : i + batch_size], mean_t, std_t)
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
-        if fast:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with ctx:
-            out.append(model(x).float().argmax(1))
-    return torch.cat(out)
-
-
-def predict_folder(
-    ckpt: Path,
-    images_dir: Path,
-    out_csv: Path,
-    batch_size: int = 500,
-    precision: str = "32",
-    threads: int | None = None,
+def predict_classes(
+    model, meta, images_dir: Path, out_csv: Path, batch_size: int, precision: str
 ) -> int:
-    """Predict every image of images_dir and write out_csv (sorted base names); returns N."""
-    set_threads(threads)
-    model, meta = load_model(ckpt, task="classification")
     h, w = meta["image_size"]
     data = load_unlabeled(images_dir, image_size=h if h == w else None)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
-    labels = predict_labels(model, images, meta["mean"], meta["std"], batch_size, precision)
+    labels = classify(model, images, meta["mean"], meta["std"], batch_size, precision)
     buf = io.StringIO()
     buf.write("filename,label\n")
     for name, label in zip(data.names, labels.tolist(), strict=True):
         buf.write(f"{name},{label}\n")
     out_csv = Path(out_csv)
+    if out_csv.is_dir():
+        raise VislabError(f"--out {out_csv} is a folder; a classifier writes a CSV file")
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_csv, buf.getvalue().encode())
     return len(data.names)
+
+
+@torch.inference_mode()
+def predict_masks(
+    model, meta, images_dir: Path, out_dir: Path, batch_size: int, precision: str
+) -> int:
+    files, ids = load_sat_images(images_dir)
+    out_dir = Path(out_dir)
+    if out_dir.suffix.lower() == ".csv" or out_dir.is_file():
+        raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = prepare(model, precision)
+    mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
+    for i in range(0, len(files), batch_size):
+        chunk = [read_rgb(p) for p in files[i : i + batch_size]]
+        if len({c.shape for c in chunk}) > 1:  # mixed sizes: one at a time
+            groups = [[c] for c in chunk]
+        else:
+            groups = [chunk]
+        preds = []
+        for g in groups:
+            x = torch.from_numpy(np.stack(g)).permute(0, 3, 1, 2)
+            x = as_input(normalize(x, mean, std), precision)
+            with precision_context(precision):
+                logits = segment_logits(model, x, meta["image_size"])
+            preds += list(logits.float().argmax(1).to(torch.uint8).numpy())
+        for tile, pred in zip(ids[i : i + batch_size], preds, strict=True):
+            buf = io.BytesIO()
+            write_mask(pred, buf)
+            atomic_write_bytes(out_dir / f"{tile}.png", buf.getvalue())
+    return len(files)
+
+
+def predict_folder(
+    ckpt: Path,
+    images_dir: Path,
+    out: Path,
+    batch_size: int | None = None,
+    precision: str = "32",
+    threads: int | None = None,
+) -> int:
+    """Predict every image of images_dir with the checkpoint; returns the number of images."""
+    set_threads(threads)
+    model, meta = load_model(ckpt)
+    if meta["task"] == "classification":
+        return predict_classes(model, meta, images_dir, out, batch_size or 500, precision)
+    return predict_masks(model, meta, images_dir, out, batch_size or 4, precision)

@@ -92,3 +92,44 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std (0-1 scale) of an (N, C, H, W) uint8 tensor."""
     x = images.to(torch.float64).div_(255)
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
+
+
+def random_tile_augment(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    crop: int | None,
+    hflip: bool,
+    vflip: bool,
+    rot90: bool,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Aligned augmentation of images x (B, C, H, W) and masks y (B, H, W), per sample:
+    a random crop of crop x crop, horizontal and vertical flips, and rotations by k*90 degrees
+    (square crops only). The mask undergoes exactly the image's geometric transform."""
+    b, _, h, w = x.shape
+    dev = x.device
+    if crop is not None and (crop < h or crop < w):
+        oy = torch.randint(0, h - crop + 1, (b,), generator=generator, device=dev)
+        ox = torch.randint(0, w - crop + 1, (b,), generator=generator, device=dev)
+        rows = (oy[:, None] + torch.arange(crop, device=dev))[:, :, None]  # (B, crop, 1)
+        cols = (ox[:, None] + torch.arange(crop, device=dev))[:, None, :]  # (B, 1, crop)
+        batch = torch.arange(b, device=dev)[:, None, None]
+        x = x.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+        y = y[batch, rows, cols]
+
+    def where(flag: torch.Tensor, a: torch.Tensor, ta: torch.Tensor) -> torch.Tensor:
+        return torch.where(flag.view(-1, *([1] * (a.ndim - 1))), ta, a)
+
+    for enabled, dim in ((hflip, -1), (vflip, -2)):
+        if enabled:
+            flag = torch.rand(b, generator=generator, device=dev) < 0.5
+            x, y = where(flag, x, x.flip(dim)), where(flag, y, y.flip(dim))
+    if rot90 and x.shape[-1] == x.shape[-2]:
+        k = torch.randint(0, 4, (b,), generator=generator, device=dev)
+        xs, ys = x, y
+        for r in (1, 2, 3):
+            flag = k == r
+            xs = where(flag, xs, torch.rot90(x, r, (-2, -1)))
+            ys = where(flag, ys, torch.rot90(y, r, (-2, -1)))
+        x, y = xs, ys
+    return x.contiguous(), y.contiguous()

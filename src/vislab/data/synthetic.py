@@ -58,3 +58,50 @@ def write_p1_layout(root: Path, num_classes: int = 4, per_class: int = 16, size:
     rows = ["filename,label"] + [f"{n},{n.split('_')[0]}" for n in sorted(names)]
     (root / "val_gt.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def landcover_tiles(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size, 3) uint8 'satellite' images and (n, size, size) class-index masks.
+
+    Each tile is a Voronoi partition into regions of classes 0..5 (rarely 6, unknown); each
+    class has its own mean colour and texture, so the mask can be read off the image."""
+    from vislab.data.landcover import COLORS
+
+    rng = np.random.default_rng(seed)
+    tint = (COLORS.astype(np.float32) * 0.5 + 64) / 255
+    yy, xx = np.mgrid[0:size, 0:size]
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    masks = np.empty((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        k = int(rng.integers(3, 8))
+        centers = rng.uniform(0, size, size=(k, 2))
+        classes = rng.choice(7, size=k, p=[0.17, 0.3, 0.15, 0.15, 0.1, 0.12, 0.01])
+        d = (yy[..., None] - centers[:, 0]) ** 2 + (xx[..., None] - centers[:, 1]) ** 2
+        mask = classes[d.argmin(-1)].astype(np.uint8)
+        stripes = np.sin((xx + yy * (mask % 3)) * (0.5 + 0.2 * mask))[..., None]
+        img = tint[mask] + 0.06 * stripes + rng.normal(0, 0.05, size=(size, size, 3))
+        images[i] = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+        masks[i] = mask
+    return images, masks
+
+
+def write_tile_folder(folder: Path, n: int, size: int = 64, seed: int = 0) -> list[str]:
+    """Write xxxx_sat.jpg / xxxx_mask.png pairs (the course's p2 layout); returns the ids."""
+    from vislab.data.landcover import write_mask
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images, masks = landcover_tiles(n, size, seed)
+    ids = [f"{i:04d}" for i in range(n)]
+    for tile, img, mask in zip(ids, images, masks, strict=True):
+        Image.fromarray(img).save(folder / f"{tile}_sat.jpg", quality=95)
+        write_mask(mask, folder / f"{tile}_mask.png")
+    return ids
+
+
+def write_p2_layout(root: Path, n_train: int = 16, n_val: int = 4, size: int = 64) -> Path:
+    """A tiny copy of the course's p2_data layout: train/ and validation/."""
+    root = Path(root)
+    write_tile_folder(root / "train", n_train, size, seed=1)
+    write_tile_folder(root / "validation", n_val, size, seed=2)
+    return root

@@ -22,9 +22,11 @@ from vislab.data.batches import (
 )
 from vislab.data.images import ImageSet, load_labeled
 from vislab.models import create_model
+from vislab.train.optim import build_optimizer
 
 
-def _resolve(root: str | None, sub: str | None) -> Path | None:
+def resolve_path(root: str | None, sub: str | None) -> Path | None:
+    """sub relative to the data root (absolute paths stay as they are)."""
     if sub is None:
         return None
     p = Path(sub)
@@ -44,10 +46,13 @@ class ClassificationData(L.LightningDataModule):
         d, n = cfg.data, cfg.model.num_classes
         self.cfg = cfg
         train = load_labeled(
-            _resolve(d.root, d.train), n, image_size=d.image_size, max_per_class=d.max_per_class
+            resolve_path(d.root, d.train), n, image_size=d.image_size, max_per_class=d.max_per_class
         )
         val = load_labeled(
-            _resolve(d.root, d.val), n, _resolve(d.root, d.val_labels), image_size=d.image_size
+            resolve_path(d.root, d.val),
+            n,
+            resolve_path(d.root, d.val_labels),
+            image_size=d.image_size,
         )
         if train.images.shape[1:] != val.images.shape[1:]:
             raise_size_mismatch(train, val)
@@ -130,27 +135,8 @@ class ClassificationTask(L.LightningModule):
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self):
-        o = self.cfg.optim
-        params = self.model.parameters()
-        if o.name == "sgd":
-            opt = torch.optim.SGD(
-                params,
-                lr=o.lr,
-                momentum=o.momentum,
-                nesterov=o.nesterov,
-                weight_decay=o.weight_decay,
-            )
-        else:
-            opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-        if o.schedule == "constant":
-            return opt
-        if o.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.cfg.trainer.epochs)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=o.lr, total_steps=int(self.trainer.estimated_stepping_batches)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        steps = int(self.trainer.estimated_stepping_batches)
+        return build_optimizer(self.cfg, self.model.parameters(), steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vislab"] = self.meta

@@ -2,7 +2,7 @@
 
 <run>/config.yaml            the resolved config
 <run>/metrics.csv            one row per epoch
-<run>/checkpoints/best.ckpt  best val accuracy (Lightning checkpoint, plain dict)
+<run>/checkpoints/best.ckpt  best val accuracy or mIoU (Lightning checkpoint, plain dict)
 <run>/checkpoints/last.ckpt  end of the latest epoch; --resume continues from it
 <run>/checkpoints/epoch_NNN.ckpt  weights-only snapshots (default: first, middle, last epoch)
 """
@@ -64,7 +64,17 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
 
     from vislab.runtime import set_threads
     from vislab.train.callbacks import EpochMetricsCSV, Snapshots, default_snapshots
-    from vislab.train.classification import ClassificationData, ClassificationTask
+
+    if cfg.task == "classification":
+        from vislab.train.classification import ClassificationData as Data
+        from vislab.train.classification import ClassificationTask as Task
+
+        monitor = "val_acc"
+    else:
+        from vislab.train.segmentation import SegmentationData as Data
+        from vislab.train.segmentation import SegmentationTask as Task
+
+        monitor = "val_miou"
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # data is in memory
     warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # Lightning 2.6 on torch 2.14
@@ -73,7 +83,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     L.seed_everything(cfg.seed, verbose=False)
 
     t0 = time.perf_counter()
-    data = ClassificationData(cfg)
+    data = Data(cfg)
     print(
         f"data: {len(data.train_set)} train / {len(data.val_set)} val images of "
         f"{data.image_size[1]}x{data.image_size[0]}, {len(data.classes)} classes "
@@ -91,7 +101,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         "config": cfg.to_dict(),
         "vislab_version": __version__,
     }
-    task = ClassificationTask(cfg, meta)
+    task = Task(cfg, meta)
 
     ckpt_dir = out / "checkpoints"
     t = cfg.trainer
@@ -102,7 +112,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     best_cb = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor="val_acc",
+        monitor=monitor,
         mode="max",
         save_on_train_epoch_end=True,
         enable_version_counter=False,
@@ -143,5 +153,5 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     best = ckpt_dir / "best.ckpt"
     if trainer.is_global_zero:
         score = best_cb.best_model_score
-        print(f"best val_acc {float(score):.4f}; run folder: {out}")
+        print(f"best {monitor} {float(score):.4f}; run folder: {out}")
     return best

@@ -1,0 +1,94 @@
+"""The course's land-cover colour code, both ways (no torch: evaluation must start fast).
+
+Each mask channel is thresholded at 128 and packed as code = 4R + 2G + B:
+
+    code 3 cyan    -> 0 urban        code 1 blue  -> 4 water
+    code 6 yellow  -> 1 agriculture  code 7 white -> 5 barren
+    code 5 magenta -> 2 rangeland    code 0 black -> 6 unknown
+    code 2 green   -> 3 forest       code 4 red   -> no class (read as unknown, with a warning)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vislab.errors import VislabError
+
+CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
+UNKNOWN = 6
+NUM_SCORED = 6  # the course's mIoU averages classes 0..5
+COLORS = np.array(
+    [
+        [0, 255, 255],  # urban: cyan
+        [255, 255, 0],  # agriculture: yellow
+        [255, 0, 255],  # rangeland: magenta
+        [0, 255, 0],  # forest: green
+        [0, 0, 255],  # water: blue
+        [255, 255, 255],  # barren: white
+        [0, 0, 0],  # unknown: black
+    ],
+    dtype=np.uint8,
+)
+RED_CODE = 4
+# code (0..7) -> class index; red (4, no class) is read as unknown
+CODE_TO_CLASS = np.array([6, 4, 3, 0, UNKNOWN, 2, 1, 5], dtype=np.uint8)
+
+
+class RedPixelsWarning(UserWarning):
+    """A mask holds pure red pixels (code 4), which belong to no class."""
+
+
+def rgb_to_index(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """(H, W, 3) uint8 RGB mask -> ((H, W) uint8 class index, number of red pixels)."""
+    code = (rgb[..., 0] >> 7) * 4 + (rgb[..., 1] >> 7) * 2 + (rgb[..., 2] >> 7)
+    index = CODE_TO_CLASS[code]
+    red = int(np.count_nonzero(code == RED_CODE))
+    return index, red
+
+
+def index_to_rgb(index: np.ndarray) -> np.ndarray:
+    """(H, W) class index (0..6) -> (H, W, 3) uint8 RGB in the course's colours."""
+    return COLORS[index]
+
+
+def read_mask(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+    """Read an RGB mask file as ((H, W) class indices, number of red pixels read as unknown).
+
+    size (H, W), when given, is the size the mask must have (its image's)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode != "RGB":
+                raise VislabError(f"{path}: mask must be an RGB image, got mode {im.mode}")
+            rgb = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise VislabError(f"cannot read mask {path}: {e}") from None
+    if size is not None and rgb.shape[:2] != tuple(size):
+        raise VislabError(
+            f"{path} is {rgb.shape[1]}x{rgb.shape[0]} but its image is {size[1]}x{size[0]}"
+        )
+    return rgb_to_index(rgb)
+
+
+def warn_red(red: dict[str, int]) -> None:
+    """One warning for all masks that held pure red pixels (read as unknown)."""
+    red = {k: v for k, v in red.items() if v}
+    if red:
+        files = ", ".join(f"{k} ({v})" for k, v in sorted(red.items())[:12])
+        more = f" and {len(red) - 12} more" if len(red) > 12 else ""
+        warnings.warn(
+            f"{len(red)} mask(s) hold {sum(red.values())} pure red pixel(s), a colour of no "
+            f"class, read as unknown: {files}{more}",
+            RedPixelsWarning,
+            stacklevel=2,
+        )
+
+
+def write_mask(index: np.ndarray, path) -> None:
+    """Write (H, W) class indices as an RGB PNG in the course's colours (path or file)."""
+    Image.fromarray(index_to_rgb(index)).save(path, format="PNG")

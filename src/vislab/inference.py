@@ -1,0 +1,64 @@
+"""Running a trained model on batches: the one place where inference numerics live, used by
+validation during training and by `vislab predict` alike."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vislab.data.batches import normalize
+
+
+def precision_context(precision: str):
+    """bf16: autocast on the CPU; anything else: plain fp32."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare(model: nn.Module, precision: str) -> nn.Module:
+    """bf16 inference runs channels_last too (either alone gains little on the CPU)."""
+    if precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+    return model.eval()
+
+
+def as_input(x: torch.Tensor, precision: str) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if precision == "bf16" else x
+
+
+@torch.inference_mode()
+def classify(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: list[float],
+    std: list[float],
+    batch_size: int = 500,
+    precision: str = "32",
+) -> torch.Tensor:
+    """Class index for each (N, 3, H, W) uint8 image."""
+    model = prepare(model, precision)
+    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = as_input(normalize(images[i : i + batch_size], mean_t, std_t), precision)
+        with precision_context(precision):
+            out.append(model(x).float().argmax(1))
+    return torch.cat(out)
+
+
+def segment_logits(model: nn.Module, x: torch.Tensor, size: list[int] | None) -> torch.Tensor:
+    """Logits at x's resolution for a normalised float batch x (B, 3, H, W).
+
+    A model trained on downscaled tiles sees the input resized to its training size (bilinear,
+    antialiased like Pillow's resize); its logits are upsampled back to H x W."""
+    h, w = x.shape[-2:]
+    if size is not None and (h, w) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True)
+    logits = model(x)["out"]
+    if logits.shape[-2:] != (h, w):
+        logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+    return logits

@@ -1,0 +1,136 @@
+"""Segmentation data module and Lightning task (course mIoU as the validation metric)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from vislab.config import Config
+from vislab.data.batches import (
+    EpochSampler,
+    TensorImageDataset,
+    channel_stats,
+    keep_batch,
+    normalize,
+    random_tile_augment,
+)
+from vislab.data.landcover import CLASSES
+from vislab.data.tiles import TileSet, load_tiles
+from vislab.inference import segment_logits
+from vislab.miou import scores
+from vislab.models import create_model
+from vislab.train.classification import resolve_path
+from vislab.train.optim import build_optimizer
+
+
+def _to_dataset(t: TileSet) -> TensorImageDataset:
+    images = torch.from_numpy(t.images).permute(0, 3, 1, 2).contiguous()
+    return TensorImageDataset(images, torch.from_numpy(t.masks).long())
+
+
+class SegmentationData(L.LightningDataModule):
+    """Train tiles at data.image_size (downscaled for the CPU when set), val tiles at full size:
+    the course scores masks at their own resolution."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        d = cfg.data
+        self.cfg = cfg
+        train = load_tiles(resolve_path(d.root, d.train), size=d.image_size, limit=d.limit)
+        val = load_tiles(resolve_path(d.root, d.val), size=None, limit=d.limit)
+        self.classes = list(CLASSES)
+        self.image_size = list(train.images.shape[1:3])
+        self.train_set, self.val_set = _to_dataset(train), _to_dataset(val)
+        if d.mean is None or d.std is None:
+            self.mean, self.std = channel_stats(self.train_set.images)
+        else:
+            self.mean, self.std = list(d.mean), list(d.std)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochSampler(len(self.train_set), self.cfg.seed)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.data.batch_size,
+            sampler=sampler,
+            collate_fn=keep_batch,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val_set, batch_size=self.cfg.data.eval_batch_size, collate_fn=keep_batch
+        )
+
+
+class SegmentationTask(L.LightningModule):
+    """Model + cross-entropy (+ 0.5 x auxiliary head) + the course's pooled mIoU."""
+
+    def __init__(self, cfg: Config, meta: dict[str, Any]):
+        super().__init__()
+        self.cfg, self.meta = cfg, meta
+        m = cfg.model
+        self.model = create_model(m.name, num_classes=m.num_classes, **m.kwargs)
+        if cfg.trainer.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.register_buffer("mean", torch.tensor(meta["mean"]), persistent=False)
+        self.register_buffer("std", torch.tensor(meta["std"]), persistent=False)
+        self.val_cm = MulticlassConfusionMatrix(m.num_classes)
+        weights = cfg.optim.class_weights
+        self.register_buffer(
+            "class_weights", torch.tensor(weights) if weights else None, persistent=False
+        )
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        x = normalize(x, self.mean, self.std)
+        if self.cfg.trainer.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float(),
+            y,
+            weight=self.class_weights,
+            label_smoothing=self.cfg.optim.label_smoothing,
+        )
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        d = self.cfg.data
+        key = (self.cfg.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
+        g = torch.Generator(device=x.device).manual_seed(key * 1_000_003 + batch_idx)
+        x, y = random_tile_augment(x, y, d.crop_size, d.hflip, d.vflip, d.rot90, g)
+        out = self.model(self._input(x))
+        loss = self._loss(out["out"], y)
+        if "aux" in out:
+            loss = loss + 0.5 * self._loss(out["aux"], y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = segment_logits(self.model, self._input(x), self.meta["image_size"])
+        self.log(
+            "val_loss", self._loss(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True
+        )
+        self.val_cm.update(logits.argmax(1), y)
+
+    def on_validation_epoch_end(self) -> None:
+        s = scores(self.val_cm.compute().cpu().numpy().astype(np.int64))
+        self.val_cm.reset()
+        self.log("val_miou", s["miou"], prog_bar=True)
+        self.log("val_pixel_acc", s["pixel_acc"])
+        for name, v in s["iou"].items():
+            self.log(f"val_iou_{name}", float("nan") if v is None else v)
+
+    def configure_optimizers(self):
+        steps = int(self.trainer.estimated_stepping_batches)
+        return build_optimizer(self.cfg, self.model.parameters(), steps)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vislab"] = self.meta

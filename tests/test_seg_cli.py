@@ -1,0 +1,101 @@
+"""Segmentation train -> predict -> evaluate through the CLI and hw1_2.sh, on generated tiles."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from PIL import Image
+
+from vislab.cli import main
+from vislab.data.landcover import write_mask
+
+
+def seg_args(data, out, *extra):
+    return ["train", str(REPO / "configs" / "p2_cpu.yaml"), "--data", str(data), "--out",
+            str(out), "--epochs", "2", "--set", "data.image_size=32", "--set",
+            "trainer.threads=1", "--set", "trainer.progress_bar=false", *extra]
+
+
+@pytest.fixture(scope="module")
+def seg_run(p2_tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("segruns") / "s"
+    assert main(seg_args(p2_tiny, out, "--set", "trainer.precision=32-true")) == 0
+    return out
+
+
+def test_run_folder_logs_miou_and_keeps_snapshots(seg_run):
+    header = (seg_run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val_miou", "val_pixel_acc", "val_iou_urban", "train_loss"} <= set(header)
+    names = sorted(p.name for p in (seg_run / "checkpoints").iterdir())
+    assert names == ["best.ckpt", "epoch_001.ckpt", "epoch_002.ckpt", "last.ckpt"]
+    meta = torch.load(seg_run / "checkpoints" / "best.ckpt", weights_only=True)["vislab"]
+    assert meta["task"] == "segmentation" and meta["image_size"] == [32, 32]
+
+
+def test_predict_writes_full_resolution_masks_and_evaluate_matches_training(
+    seg_run, p2_tiny, tmp_path, capsys
+):
+    out = tmp_path / "masks"
+    ckpt = str(seg_run / "checkpoints" / "best.ckpt")
+    assert main(["predict", "--ckpt", ckpt, "--images", str(p2_tiny / "validation"),
+                 "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["0000.png", "0001.png", "0002.png", "0003.png"]
+    rgb = np.asarray(Image.open(out / "0000.png"))
+    assert rgb.shape == (64, 64, 3)  # trained at 32, written at the input's 64
+    assert set(np.unique(rgb)) <= {0, 255}
+
+    capsys.readouterr()
+    assert main(["evaluate", "--gt", str(p2_tiny / "validation"), "--pred", str(out),
+                 "--json", str(tmp_path / "s.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "mean_iou:" in printed and "class #0 (urban)" in printed
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert set(s) >= {"miou", "iou", "pixel_acc", "confusion"}
+    best = max(float(r.split(",")[header_index(seg_run, "val_miou")])
+               for r in (seg_run / "metrics.csv").read_text().splitlines()[1:])
+    assert s["miou"] == pytest.approx(best, abs=1e-5)  # same masks as validation scored
+
+
+def header_index(run, column):
+    return (run / "metrics.csv").read_text().splitlines()[0].split(",").index(column)
+
+
+def test_hw1_2_sh_follows_the_course_contract(seg_run, p2_tiny, tmp_path):
+    env = dict(os.environ, VISLAB_P2_CKPT=str(seg_run / "checkpoints" / "best.ckpt"))
+    out = tmp_path / "new" / "masks"
+    subprocess.run(["bash", str(REPO / "hw1_2.sh"), str(p2_tiny / "validation"), str(out)],
+                   check=True, env=env, capture_output=True)
+    assert sorted(p.name for p in out.iterdir()) == ["0000.png", "0001.png", "0002.png",
+                                                     "0003.png"]
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("missing", r"has 3 masks but .* has 4: no prediction for 0002"),
+        ("size", r"0001_mask.png is 64x64 but|0001.png is 32x32 but its image is 64x64"),
+        ("misnamed", r"do not line up: 0003_mask.png pairs with 0009.png"),
+    ],
+)
+def test_evaluate_refuses_masks_that_do_not_pair(p2_tiny, tmp_path, capsys, breakage, message):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for i in range(4):
+        write_mask(np.zeros((64, 64), dtype=np.uint8), pred / f"{i:04d}.png")
+    if breakage == "missing":
+        (pred / "0002.png").unlink()
+    elif breakage == "size":
+        write_mask(np.zeros((32, 32), dtype=np.uint8), pred / "0001.png")
+    elif breakage == "misnamed":
+        (pred / "0003.png").rename(pred / "0009.png")
+    code = main(["evaluate", "--gt", str(p2_tiny / "validation"), "--pred", str(pred)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vislab.data.batches import random_tile_augment
+from vislab.data.landcover import RedPixelsWarning, write_mask
+from vislab.data.synthetic import write_tile_folder
+from vislab.data.tiles import load_sat_images, load_tiles
+from vislab.errors import VislabError
+
+
+def test_pairs_decode_to_images_and_class_indices(tmp_path):
+    write_tile_folder(tmp_path, 3, size=32)
+    t = load_tiles(tmp_path)
+    assert t.ids == ["0000", "0001", "0002"]
+    assert t.images.shape == (3, 32, 32, 3) and t.masks.shape == (3, 32, 32)
+    assert t.masks.max() <= 6
+
+
+def test_downscaling_keeps_masks_as_class_indices(tmp_path):
+    write_tile_folder(tmp_path, 2, size=64)
+    full, small = load_tiles(tmp_path), load_tiles(tmp_path, size=32)
+    assert small.images.shape == (2, 32, 32, 3)
+    assert set(np.unique(small.masks)) <= set(np.unique(full.masks))  # nearest, never blended
+
+
+def test_red_pixels_become_unknown_with_one_counting_warning(tmp_path):
+    write_tile_folder(tmp_path, 2, size=16)
+    rgb = np.asarray(Image.open(tmp_path / "0001_mask.png")).copy()
+    rgb[0, :3] = [255, 0, 0]
+    Image.fromarray(rgb).save(tmp_path / "0001_mask.png")
+    with pytest.warns(RedPixelsWarning, match=r"1 mask\(s\) hold 3 pure red.*0001_mask.png \(3\)"):
+        t = load_tiles(tmp_path)
+    assert (t.masks[1, 0, :3] == 6).all()
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no_mask", r"0001_sat.jpg has no mask 0001_mask.png"),
+        ("mask_size", r"0001_mask.png is 8x8 but its image is 16x16"),
+        ("gray_mask", r"0001_mask.png: mask must be an RGB image, got mode L"),
+        ("empty", r"no satellite tiles"),
+        ("corrupt_sat", r"cannot read image .*0000_sat.jpg"),
+    ],
+)
+def test_bad_pairs_name_the_file(tmp_path, breakage, message):
+    write_tile_folder(tmp_path, 2, size=16)
+    if breakage == "no_mask":
+        (tmp_path / "0001_mask.png").unlink()
+    elif breakage == "mask_size":
+        write_mask(np.zeros((8, 8), dtype=np.uint8), tmp_path / "0001_mask.png")
+    elif breakage == "gray_mask":
+        Image.new("L", (16, 16)).save(tmp_path / "0001_mask.png")
+    elif breakage == "empty":
+        for p in tmp_path.iterdir():
+            p.unlink()
+    elif breakage == "corrupt_sat":
+        (tmp_path / "0000_sat.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(VislabError, match=message):
+        load_tiles(tmp_path)
+
+
+def test_prediction_ids_drop_the_sat_suffix(tmp_path):
+    write_tile_folder(tmp_path, 2, size=16)
+    Image.new("RGB", (16, 16)).save(tmp_path / "extra.jpg")
+    _, ids = load_sat_images(tmp_path)
+    assert ids == ["0000", "0001", "extra"]
+
+
+def test_augmentation_keeps_image_and_mask_aligned():
+    # the mask is a function of the image (its red channel), so any misalignment shows
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 7, (32, 24, 24))
+    x = torch.stack([y.float() * 10, torch.rand(32, 24, 24), torch.rand(32, 24, 24)], 1)
+    ax, ay = random_tile_augment(x, y, 16, True, True, True, g)
+    assert ax.shape == (32, 3, 16, 16) and ay.shape == (32, 16, 16)
+    assert torch.equal(ax[:, 0], ay.float() * 10)
+    # and the transforms vary: not every sample is the top-left unflipped crop
+    assert sum(not torch.equal(ay[i], y[i, :16, :16]) for i in range(32)) > 16
