@@ -17,12 +17,10 @@ from vislab.data.batches import (
     TensorImageDataset,
     channel_stats,
     keep_batch,
-    normalize,
     random_crop_flip,
 )
 from vislab.data.images import ImageSet, load_labeled
-from vislab.models import create_model
-from vislab.train.optim import build_optimizer
+from vislab.train.task import Task
 
 
 def resolve_path(root: str | None, sub: str | None) -> Path | None:
@@ -89,35 +87,20 @@ def raise_size_mismatch(train: ImageSet, val: ImageSet) -> None:
     )
 
 
-class ClassificationTask(L.LightningModule):
+class ClassificationTask(Task):
     """Model + cross-entropy + accuracy; augmentation runs on whole batches in training_step."""
 
     def __init__(self, cfg: Config, meta: dict[str, Any]):
-        super().__init__()
-        self.cfg, self.meta = cfg, meta
-        m = cfg.model
-        self.model = create_model(m.name, num_classes=m.num_classes, **m.kwargs)
-        if cfg.trainer.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.register_buffer("mean", torch.tensor(meta["mean"]), persistent=False)
-        self.register_buffer("std", torch.tensor(meta["std"]), persistent=False)
-        self.train_acc = MulticlassAccuracy(m.num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(m.num_classes, average="micro")
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        x = normalize(x, self.mean, self.std)
-        if self.cfg.trainer.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        super().__init__(cfg, meta)
+        self.train_acc = MulticlassAccuracy(cfg.model.num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(cfg.model.num_classes, average="micro")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         x = self._input(x)
         d = self.cfg.data
         if d.crop_padding or d.hflip:
-            # One generator per (seed, rank, epoch, batch): a resumed run draws the same crops.
-            key = (self.cfg.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
-            g = torch.Generator(device=x.device).manual_seed(key * 1_000_003 + batch_idx)
+            g = self._generator(x.device, batch_idx)
             x = random_crop_flip(x, d.crop_padding, d.hflip, g)
         logits = self.model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.optim.label_smoothing)
@@ -133,10 +116,3 @@ class ClassificationTask(L.LightningModule):
         self.val_acc(logits, y)
         self.log("val_loss", loss, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
-
-    def configure_optimizers(self):
-        steps = int(self.trainer.estimated_stepping_batches)
-        return build_optimizer(self.cfg, self.model.parameters(), steps)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vislab"] = self.meta

@@ -17,16 +17,14 @@ from vislab.data.batches import (
     TensorImageDataset,
     channel_stats,
     keep_batch,
-    normalize,
     random_tile_augment,
 )
 from vislab.data.landcover import CLASSES
 from vislab.data.tiles import TileSet, load_tiles
 from vislab.inference import segment_logits
 from vislab.miou import scores
-from vislab.models import create_model
 from vislab.train.classification import resolve_path
-from vislab.train.optim import build_optimizer
+from vislab.train.task import Task
 
 
 def _to_dataset(t: TileSet) -> TensorImageDataset:
@@ -67,29 +65,16 @@ class SegmentationData(L.LightningDataModule):
         )
 
 
-class SegmentationTask(L.LightningModule):
+class SegmentationTask(Task):
     """Model + cross-entropy (+ 0.5 x auxiliary head) + the course's pooled mIoU."""
 
     def __init__(self, cfg: Config, meta: dict[str, Any]):
-        super().__init__()
-        self.cfg, self.meta = cfg, meta
-        m = cfg.model
-        self.model = create_model(m.name, num_classes=m.num_classes, **m.kwargs)
-        if cfg.trainer.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.register_buffer("mean", torch.tensor(meta["mean"]), persistent=False)
-        self.register_buffer("std", torch.tensor(meta["std"]), persistent=False)
-        self.val_cm = MulticlassConfusionMatrix(m.num_classes)
+        super().__init__(cfg, meta)
+        self.val_cm = MulticlassConfusionMatrix(cfg.model.num_classes)
         weights = cfg.optim.class_weights
         self.register_buffer(
             "class_weights", torch.tensor(weights) if weights else None, persistent=False
         )
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        x = normalize(x, self.mean, self.std)
-        if self.cfg.trainer.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
@@ -102,8 +87,7 @@ class SegmentationTask(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         d = self.cfg.data
-        key = (self.cfg.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
-        g = torch.Generator(device=x.device).manual_seed(key * 1_000_003 + batch_idx)
+        g = self._generator(x.device, batch_idx)
         x, y = random_tile_augment(x, y, d.crop_size, d.hflip, d.vflip, d.rot90, g)
         out = self.model(self._input(x))
         loss = self._loss(out["out"], y)
@@ -127,10 +111,3 @@ class SegmentationTask(L.LightningModule):
         self.log("val_pixel_acc", s["pixel_acc"])
         for name, v in s["iou"].items():
             self.log(f"val_iou_{name}", float("nan") if v is None else v)
-
-    def configure_optimizers(self):
-        steps = int(self.trainer.estimated_stepping_batches)
-        return build_optimizer(self.cfg, self.model.parameters(), steps)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vislab"] = self.meta

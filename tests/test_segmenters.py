@@ -1,0 +1,55 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vislab.errors import VislabError
+from vislab.models import create_model, list_models
+from vislab.models.segmenters import bilinear_kernel
+
+
+def test_registry_lists_the_segmenters():
+    assert set(list_models("segmentation")) == {
+        "fcn32s_vgg16",
+        "deeplabv3_resnet50",
+        "lraspp_mobilenet_v3",
+    }
+
+
+@pytest.mark.parametrize("name", ["fcn32s_vgg16", "deeplabv3_resnet50", "lraspp_mobilenet_v3"])
+def test_logits_come_out_at_the_input_resolution(name):
+    model = create_model(name, num_classes=7)
+    x = torch.randn(2, 3, 64, 64)
+    model.train()
+    out = model(x)
+    assert out["out"].shape == (2, 7, 64, 64)
+    assert ("aux" in out) == (name == "deeplabv3_resnet50")  # DeepLab trains its aux head
+    model.eval()
+    with torch.no_grad():
+        assert set(model(x)) == {"out"}
+
+
+def test_fcn_upsampling_starts_as_bilinear_interpolation():
+    up = torch.nn.ConvTranspose2d(3, 3, 64, stride=32, padding=16, bias=False)
+    with torch.no_grad():
+        up.weight.copy_(bilinear_kernel(3, 64))
+        x = torch.rand(1, 3, 4, 4)
+        y = up(x)
+    ref = F.interpolate(x, scale_factor=32, mode="bilinear", align_corners=False)
+    assert y.shape == (1, 3, 128, 128)
+    # equal away from the border, where the transposed convolution sees zero padding
+    assert torch.allclose(y[..., 32:-32, 32:-32], ref[..., 32:-32, 32:-32], atol=1e-5)
+
+
+def test_fcn32s_takes_vgg16_weights_with_fc_layers_as_convolutions(tmp_path, monkeypatch):
+    from torchvision.models import vgg16
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(VislabError, match="vgg16-397923af.pth"):
+        create_model("fcn32s_vgg16", num_classes=7, weights="imagenet")
+    ref = vgg16(weights=None)
+    path = tmp_path / "vgg16.pth"
+    torch.save(ref.state_dict(), path)
+    model = create_model("fcn32s_vgg16", num_classes=7, weights=str(path))
+    assert torch.equal(model.features[0].weight, ref.features[0].weight)
+    assert torch.equal(model.fc6.weight.flatten(1), ref.classifier[0].weight)
+    assert torch.equal(model.fc7.weight.flatten(1), ref.classifier[3].weight)
