@@ -88,18 +88,34 @@ def main() -> None:
             subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
             times["course_cmd"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "vislab", "evaluate", "--gt", str(gt_dir),
-                            "--pred", str(pred_dir)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "vislab",
+                    "evaluate",
+                    "--gt",
+                    str(gt_dir),
+                    "--pred",
+                    str(pred_dir),
+                ],
+                check=True,
+                capture_output=True,
+            )
             times["vislab_cmd"].append(time.perf_counter() - t)
     assert abs(ref - ours) < 1e-9, (ref, ours)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{len(masks)} masks, mIoU {ours:.6f} (both), medians of {args.repeats}")
     print("| what | course-style s | vislab s | speed-up |")
     print("|---|---|---|---|")
-    print(f"| reader + scorer, in-process | {med['course']:.2f} | {med['vislab']:.2f} | "
-          f"{med['course'] / med['vislab']:.1f}x |")
-    print(f"| whole command | {med['course_cmd']:.2f} | {med['vislab_cmd']:.2f} | "
-          f"{med['course_cmd'] / med['vislab_cmd']:.1f}x |")
+    print(
+        f"| reader + scorer, in-process | {med['course']:.2f} | {med['vislab']:.2f} | "
+        f"{med['course'] / med['vislab']:.1f}x |"
+    )
+    print(
+        f"| whole command | {med['course_cmd']:.2f} | {med['vislab_cmd']:.2f} | "
+        f"{med['course_cmd'] / med['vislab_cmd']:.1f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -25,13 +25,20 @@ from vislab.inference import precision_context, segment_logits
 from vislab.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
-PATHS = {"fp32": ("32", False), "fp32 channels_last": ("32", True),
-         "bf16 + channels_last": ("bf16", True)}
+PATHS = {
+    "fp32": ("32", False),
+    "fp32 channels_last": ("32", True),
+    "bf16 + channels_last": ("bf16", True),
+}
 
 
 @torch.inference_mode()
-def run(model, images, mean, std, size, precision, channels_last, batch) -> tuple[float, np.ndarray]:
-    model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+def run(
+    model, images, mean, std, size, precision, channels_last, batch
+) -> tuple[float, np.ndarray]:
+    model = model.to(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
     preds = []
     t = time.perf_counter()
     for i in range(0, len(images), batch):
@@ -72,8 +79,10 @@ def main() -> None:
             rates[k].append(rate)
             preds[k] = pred
     weights = "trained checkpoint" if args.ckpt else "random weights"
-    print(f"{name} ({weights}), {args.n} tiles of 512x512, batch {args.batch}, "
-          f"{args.threads} thread(s), medians of {args.repeats}")
+    print(
+        f"{name} ({weights}), {args.n} tiles of 512x512, batch {args.batch}, "
+        f"{args.threads} thread(s), medians of {args.repeats}"
+    )
     print("| path | img/s | 257 tiles (min) | pixels equal to fp32 |")
     print("|---|---|---|---|")
     for k in PATHS:

@@ -90,10 +90,14 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         print(f"repeat {rep + 1}/{args.repeats} done", flush=True)
     base = statistics.median(results[SETTINGS[0]]["bare"])
-    print(f"\nModel A, batch 64, {len(images)} images, {args.threads} thread(s), "
-          f"medians of {args.repeats}")
-    print("| precision | channels_last | bare img/s | vislab img/s | vislab / bare | "
-          "bare speed-up vs fp32 |")
+    print(
+        f"\nModel A, batch 64, {len(images)} images, {args.threads} thread(s), "
+        f"medians of {args.repeats}"
+    )
+    print(
+        "| precision | channels_last | bare img/s | vislab img/s | vislab / bare | "
+        "bare speed-up vs fp32 |"
+    )
     print("|---|---|---|---|---|---|")
     for prec, cl in SETTINGS:
         b = statistics.median(results[(prec, cl)]["bare"])

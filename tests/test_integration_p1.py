@@ -18,9 +18,20 @@ pytestmark = [
 
 def test_train_predict_evaluate_on_a_slice_of_the_real_data(tmp_path):
     run = tmp_path / "run"
-    args = ["train", str(REPO / "configs" / "p1_model_a.yaml"), "--data", str(REAL_P1),
-            "--out", str(run), "--epochs", "1", "--set", "data.max_per_class=40",
-            "--set", "trainer.progress_bar=false"]
+    args = [
+        "train",
+        str(REPO / "configs" / "p1_model_a.yaml"),
+        "--data",
+        str(REAL_P1),
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--set",
+        "data.max_per_class=40",
+        "--set",
+        "trainer.progress_bar=false",
+    ]
     assert main(args) == 0
     with open(run / "metrics.csv", newline="") as f:
         val_acc = float(next(csv.DictReader(f))["val_acc"])
@@ -28,8 +39,10 @@ def test_train_predict_evaluate_on_a_slice_of_the_real_data(tmp_path):
 
     pred = tmp_path / "out" / "pred.csv"
     ckpt = str(run / "checkpoints" / "best.ckpt")
-    assert main(["predict", "--ckpt", ckpt, "--images", str(REAL_P1 / "val_50"),
-                 "--out", str(pred)]) == 0
+    assert (
+        main(["predict", "--ckpt", ckpt, "--images", str(REAL_P1 / "val_50"), "--out", str(pred)])
+        == 0
+    )
     lines = pred.read_text().splitlines()
     assert lines[0] == "filename,label" and len(lines) == 2501
 
@@ -41,6 +54,10 @@ def test_train_predict_evaluate_on_a_slice_of_the_real_data(tmp_path):
 
     sh_out = tmp_path / "sh" / "out.csv"
     env = dict(os.environ, VISLAB_P1_CKPT=ckpt)
-    subprocess.run(["bash", str(REPO / "hw1_1.sh"), str(REAL_P1 / "val_50"), str(sh_out)],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        ["bash", str(REPO / "hw1_1.sh"), str(REAL_P1 / "val_50"), str(sh_out)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     assert sh_out.read_text() == pred.read_text()

@@ -15,9 +15,23 @@ from vislab.data.landcover import write_mask
 
 
 def seg_args(data, out, *extra):
-    return ["train", str(REPO / "configs" / "p2_cpu.yaml"), "--data", str(data), "--out",
-            str(out), "--epochs", "2", "--set", "data.image_size=32", "--set",
-            "trainer.threads=1", "--set", "trainer.progress_bar=false", *extra]
+    return [
+        "train",
+        str(REPO / "configs" / "p2_cpu.yaml"),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "trainer.threads=1",
+        "--set",
+        "trainer.progress_bar=false",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +55,12 @@ def test_predict_writes_full_resolution_masks_and_evaluate_matches_training(
 ):
     out = tmp_path / "masks"
     ckpt = str(seg_run / "checkpoints" / "best.ckpt")
-    assert main(["predict", "--ckpt", ckpt, "--images", str(p2_tiny / "validation"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            ["predict", "--ckpt", ckpt, "--images", str(p2_tiny / "validation"), "--out", str(out)]
+        )
+        == 0
+    )
     files = sorted(p.name for p in out.iterdir())
     assert files == ["0000.png", "0001.png", "0002.png", "0003.png"]
     rgb = np.asarray(Image.open(out / "0000.png"))
@@ -50,14 +68,28 @@ def test_predict_writes_full_resolution_masks_and_evaluate_matches_training(
     assert set(np.unique(rgb)) <= {0, 255}
 
     capsys.readouterr()
-    assert main(["evaluate", "--gt", str(p2_tiny / "validation"), "--pred", str(out),
-                 "--json", str(tmp_path / "s.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--gt",
+                str(p2_tiny / "validation"),
+                "--pred",
+                str(out),
+                "--json",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "mean_iou:" in printed and "class #0 (urban)" in printed
     s = json.loads((tmp_path / "s.json").read_text())
     assert set(s) >= {"miou", "iou", "pixel_acc", "confusion"}
-    best = max(float(r.split(",")[header_index(seg_run, "val_miou")])
-               for r in (seg_run / "metrics.csv").read_text().splitlines()[1:])
+    best = max(
+        float(r.split(",")[header_index(seg_run, "val_miou")])
+        for r in (seg_run / "metrics.csv").read_text().splitlines()[1:]
+    )
     assert s["miou"] == pytest.approx(best, abs=1e-5)  # same masks as validation scored
 
 
@@ -68,10 +100,13 @@ def header_index(run, column):
 def test_hw1_2_sh_follows_the_course_contract(seg_run, p2_tiny, tmp_path):
     env = dict(os.environ, VISLAB_P2_CKPT=str(seg_run / "checkpoints" / "best.ckpt"))
     out = tmp_path / "new" / "masks"
-    subprocess.run(["bash", str(REPO / "hw1_2.sh"), str(p2_tiny / "validation"), str(out)],
-                   check=True, env=env, capture_output=True)
-    assert sorted(p.name for p in out.iterdir()) == ["0000.png", "0001.png", "0002.png",
-                                                     "0003.png"]
+    subprocess.run(
+        ["bash", str(REPO / "hw1_2.sh"), str(p2_tiny / "validation"), str(out)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["0000.png", "0001.png", "0002.png", "0003.png"]
 
 
 @pytest.mark.parametrize(

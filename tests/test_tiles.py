@@ -40,9 +40,11 @@ def test_red_pixels_become_unknown_with_one_counting_warning(tmp_path):
     [
         ("no_mask", r"0001_sat.jpg has no mask 0001_mask.png"),
         ("mask_size", r"0001_mask.png is 8x8 but its image is 16x16"),
-        ("gray_mask", r"0001_mask.png: mask must be an RGB image, got mode L"),
+        ("gray_mask", r"0001_mask.png: mask must be an 8-bit RGB image, got 1 channel"),
         ("empty", r"no satellite tiles"),
         ("corrupt_sat", r"cannot read image .*0000_sat.jpg"),
+        ("corrupt_mask", r"cannot read mask .*0000_mask.png"),
+        ("rgba_mask", r"0000_mask.png: mask must be an 8-bit RGB image, got 4 channel"),
     ],
 )
 def test_bad_pairs_name_the_file(tmp_path, breakage, message):
@@ -58,6 +60,11 @@ def test_bad_pairs_name_the_file(tmp_path, breakage, message):
             p.unlink()
     elif breakage == "corrupt_sat":
         (tmp_path / "0000_sat.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    elif breakage == "corrupt_mask":
+        data = (tmp_path / "0000_mask.png").read_bytes()
+        (tmp_path / "0000_mask.png").write_bytes(data[: len(data) // 2])
+    elif breakage == "rgba_mask":
+        Image.new("RGBA", (16, 16)).save(tmp_path / "0000_mask.png")
     with pytest.raises(VislabError, match=message):
         load_tiles(tmp_path)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
-from vislab.errors import VislabError
+from vislab.errors import VislabError, VislabWarning
 
 EXAMPLES = {
     "train": "vislab train configs/p1_model_a.yaml --data ../shared/data/dlcv-p1 --out runs/a\n"
@@ -159,8 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, VislabWarning):
+        print(f"vislab: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         args.func(args)
     except VislabError as e:

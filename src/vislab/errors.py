@@ -6,3 +6,9 @@ class VislabError(Exception):
 
     The CLI prints its message on one line and exits with status 2; no traceback.
     """
+
+
+class VislabWarning(UserWarning):
+    """Something in the user's data that vislab handled but the user should know about.
+
+    The CLI prints it as one line: ``vislab: warning: <message>``."""

@@ -14,9 +14,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyspng
 from PIL import Image, UnidentifiedImageError
 
-from vislab.errors import VislabError
+from vislab.errors import VislabError, VislabWarning
 
 CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
 UNKNOWN = 6
@@ -38,16 +39,20 @@ RED_CODE = 4
 CODE_TO_CLASS = np.array([6, 4, 3, 0, UNKNOWN, 2, 1, 5], dtype=np.uint8)
 
 
-class RedPixelsWarning(UserWarning):
+class RedPixelsWarning(VislabWarning):
     """A mask holds pure red pixels (code 4), which belong to no class."""
+
+
+def rgb_to_code(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 code 4R + 2G + B, each channel thresholded at 128."""
+    c = rgb >> 7  # 1 where the channel is >= 128
+    return c[..., 0] * np.uint8(4) + c[..., 1] * np.uint8(2) + c[..., 2]
 
 
 def rgb_to_index(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """(H, W, 3) uint8 RGB mask -> ((H, W) uint8 class index, number of red pixels)."""
-    code = (rgb[..., 0] >> 7) * 4 + (rgb[..., 1] >> 7) * 2 + (rgb[..., 2] >> 7)
-    index = CODE_TO_CLASS[code]
-    red = int(np.count_nonzero(code == RED_CODE))
-    return index, red
+    code = rgb_to_code(rgb)
+    return CODE_TO_CLASS[code], int(np.count_nonzero(code == RED_CODE))
 
 
 def index_to_rgb(index: np.ndarray) -> np.ndarray:
@@ -55,24 +60,32 @@ def index_to_rgb(index: np.ndarray) -> np.ndarray:
     return COLORS[index]
 
 
-def read_mask(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
-    """Read an RGB mask file as ((H, W) class indices, number of red pixels read as unknown).
-
+def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an RGB mask file to (H, W, 3) uint8. libspng decodes PNG 2-3x faster than
+    Pillow, which matters when scoring hundreds of masks; other formats go through Pillow.
     size (H, W), when given, is the size the mask must have (its image's)."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode != "RGB":
-                raise VislabError(f"{path}: mask must be an RGB image, got mode {im.mode}")
-            rgb = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if path.suffix.lower() == ".png":
+            rgb = pyspng.load(path.read_bytes())
+        else:
+            with Image.open(path) as im:
+                rgb = np.asarray(im)
+    except (UnidentifiedImageError, OSError, RuntimeError, SyntaxError, ValueError) as e:
         raise VislabError(f"cannot read mask {path}: {e}") from None
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        kind = f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
+        raise VislabError(f"{path}: mask must be an 8-bit RGB image, got {kind}")
     if size is not None and rgb.shape[:2] != tuple(size):
         raise VislabError(
             f"{path} is {rgb.shape[1]}x{rgb.shape[0]} but its image is {size[1]}x{size[0]}"
         )
-    return rgb_to_index(rgb)
+    return rgb
+
+
+def read_mask(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+    """Read an RGB mask file as ((H, W) class indices, number of red pixels read as unknown)."""
+    return rgb_to_index(read_mask_rgb(path, size))
 
 
 def warn_red(red: dict[str, int]) -> None:

@@ -84,9 +84,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
 
     t0 = time.perf_counter()
     data = Data(cfg)
+    (th, tw), (vh, vw) = (s.images.shape[-2:] for s in (data.train_set, data.val_set))
     print(
-        f"data: {len(data.train_set)} train / {len(data.val_set)} val images of "
-        f"{data.image_size[1]}x{data.image_size[0]}, {len(data.classes)} classes "
+        f"data: {len(data.train_set)} train images of {tw}x{th}, {len(data.val_set)} val "
+        f"images of {vw}x{vh}, {len(data.classes)} classes "
         f"(decoded in {time.perf_counter() - t0:.1f} s); {threads} thread(s)"
     )
     meta = {
