@@ -65,7 +65,7 @@ class TrainerConfig:
     channels_last: bool = False
     threads: int | None = None  # torch CPU threads; null = the cores that are free right now
     snapshots: list[int] | None = None  # epochs (1-based) to snapshot; null = first, middle, last
-    progress_bar: bool = True
+    progress_bar: bool = True  # shown on a terminal; logs get one line per epoch instead
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1

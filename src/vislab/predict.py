@@ -50,7 +50,7 @@ def predict_masks(
     if out_dir.suffix.lower() == ".csv" or out_dir.is_file():
         raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = prepare(model, precision)
+    model = prepare(model)
     mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
@@ -61,7 +61,7 @@ def predict_masks(
         preds = []
         for g in groups:
             x = torch.from_numpy(np.stack(g)).permute(0, 3, 1, 2)
-            x = as_input(normalize(x, mean, std), precision)
+            x = as_input(normalize(x, mean, std))
             with precision_context(precision):
                 logits = segment_logits(model, x, meta["image_size"])
             preds += list(logits.float().argmax(1).to(torch.uint8).numpy())

@@ -20,8 +20,9 @@ class EpochMetricsCSV(L.Callback):
     the history up to the checkpoint and appends from there.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, echo: bool = False):
         self.path = Path(path)
+        self.echo = echo  # print one line per epoch (for logs, where no progress bar runs)
         self.rows: list[dict[str, float]] = []
         self._t0 = self._t_val = 0.0
         self._seen = 0
@@ -54,6 +55,14 @@ class EpochMetricsCSV(L.Callback):
         self.rows.append(row)
         if trainer.is_global_zero:
             self.write()
+            if self.echo:
+                shown = [k for k in ("train_loss", "val_loss", "val_acc", "val_miou") if k in row]
+                print(
+                    f"epoch {row['epoch']}/{trainer.max_epochs} "
+                    + " ".join(f"{k} {row[k]:.4f}" for k in shown)
+                    + f" ({row['epoch_s']:.1f} s, {row['train_img_per_s']:.0f} img/s)",
+                    flush=True,
+                )
 
     def write(self) -> None:
         fields: list[str] = []

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -125,8 +126,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
+    # a progress bar on a terminal; in a log file, one line per epoch instead
+    progress_bar = t.progress_bar and sys.stdout.isatty()
     callbacks = [
-        EpochMetricsCSV(out / "metrics.csv"),
+        EpochMetricsCSV(out / "metrics.csv", echo=not progress_bar),
         Snapshots(ckpt_dir, snapshots),
         best_cb,
         last_cb,
@@ -140,7 +143,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         strategy=t.strategy,
         callbacks=callbacks,
         logger=False,
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=out,
