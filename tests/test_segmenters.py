@@ -53,3 +53,31 @@ def test_fcn32s_takes_vgg16_weights_with_fc_layers_as_convolutions(tmp_path, mon
     assert torch.equal(model.features[0].weight, ref.features[0].weight)
     assert torch.equal(model.fc6.weight.flatten(1), ref.classifier[0].weight)
     assert torch.equal(model.fc7.weight.flatten(1), ref.classifier[3].weight)
+
+
+@pytest.mark.parametrize(
+    "name, classifier, filename, backbone_key, source_key",
+    [
+        ("deeplabv3_resnet50", "resnet50", "resnet50-0676ba61.pth", "conv1.weight", "conv1.weight"),
+        (
+            "lraspp_mobilenet_v3",
+            "mobilenet_v3_large",
+            "mobilenet_v3_large-8738ca79.pth",
+            "0.0.weight",
+            "features.0.0.weight",
+        ),
+    ],
+)
+def test_backbones_load_imagenet_weights_from_the_hub_cache(
+    tmp_path, monkeypatch, name, classifier, filename, backbone_key, source_key
+):
+    import torchvision.models
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    state = getattr(torchvision.models, classifier)(weights=None).state_dict()
+    state[source_key] = torch.full_like(state[source_key], 0.25)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(state, cache / filename)
+    model = create_model(name, num_classes=7, weights="imagenet")
+    assert torch.all(model.net.backbone.state_dict()[backbone_key] == 0.25)

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
 from vislab.config import Config
-from vislab.data.batches import (
-    EpochSampler,
-    TensorImageDataset,
-    channel_stats,
-    keep_batch,
-    random_crop_flip,
-)
+from vislab.data.batches import TensorImageDataset, random_crop_flip
 from vislab.data.images import ImageSet, load_labeled
+from vislab.errors import VislabError
+from vislab.train.datamodule import InMemoryData, resolve_path
 from vislab.train.task import Task
-
-
-def resolve_path(root: str | None, sub: str | None) -> Path | None:
-    """sub relative to the data root (absolute paths stay as they are)."""
-    if sub is None:
-        return None
-    p = Path(sub)
-    return p if p.is_absolute() or root is None else Path(root) / p
 
 
 def _to_tensors(s: ImageSet) -> TensorImageDataset:
@@ -36,13 +21,12 @@ def _to_tensors(s: ImageSet) -> TensorImageDataset:
     return TensorImageDataset(images, torch.from_numpy(s.labels))
 
 
-class ClassificationData(L.LightningDataModule):
+class ClassificationData(InMemoryData):
     """Decodes the train and val folders once into uint8 tensors (on construction)."""
 
     def __init__(self, cfg: Config):
-        super().__init__()
+        super().__init__(cfg)
         d, n = cfg.data, cfg.model.num_classes
-        self.cfg = cfg
         train = load_labeled(
             resolve_path(d.root, d.train), n, image_size=d.image_size, max_per_class=d.max_per_class
         )
@@ -53,38 +37,12 @@ class ClassificationData(L.LightningDataModule):
             image_size=d.image_size,
         )
         if train.images.shape[1:] != val.images.shape[1:]:
-            raise_size_mismatch(train, val)
-        self.classes = train.classes
-        self.image_size = list(train.images.shape[1:3])
-        self.train_set, self.val_set = _to_tensors(train), _to_tensors(val)
-        if d.mean is None or d.std is None:
-            self.mean, self.std = channel_stats(self.train_set.images)
-        else:
-            self.mean, self.std = list(d.mean), list(d.std)
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = EpochSampler(len(self.train_set), self.cfg.seed)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.cfg.data.batch_size,
-            sampler=sampler,
-            collate_fn=keep_batch,
-            drop_last=False,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set, batch_size=self.cfg.data.eval_batch_size, collate_fn=keep_batch
-        )
-
-
-def raise_size_mismatch(train: ImageSet, val: ImageSet) -> None:
-    from vislab.errors import VislabError
-
-    raise VislabError(
-        f"train images are {train.images.shape[2]}x{train.images.shape[1]} but val images are "
-        f"{val.images.shape[2]}x{val.images.shape[1]} (set data.image_size to resize both)"
-    )
+            raise VislabError(
+                f"train images are {train.images.shape[2]}x{train.images.shape[1]} but val "
+                f"images are {val.images.shape[2]}x{val.images.shape[1]} "
+                "(set data.image_size to resize both)"
+            )
+        self.hold(_to_tensors(train), _to_tensors(val), train.classes)
 
 
 class ClassificationTask(Task):

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from vislab.config import Config
-from vislab.data.batches import (
-    EpochSampler,
-    TensorImageDataset,
-    channel_stats,
-    keep_batch,
-    random_tile_augment,
-)
+from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.landcover import CLASSES
 from vislab.data.tiles import TileSet, load_tiles
 from vislab.inference import segment_logits
 from vislab.miou import scores
-from vislab.train.classification import resolve_path
+from vislab.train.datamodule import InMemoryData, resolve_path
 from vislab.train.task import Task
 
 
@@ -32,37 +24,16 @@ def _to_dataset(t: TileSet) -> TensorImageDataset:
     return TensorImageDataset(images, torch.from_numpy(t.masks).long())
 
 
-class SegmentationData(L.LightningDataModule):
+class SegmentationData(InMemoryData):
     """Train tiles at data.image_size (downscaled for the CPU when set), val tiles at full size:
     the course scores masks at their own resolution."""
 
     def __init__(self, cfg: Config):
-        super().__init__()
+        super().__init__(cfg)
         d = cfg.data
-        self.cfg = cfg
         train = load_tiles(resolve_path(d.root, d.train), size=d.image_size, limit=d.limit)
         val = load_tiles(resolve_path(d.root, d.val), size=None, limit=d.limit)
-        self.classes = list(CLASSES)
-        self.image_size = list(train.images.shape[1:3])
-        self.train_set, self.val_set = _to_dataset(train), _to_dataset(val)
-        if d.mean is None or d.std is None:
-            self.mean, self.std = channel_stats(self.train_set.images)
-        else:
-            self.mean, self.std = list(d.mean), list(d.std)
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = EpochSampler(len(self.train_set), self.cfg.seed)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.cfg.data.batch_size,
-            sampler=sampler,
-            collate_fn=keep_batch,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set, batch_size=self.cfg.data.eval_batch_size, collate_fn=keep_batch
-        )
+        self.hold(_to_dataset(train), _to_dataset(val), list(CLASSES))
 
 
 class SegmentationTask(Task):
