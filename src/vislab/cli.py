@@ -23,6 +23,8 @@ EXAMPLES = {
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
     "models": "vislab models",
+    "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
+    "  vislab overlay --image validation --mask masks --out overlays/",
 }
 
 
@@ -63,6 +65,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result = evaluate_classification(args.pred, args.gt, args.out, args.json)
     print(format_report(result))
     print(f"wrote metrics.json, confusion.csv, confusion.png to {result['out_dir']}")
+
+
+def cmd_overlay(args: argparse.Namespace) -> None:
+    from vislab.overlay import overlay_file, pair_overlay_folders
+
+    if not args.image.is_dir():
+        overlay_file(args.image, args.mask, args.out)
+        print(f"wrote {args.out}")
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = pair_overlay_folders(args.image, args.mask)
+    with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
+        list(pool.map(lambda p: overlay_file(p[0], p[1], args.out / f"{p[2]}.png"), pairs))
+    print(f"wrote {len(pairs)} overlays to {args.out}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -152,6 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(classification default: <pred>_eval beside the CSV; masks: none)",
     )
     e.set_defaults(func=cmd_evaluate)
+
+    o = add("overlay", "draw masks over satellite tiles the way the course does")
+    o.add_argument("--image", required=True, type=Path, help="xxxx_sat.jpg, or a folder of them")
+    o.add_argument(
+        "--mask",
+        required=True,
+        type=Path,
+        help="the mask PNG, or a folder of xxxx_mask.png or xxxx.png masks",
+    )
+    o.add_argument("--out", required=True, type=Path, help="output PNG, or a folder for them")
+    o.set_defaults(func=cmd_overlay)
 
     m = add("models", "list the registered models with their parameter counts")
     m.add_argument(

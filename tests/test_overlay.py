@@ -1,0 +1,113 @@
+"""The vectorised overlay against a straightforward per-pixel implementation of the course's
+semantics (alpha 0.3 tint, 5-pixel inner edge band along rows and columns, border no edge)."""
+
+import numpy as np
+import pytest
+from conftest import REAL_P2
+from PIL import Image
+
+from vislab.cli import main
+from vislab.data.landcover import COLORS, read_mask
+from vislab.data.synthetic import write_tile_folder
+from vislab.overlay import overlay
+
+
+def per_pixel_overlay(image, mask, alpha=0.3, width=5):
+    h, w = mask.shape
+    out = np.empty(image.shape, dtype=np.float64)
+    for y in range(h):
+        for x in range(w):
+            c = mask[y, x]
+            color = COLORS[c].astype(np.float64)
+            is_edge = False
+            for d in range(1, width + 1):
+                for yy, xx in ((y - d, x), (y + d, x), (y, x - d), (y, x + d)):
+                    if 0 <= yy < h and 0 <= xx < w and mask[yy, xx] != c:
+                        is_edge = True
+            out[y, x] = color if is_edge else (1 - alpha) * image[y, x] + alpha * color
+    return np.round(out).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_overlay_equals_the_per_pixel_semantics(seed):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, size=(48, 40, 3)).astype(np.uint8)
+    blocks = rng.integers(0, 7, size=(6, 5))
+    mask = np.kron(blocks, np.ones((8, 8), dtype=np.int64)).astype(np.uint8)
+    mask[rng.random(mask.shape) < 0.02] = 3  # scattered single pixels too
+    assert np.array_equal(overlay(image, mask), per_pixel_overlay(image, mask))
+
+
+def test_single_class_tile_has_no_edges_at_the_border():
+    image = np.full((12, 12, 3), 100, dtype=np.uint8)
+    out = overlay(image, np.full((12, 12), 1, dtype=np.uint8))  # agriculture: yellow
+    assert (out == np.round(0.7 * 100 + 0.3 * np.array([255, 255, 0]))).all()
+
+
+def test_cli_on_a_file_and_on_folders(tmp_path):
+    write_tile_folder(tmp_path / "tiles", 3, size=32)
+    one = tmp_path / "one.png"
+    assert (
+        main(
+            [
+                "overlay",
+                "--image",
+                str(tmp_path / "tiles" / "0001_sat.jpg"),
+                "--mask",
+                str(tmp_path / "tiles" / "0001_mask.png"),
+                "--out",
+                str(one),
+            ]
+        )
+        == 0
+    )
+    assert np.asarray(Image.open(one)).shape == (32, 32, 3)
+    assert (
+        main(
+            [
+                "overlay",
+                "--image",
+                str(tmp_path / "tiles"),
+                "--mask",
+                str(tmp_path / "tiles"),
+                "--out",
+                str(tmp_path / "all"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "0000.png",
+        "0001.png",
+        "0002.png",
+    ]
+    assert (tmp_path / "all" / "0001.png").read_bytes() == one.read_bytes()
+
+
+def test_cli_names_the_tile_without_a_mask(tmp_path, capsys):
+    write_tile_folder(tmp_path / "tiles", 2, size=16)
+    (tmp_path / "masks").mkdir()
+    assert (
+        main(
+            [
+                "overlay",
+                "--image",
+                str(tmp_path / "tiles"),
+                "--mask",
+                str(tmp_path / "masks"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "no mask (0000_mask.png or 0000.png)" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (REAL_P2 / "validation").is_dir(), reason="real P2 data absent")
+def test_overlay_on_a_real_tile_equals_the_per_pixel_semantics():
+    tile = REAL_P2 / "validation" / "0013"
+    image = np.asarray(Image.open(f"{tile}_sat.jpg").convert("RGB"))
+    mask, _ = read_mask(f"{tile}_mask.png")
+    assert np.array_equal(overlay(image, mask), per_pixel_overlay(image, mask))
