@@ -23,6 +23,8 @@ EXAMPLES = {
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
     "models": "vislab models",
+    "progress": "vislab progress runs/p2_cpu\n"
+    "  vislab progress runs/p2_cpu --tiles 0013 0062 0104 --out progress.png",
     "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
     "  vislab overlay --image validation --mask masks --out overlays/",
 }
@@ -80,6 +82,18 @@ def cmd_overlay(args: argparse.Namespace) -> None:
     with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
         list(pool.map(lambda p: overlay_file(p[0], p[1], args.out / f"{p[2]}.png"), pairs))
     print(f"wrote {len(pairs)} overlays to {args.out}")
+
+
+def cmd_progress(args: argparse.Namespace) -> None:
+    from vislab.progress import progress
+
+    result = progress(args.run, args.out, args.tiles, args.data)
+    for tile, values in result["miou"].items():
+        shown = ", ".join(
+            f"epoch {e}: {v:.3f}" for e, v in zip(result["epochs"], values, strict=True)
+        )
+        print(f"{tile} mIoU  {shown}")
+    print(f"wrote {result['figure']}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -180,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--out", required=True, type=Path, help="output PNG, or a folder for them")
     o.set_defaults(func=cmd_overlay)
+
+    g = add("progress", "grid of predicted masks at the early, middle and final snapshot")
+    g.add_argument("run", type=Path, help="a segmentation run folder with snapshots")
+    g.add_argument("--tiles", nargs="+", help="validation tile ids (default: 0013 0062 0104)")
+    g.add_argument("--data", type=Path, help="validation folder (default: from the run's config)")
+    g.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
+    g.set_defaults(func=cmd_progress)
 
     m = add("models", "list the registered models with their parameter counts")
     m.add_argument(

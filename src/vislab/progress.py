@@ -1,0 +1,113 @@
+"""`vislab progress`: predicted masks of chosen validation tiles at the early, middle and final
+snapshot of a segmentation run, drawn as course overlays in one grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from vislab.checkpoint import load_model
+from vislab.data.batches import normalize
+from vislab.data.images import read_rgb
+from vislab.data.landcover import read_mask
+from vislab.errors import VislabError
+from vislab.inference import as_input, prepare, segment_logits
+from vislab.miou import confusion, scores
+from vislab.overlay import overlay
+from vislab.train.datamodule import resolve_path
+
+DEFAULT_TILES = ("0013", "0062", "0104")
+
+
+def pick_snapshots(run: Path) -> list[Path]:
+    """Early, middle and final snapshot (fewer when the run kept fewer)."""
+    snaps = sorted((run / "checkpoints").glob("epoch_*.ckpt"))
+    if not snaps:
+        raise VislabError(f"{run} has no snapshots (checkpoints/epoch_NNN.ckpt)")
+    picks = [snaps[0], snaps[len(snaps) // 2], snaps[-1]]
+    return list(dict.fromkeys(picks))  # drop repeats, keep order
+
+
+def val_folder(run: Path, data: Path | None) -> Path:
+    if data is not None:
+        return data
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    return resolve_path(cfg["data"]["root"], cfg["data"]["val"])
+
+
+@torch.inference_mode()
+def predict_tile(model, meta: dict[str, Any], image: np.ndarray) -> np.ndarray:
+    x = torch.tensor(image).permute(2, 0, 1)[None]  # a copy: decoded arrays are read-only
+    x = as_input(normalize(x, torch.tensor(meta["mean"]), torch.tensor(meta["std"])))
+    return segment_logits(model, x, meta["image_size"]).argmax(1)[0].numpy().astype(np.uint8)
+
+
+def progress(
+    run: Path, out: Path | None = None, tiles: list[str] | None = None, data: Path | None = None
+) -> dict[str, Any]:
+    """Draw the grid; returns {"figure", "epochs", "miou": {tile: [per snapshot]}}."""
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise VislabError(f"{run} is not a run folder (no config.yaml)")
+    snaps = pick_snapshots(run)
+    tiles = list(tiles or DEFAULT_TILES)
+    folder = val_folder(run, data)
+    images, truths = [], []
+    for t in tiles:
+        sat = folder / f"{t}_sat.jpg"
+        if not sat.is_file():
+            raise VislabError(f"no tile {sat} (pick tiles with --tiles, the folder with --data)")
+        images.append(read_rgb(sat))
+        truths.append(read_mask(folder / f"{t}_mask.png", size=images[-1].shape[:2])[0])
+    epochs, preds = [], []
+    for snap in snaps:
+        model, meta = load_model(snap, task="segmentation")
+        model = prepare(model)
+        epochs.append(int(torch.load(snap, weights_only=True)["epoch"]))
+        preds.append([predict_tile(model, meta, im) for im in images])
+    miou = {
+        t: [scores(confusion(truths[i], p[i]))["miou"] for p in preds] for i, t in enumerate(tiles)
+    }
+    out = Path(out) if out else run / "progress.png"
+    draw_grid(images, truths, preds, epochs, tiles, miou, out)
+    result = {"figure": str(out), "epochs": epochs, "miou": miou}
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def draw_grid(images, truths, preds, epochs, tiles, miou, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from vislab.data.landcover import CLASSES, COLORS
+
+    stages = {1: ["final"], 2: ["early", "final"], 3: ["early", "middle", "final"]}[len(epochs)]
+    cols = 2 + len(epochs)
+    fig, axes = plt.subplots(len(tiles), cols, figsize=(3 * cols, 3 * len(tiles) + 0.6))
+    axes = np.atleast_2d(axes)
+    for r, t in enumerate(tiles):
+        panels = [(images[r], f"{t}: satellite"), (overlay(images[r], truths[r]), "ground truth")]
+        for k, e in enumerate(epochs):
+            title = f"{stages[k]}: epoch {e}\nmIoU {miou[t][k]:.3f}"
+            panels.append((overlay(images[r], preds[k][r]), title))
+        for c, (img, title) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(img)
+            ax.set_title(title, fontsize=10)
+            ax.axis("off")
+    handles = [Patch(color=COLORS[i] / 255, label=n) for i, n in enumerate(CLASSES)]
+    for h in handles:
+        h.set_edgecolor("0.5")
+    fig.legend(handles=handles, loc="lower center", ncol=len(CLASSES), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+from conftest import REPO
+from PIL import Image
+
+from vislab.cli import main
+from vislab.data.landcover import read_mask
+from vislab.miou import confusion, scores
+
+
+@pytest.fixture(scope="module")
+def run3(p2_tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prog") / "run"
+    args = [
+        "train",
+        str(REPO / "configs" / "p2_cpu.yaml"),
+        "--data",
+        str(p2_tiny),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "trainer.threads=1",
+    ]
+    assert main(args) == 0
+    return out
+
+
+def test_grid_shows_each_snapshot_with_the_tiles_miou(run3, p2_tiny, tmp_path):
+    out = tmp_path / "grid.png"
+    assert main(["progress", str(run3), "--tiles", "0000", "0002", "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["epochs"] == [1, 2, 3]
+    w, h = Image.open(out).size
+    assert w > 1000 and h > 500  # 5 columns x 2 rows of panels
+
+    masks = tmp_path / "masks"
+    main(
+        [
+            "predict",
+            "--ckpt",
+            str(run3 / "checkpoints" / "epoch_003.ckpt"),
+            "--images",
+            str(p2_tiny / "validation"),
+            "--out",
+            str(masks),
+        ]
+    )
+    truth, _ = read_mask(p2_tiny / "validation" / "0002_mask.png")
+    pred, _ = read_mask(masks / "0002.png")
+    assert result["miou"]["0002"][-1] == pytest.approx(scores(confusion(truth, pred))["miou"])
+
+
+def test_unknown_tile_and_run_without_snapshots_are_refused(run3, tmp_path, capsys):
+    assert main(["progress", str(run3), "--tiles", "9999"]) == 2
+    assert "no tile" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text("task: segmentation\n")
+    assert main(["progress", str(tmp_path), "--data", str(tmp_path)]) == 2
+    assert "no snapshots" in capsys.readouterr().err
