@@ -23,6 +23,8 @@ EXAMPLES = {
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
     "models": "vislab models",
+    "embed": "vislab embed runs/p1_model_a\n"
+    "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
     "progress": "vislab progress runs/p2_cpu\n"
     "  vislab progress runs/p2_cpu --tiles 0013 0062 0104 --out progress.png",
     "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
@@ -94,6 +96,23 @@ def cmd_progress(args: argparse.Namespace) -> None:
         )
         print(f"{tile} mIoU  {shown}")
     print(f"wrote {result['figure']}")
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    from vislab.embed import embed
+
+    r = embed(args.source, args.out, args.data)
+    p = r["pca"]
+    print(
+        f"PCA (epoch {p['epoch']}): 10-NN acc {p['knn_acc_2d']:.3f}, "
+        f"silhouette {p['silhouette_2d']:.3f}"
+    )
+    for t in r["tsne"]:
+        print(
+            f"t-SNE epoch {t['epoch']}: 10-NN acc {t['knn_acc_2d']:.3f}, "
+            f"silhouette {t['silhouette_2d']:.3f}"
+        )
+    print(f"wrote pca.png, tsne.png, coords.npz, metrics.json to {r['out']}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -194,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--out", required=True, type=Path, help="output PNG, or a folder for them")
     o.set_defaults(func=cmd_overlay)
+
+    b = add("embed", "PCA and t-SNE of a classifier's second-to-last layer")
+    b.add_argument(
+        "source", type=Path, help="a run folder (t-SNE at its snapshots) or one checkpoint"
+    )
+    b.add_argument("--data", type=Path, help="labeled folder (default: the run's val set)")
+    b.add_argument("--out", type=Path, help="output folder (default: RUN/embed)")
+    b.set_defaults(func=cmd_embed)
 
     g = add("progress", "grid of predicted masks at the early, middle and final snapshot")
     g.add_argument("run", type=Path, help="a segmentation run folder with snapshots")

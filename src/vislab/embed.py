@@ -1,0 +1,124 @@
+"""`vislab embed`: the second-to-last layer of a classifier on a labeled set, in 2-D.
+
+PCA of the final model (axes labelled with their explained variance) and t-SNE at the early,
+middle and final snapshot of a run, side by side. The t-SNE panels share perplexity, seed and
+a PCA initialisation, so that they differ only by the features. Each panel is scored in 2-D by
+the 10-nearest-neighbour accuracy (5-fold) and the silhouette score of the true classes, so
+the explanation can rest on numbers. Coordinates go to coords.npz beside the figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from vislab.checkpoint import load_model
+from vislab.data.batches import normalize
+from vislab.data.images import load_labeled
+from vislab.errors import VislabError
+from vislab.inference import as_input, prepare
+from vislab.progress import pick_snapshots
+from vislab.train.datamodule import resolve_path
+
+
+@torch.inference_mode()
+def features(model, meta: dict[str, Any], images: torch.Tensor, batch: int = 500) -> np.ndarray:
+    """(N, D) outputs of the second-to-last layer (forward_head(..., pre_logits=True))."""
+    model = prepare(model)
+    mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
+    out = []
+    for i in range(0, len(images), batch):
+        x = as_input(normalize(images[i : i + batch], mean, std))
+        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
+    return torch.cat(out).numpy()
+
+
+def scores_2d(coords: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import silhouette_score
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    counts = np.bincount(labels)
+    folds = int(min(5, counts[counts > 0].min()))  # stratified folds need that many per class
+    acc = float("nan")
+    if folds >= 2:
+        k = min(10, len(labels) * (folds - 1) // folds)
+        acc = float(cross_val_score(KNeighborsClassifier(k), coords, labels, cv=folds).mean())
+    return {"knn_acc_2d": acc, "silhouette_2d": float(silhouette_score(coords, labels))}
+
+
+def tsne(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    perplexity = min(30.0, (len(x) - 1) / 3)
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+
+
+def embed(
+    source: Path, out: Path | None = None, data: Path | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """source: a run folder (snapshots) or one checkpoint. Returns the metrics written."""
+    from sklearn.decomposition import PCA
+
+    source = Path(source)
+    if source.is_dir():
+        ckpts = pick_snapshots(source)
+        cfg = yaml.safe_load((source / "config.yaml").read_text())["data"]
+        folder = data or resolve_path(cfg["root"], cfg["val"])
+        labels_csv = None if data else resolve_path(cfg["root"], cfg["val_labels"])
+        out = Path(out) if out else source / "embed"
+    else:
+        ckpts = [source]
+        if data is None:
+            raise VislabError("embed of a single checkpoint needs --data (a labeled folder)")
+        folder, labels_csv = data, None
+        out = Path(out) if out else source.parent / f"{source.stem}_embed"
+    metas, feats, epochs = [], [], []
+    for ckpt in ckpts:
+        model, meta = load_model(ckpt, task="classification")
+        if not metas:
+            h, w = meta["image_size"]
+            s = load_labeled(
+                folder, meta["num_classes"], labels_csv, image_size=h if h == w else None
+            )
+            images = torch.from_numpy(s.images).permute(0, 3, 1, 2).contiguous()
+        metas.append(meta)
+        feats.append(features(model, meta, images))
+        epochs.append(int(torch.load(ckpt, weights_only=True).get("epoch", -1)))
+    labels = s.labels
+    pca = PCA(2, random_state=seed).fit(feats[-1])
+    pca_xy = pca.transform(feats[-1])
+    tsne_xy = [tsne(f, seed) for f in feats]
+    result = {
+        "model": metas[-1]["model"],
+        "data": str(folder),
+        "n": int(len(labels)),
+        "feature_dim": int(feats[-1].shape[1]),
+        "pca": {
+            "epoch": epochs[-1],
+            "explained_variance": [float(v) for v in pca.explained_variance_ratio_],
+            **scores_2d(pca_xy, labels),
+        },
+        "tsne": [
+            {"epoch": e, **scores_2d(xy, labels)} for e, xy in zip(epochs, tsne_xy, strict=True)
+        ],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        out / "coords.npz",
+        labels=labels,
+        pca=pca_xy,
+        **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
+    )
+    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    from vislab.embed_plots import plot_pca, plot_tsne
+
+    plot_pca(pca_xy, labels, result, out / "pca.png")
+    plot_tsne(tsne_xy, labels, result, out / "tsne.png")
+    result["out"] = str(out)
+    return result

@@ -1,0 +1,47 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import train_args
+
+from vislab.cli import main
+from vislab.embed import scores_2d
+
+
+def test_embed_a_run_writes_figures_coordinates_and_scores(p1_tiny, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_args(p1_tiny, run, 3)) == 0
+    assert main(["embed", str(run)]) == 0
+    out = run / "embed"
+    m = json.loads((out / "metrics.json").read_text())
+    assert [t["epoch"] for t in m["tsne"]] == [1, 2, 3]
+    assert m["feature_dim"] == 128 and m["n"] == 16
+    assert sum(m["pca"]["explained_variance"]) <= 1.0
+    coords = np.load(out / "coords.npz")
+    assert coords["pca"].shape == (16, 2) and coords["tsne_epoch_3"].shape == (16, 2)
+    assert coords["labels"].tolist() == sorted(coords["labels"].tolist())
+    for name in ("pca.png", "tsne.png"):
+        assert (out / name).stat().st_size > 10_000
+
+
+def test_embed_one_checkpoint_needs_a_labeled_folder(p1_tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    main(train_args(p1_tiny, run, 1))
+    ckpt = run / "checkpoints" / "best.ckpt"
+    assert main(["embed", str(ckpt)]) == 2
+    assert "needs --data" in capsys.readouterr().err
+    assert (
+        main(["embed", str(ckpt), "--data", str(p1_tiny / "val_50"), "--out", str(tmp_path / "e")])
+        == 0
+    )
+    assert len(json.loads((tmp_path / "e" / "metrics.json").read_text())["tsne"]) == 1
+
+
+def test_2d_scores_separate_clusters_from_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 25)
+    clustered = rng.normal(size=(100, 2)) * 0.1 + labels[:, None] * 3
+    noise = rng.normal(size=(100, 2))
+    good, bad = scores_2d(clustered, labels), scores_2d(noise, labels)
+    assert good["knn_acc_2d"] == pytest.approx(1.0) and good["silhouette_2d"] > 0.8
+    assert bad["knn_acc_2d"] < 0.5 and bad["silhouette_2d"] < 0.1
