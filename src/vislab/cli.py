@@ -22,7 +22,7 @@ EXAMPLES = {
     "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/",
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
-    "models": "vislab models",
+    "models": "vislab models\n  vislab models model_a\n  vislab models deeplabv3_resnet50 --size 512",
     "embed": "vislab embed runs/p1_model_a\n"
     "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
     "progress": "vislab progress runs/p2_cpu\n"
@@ -118,6 +118,14 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_models(args: argparse.Namespace) -> None:
     from vislab.models import create_model, list_models, model_doc, model_task
 
+    if args.name:
+        from vislab.architecture import format_table, layer_table
+
+        k = args.num_classes or (50 if model_task(args.name) == "classification" else 7)
+        model = create_model(args.name, num_classes=k)
+        print(f"{args.name}: {model_doc(args.name)}")
+        print(format_table(layer_table(model, (args.size, args.size))))
+        return
     print(f"{'name':<20} {'task':<15} {'params':>12}  description")
     for name in list_models(args.task):
         k = args.num_classes or (50 if model_task(name) == "classification" else 7)
@@ -229,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
     g.set_defaults(func=cmd_progress)
 
-    m = add("models", "list the registered models with their parameter counts")
+    m = add("models", "list the registered models, or show one model's layers")
+    m.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")
+    m.add_argument("--size", type=int, default=32, help="input size for the layer table")
     m.add_argument(
         "--task", choices=["classification", "segmentation"], help="only models of this task"
     )

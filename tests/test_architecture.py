@@ -1,0 +1,22 @@
+import pytest
+
+from vislab.architecture import layer_table
+from vislab.models import create_model
+
+
+def test_model_a_table_has_every_layer_with_shapes_and_params():
+    t = layer_table(create_model("model_a", num_classes=50), (32, 32))
+    names = [r["name"] for r in t["rows"]]
+    assert names[:4] == ["features.0.0", "features.0.1", "features.0.2", "features.0.3"]
+    assert t["rows"][3]["output"] == [32, 16, 16] and t["output"] == [50]
+    assert sum(r["params"] for r in t["rows"]) == t["total_params"]
+
+
+@pytest.mark.parametrize(
+    "name, size, out",
+    [("deeplabv3_resnet50", 64, [7, 64, 64]), ("lraspp_mobilenet_v3", 64, [7, 64, 64])],
+)
+def test_segmenter_tables_end_at_the_input_resolution(name, size, out):
+    t = layer_table(create_model(name, num_classes=7), (size, size))
+    assert t["output"] == out and len(t["rows"]) <= 40
+    assert all(r["output"] is not None for r in t["rows"])
