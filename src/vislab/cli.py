@@ -22,7 +22,9 @@ EXAMPLES = {
     "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/",
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
-    "models": "vislab models\n  vislab models model_a\n  vislab models deeplabv3_resnet50 --size 512",
+    "report": "vislab report runs/p1_model_a runs/p2_cpu --out report/",
+    "models": "vislab models\n  vislab models model_a\n"
+    "  vislab models deeplabv3_resnet50 --size 512",
     "embed": "vislab embed runs/p1_model_a\n"
     "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
     "progress": "vislab progress runs/p2_cpu\n"
@@ -113,6 +115,13 @@ def cmd_embed(args: argparse.Namespace) -> None:
             f"silhouette {t['silhouette_2d']:.3f}"
         )
     print(f"wrote pca.png, tsne.png, coords.npz, metrics.json to {r['out']}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from vislab.report import build
+
+    path = build(args.runs, args.out)
+    print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -236,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", type=Path, help="validation folder (default: from the run's config)")
     g.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
     g.set_defaults(func=cmd_progress)
+
+    rp = add("report", "write the HTML report (and its Markdown twin) from run folders")
+    rp.add_argument(
+        "runs", nargs="+", type=Path, help="run folders, classification or segmentation"
+    )
+    rp.add_argument("--out", required=True, type=Path, help="output folder")
+    rp.set_defaults(func=cmd_report)
 
     m = add("models", "list the registered models, or show one model's layers")
     m.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")

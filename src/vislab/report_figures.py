@@ -1,0 +1,43 @@
+"""Learning curves for the report, from a run's metrics.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(rows: list[dict[str, str]], task: str, title: str, path: Path) -> None:
+    """Loss (left) and the task's score (right) per epoch."""
+    epochs = [int(r["epoch"]) for r in rows]
+
+    def series(key: str) -> list[float] | None:
+        if not rows or key not in rows[0]:
+            return None
+        return [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        if (v := series(key)) is not None:
+            a.plot(epochs, v, label=label)
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy")
+    a.legend()
+    keys = (
+        [("train_acc", "train accuracy"), ("val_acc", "val accuracy")]
+        if task == "classification"
+        else [("val_miou", "val mIoU"), ("val_pixel_acc", "val pixel accuracy")]
+    )
+    for key, label in keys:
+        if (v := series(key)) is not None:
+            b.plot(epochs, v, label=label)
+    b.set_xlabel("epoch")
+    b.set_ylim(0, 1)
+    b.legend()
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

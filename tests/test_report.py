@@ -1,0 +1,63 @@
+import re
+
+import pytest
+from conftest import REPO, train_args
+
+from vislab.cli import main
+
+
+@pytest.fixture(scope="module")
+def runs(p1_tiny, p2_tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("report_runs")
+    cls, seg = root / "cls", root / "seg"
+    assert main(train_args(p1_tiny, cls, 3)) == 0
+    assert main(["embed", str(cls)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(REPO / "configs" / "p2_cpu.yaml"),
+                "--data",
+                str(p2_tiny),
+                "--out",
+                str(seg),
+                "--epochs",
+                "2",
+                "--set",
+                "data.image_size=32",
+                "--set",
+                "trainer.threads=1",
+            ]
+        )
+        == 0
+    )
+    return cls, seg
+
+
+def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
+    cls, seg = runs
+    assert main(["progress", str(seg), "--tiles", "0000", "0001"]) == 0
+    assert main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5  # 2 curves, PCA, t-SNE, progress
+    best = max(float(r.split(",")[3]) for r in (cls / "metrics.csv").read_text().splitlines()[1:])
+    assert f"{best:.4f}" in html
+    assert "Missing" not in html
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for link in re.findall(r"\]\((figures/[^)]+)\)", md):
+        assert (tmp_path / "rep" / link).is_file()
+    assert "## Problem 1" in md and "## Problem 2" in md
+
+
+def test_missing_analysis_is_shown_as_missing_not_invented(runs, tmp_path):
+    cls, seg = runs
+    (seg / "progress.png").unlink(missing_ok=True)
+    assert main(["report", str(seg), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Missing: mask progress figure" in html
+    assert "No classification run was given" in html
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
