@@ -103,11 +103,19 @@ def build_deeplabv3_resnet50(*, num_classes: int, weights: str | None = None) ->
 
 
 @register_model("segmentation")
-def lraspp_mobilenet_v3(*, num_classes: int, weights: str | None = None) -> nn.Module:
+def lraspp_mobilenet_v3(
+    *, num_classes: int, weights: str | None = None, bn_momentum: float | None = None
+) -> nn.Module:
     """torchvision LR-ASPP MobileNetV3-Large, light enough to train on 2 CPU cores."""
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
     url = MobileNet_V3_Large_Weights.IMAGENET1K_V1.url
     path = resolve_weights(weights, url, "lraspp_mobilenet_v3")
     if path is not None:
         load_backbone(net.backbone, path, select_prefix="features.")
+    if bn_momentum is not None:
+        # torchvision's MobileNetV3 uses BatchNorm momentum 0.01: its running statistics need
+        # thousands of steps, so short runs evaluate with stale statistics. 0.1 suits them.
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = bn_momentum
     return TorchvisionSegmenter(net)
