@@ -42,7 +42,12 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert html.count("data:image/png;base64,") == 5  # 2 curves, PCA, t-SNE, progress
     best = max(float(r.split(",")[3]) for r in (cls / "metrics.csv").read_text().splitlines()[1:])
     assert f"{best:.4f}" in html
-    assert "Missing" not in html
+    assert "Missing:" not in html
+    # the report's Model B runs are absent: shown as missing rows, never invented
+    assert html.count("no run given") == 3  # resnext101, fcn32s, deeplabv3
+    for name in ("model_a", "resnext101_64x4d", "fcn32s_vgg16", "deeplabv3_resnet50",
+                 "lraspp_mobilenet_v3"):
+        assert f"<b>{name}</b>" in html  # every architecture has its layer table
     md = (tmp_path / "rep" / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (tmp_path / "rep" / link).is_file()

@@ -83,13 +83,36 @@ def _facts(run: Run) -> None:
 
 
 def _architecture(run: Run) -> None:
-    from vislab.architecture import layer_table
-    from vislab.models import create_model
-
     kwargs = {k: v for k, v in run.config["model"]["kwargs"].items() if k != "weights"}
-    model = create_model(run.model, num_classes=run.config["model"]["num_classes"], **kwargs)
     size = run.config["data"]["image_size"] or (32 if run.task == "classification" else 512)
-    run.architecture = layer_table(model, (size, size))
+    run.architecture = architecture(run.model, run.config["model"]["num_classes"], size, kwargs)
+
+
+def architecture(name: str, num_classes: int, size: int, kwargs: dict | None = None) -> dict:
+    from vislab.architecture import layer_table
+    from vislab.models import create_model, model_doc
+
+    model = create_model(name, num_classes=num_classes, **(kwargs or {}))
+    return {"name": name, "doc": model_doc(name), **layer_table(model, (size, size))}
+
+
+def report_architectures(runs: list[Run]) -> list[dict]:
+    """Layer tables of the report's four models and of every other model a run used."""
+    wanted = [
+        ("model_a", 50, 32),
+        ("resnext101_64x4d", 50, 32),
+        ("fcn32s_vgg16", 7, 512),
+        ("deeplabv3_resnet50", 7, 512),
+    ]
+    by_model = {r.model: r.architecture for r in runs}  # a run's own table wins
+    tables = [by_model.pop(name, None) or architecture(name, k, size) for name, k, size in wanted]
+    return tables + list(by_model.values())
+
+
+def missing_roles(runs: list[Run], task: str) -> list[tuple[str, str]]:
+    """(role, model) of the report's models that no given run stands for."""
+    roles = {r.role for r in runs if r.task == task}
+    return [(role, m) for m, role in REPORT_MODELS[task].items() if role not in roles]
 
 
 def _analysis(run: Run, figures: Path) -> None:
@@ -243,6 +266,9 @@ def build(runs: list[Path], out: Path) -> Path:
     context = {
         "p1": [r for r in loaded if r.task == "classification"],
         "p2": [r for r in loaded if r.task == "segmentation"],
+        "p1_missing": missing_roles(loaded, "classification"),
+        "p2_missing": missing_roles(loaded, "segmentation"),
+        "architectures": report_architectures(loaded),
         "classes": CLASSES[:6],
         "details": details,
     }

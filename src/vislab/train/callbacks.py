@@ -60,7 +60,7 @@ class EpochMetricsCSV(L.Callback):
                 print(
                     f"epoch {row['epoch']}/{trainer.max_epochs} "
                     + " ".join(f"{k} {row[k]:.4f}" for k in shown)
-                    + f" ({row['epoch_s']:.1f} s, {row['train_img_per_s']:.0f} img/s)",
+                    + f" ({row['epoch_s']:.1f} s, {row['train_img_per_s']:.3g} img/s)",
                     flush=True,
                 )
 
