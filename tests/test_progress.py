@@ -58,6 +58,9 @@ def test_grid_shows_each_snapshot_with_the_tiles_miou(run3, p2_tiny, tmp_path):
 def test_unknown_tile_and_run_without_snapshots_are_refused(run3, tmp_path, capsys):
     assert main(["progress", str(run3), "--tiles", "9999"]) == 2
     assert "no tile" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text("task: classification\n")
+    assert main(["progress", str(tmp_path)]) == 2
+    assert "is a classification run" in capsys.readouterr().err
     (tmp_path / "config.yaml").write_text("task: segmentation\n")
     assert main(["progress", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "no snapshots" in capsys.readouterr().err

@@ -141,9 +141,11 @@ def _mask_id(name: str) -> str:
 def pair_masks(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
     """Pair the sorted *.png of both folders, as the course does; refuse what cannot pair."""
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    for d in (gt_dir, pred_dir):
-        if not d.is_dir():
-            raise VislabError(f"not a folder: {d}")
+    if not gt_dir.is_dir():
+        raise VislabError(
+            f"--pred {pred_dir} is a folder of masks, so --gt must be the folder of "
+            f"ground-truth masks; {gt_dir} is not a folder"
+        )
     gts, preds = sorted(gt_dir.glob("*.png")), sorted(pred_dir.glob("*.png"))
     if not gts:
         raise VislabError(f"no .png masks in {gt_dir}")

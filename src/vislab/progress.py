@@ -54,6 +54,9 @@ def progress(
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise VislabError(f"{run} is not a run folder (no config.yaml)")
+    task = yaml.safe_load((run / "config.yaml").read_text()).get("task")
+    if task != "segmentation":
+        raise VislabError(f"{run} is a {task} run; progress draws segmentation runs")
     snaps = pick_snapshots(run)
     tiles = list(tiles or DEFAULT_TILES)
     folder = val_folder(run, data)
