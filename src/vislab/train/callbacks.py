@@ -35,6 +35,7 @@ class EpochMetricsCSV(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._t0, self._t_val, self._seen = time.perf_counter(), 0.0, 0
+        self._lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate this epoch used
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._seen += len(batch[-1])
@@ -49,7 +50,7 @@ class EpochMetricsCSV(L.Callback):
         row = {"epoch": trainer.current_epoch + 1}
         for k, v in sorted(trainer.callback_metrics.items()):
             row[k] = round(float(v), 6)
-        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        row["lr"] = self._lr
         row["epoch_s"] = round(now - self._t0, 3)
         row["train_img_per_s"] = round(self._seen * trainer.world_size / max(train_s, 1e-9), 1)
         self.rows.append(row)
