@@ -76,9 +76,21 @@ def progress(
     miou = {
         t: [scores(confusion(truths[i], p[i]))["miou"] for p in preds] for i, t in enumerate(tiles)
     }
+    from vislab.data.landcover import CLASSES
+
+    def shares(masks: list[np.ndarray]) -> dict[str, float]:
+        counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=len(CLASSES))
+        return {c: float(n / counts.sum()) for c, n in zip(CLASSES, counts, strict=True)}
+
     out = Path(out) if out else run / "progress.png"
     draw_grid(images, truths, preds, epochs, tiles, miou, out)
-    result = {"figure": str(out), "epochs": epochs, "miou": miou}
+    result = {
+        "figure": str(out),
+        "epochs": epochs,
+        "miou": miou,
+        "truth_share": shares(truths),  # class shares of the pixels of the chosen tiles
+        "predicted_share": [shares(p) for p in preds],
+    }
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     return result
 

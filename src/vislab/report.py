@@ -188,12 +188,20 @@ def _explain(run: Run) -> None:
         for tile, values in prog["miou"].items():
             shown = " → ".join(f"{v:.3f}" for v in values)
             parts.append(f"tile {tile}: {shown}")
-        run.text["progress"] = (
+        text = (
             f"mIoU of each tile at epochs {', '.join(map(str, prog['epochs']))}: "
             + "; ".join(parts)
-            + ". Early predictions are dominated by agriculture, the majority class; the "
-            "smaller classes appear as training goes on."
+            + "."
         )
+        if "predicted_share" in prog:
+            truth, first = prog["truth_share"], prog["predicted_share"][0]
+            top = max(first, key=first.get)
+            text += (
+                f" At epoch {prog['epochs'][0]}, {first[top]:.0%} of these tiles' pixels are "
+                f"predicted {top} (truth: {truth[top]:.0%});"
+                f" by epoch {prog['epochs'][-1]}, {prog['predicted_share'][-1][top]:.0%}."
+            )
+        run.text["progress"] = text
 
 
 def details(run: Run) -> list[tuple[str, str]]:
