@@ -45,8 +45,13 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert "Missing:" not in html
     # the report's Model B runs are absent: shown as missing rows, never invented
     assert html.count("no run given") == 3  # resnext101, fcn32s, deeplabv3
-    for name in ("model_a", "resnext101_64x4d", "fcn32s_vgg16", "deeplabv3_resnet50",
-                 "lraspp_mobilenet_v3"):
+    for name in (
+        "model_a",
+        "resnext101_64x4d",
+        "fcn32s_vgg16",
+        "deeplabv3_resnet50",
+        "lraspp_mobilenet_v3",
+    ):
         assert f"<b>{name}</b>" in html  # every architecture has its layer table
     md = (tmp_path / "rep" / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
