@@ -6,10 +6,12 @@ Classifiers write a filename,label CSV; segmenters write one RGB mask PNG per im
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from vislab.checkpoint import load_model
 from vislab.data.batches import normalize
@@ -52,6 +54,7 @@ def predict_masks(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = prepare(model)
     mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
+    bar = tqdm(total=len(files), unit="tile", desc="predict", disable=not sys.stderr.isatty())
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
         if len({c.shape for c in chunk}) > 1:  # mixed sizes: one at a time
@@ -69,6 +72,8 @@ def predict_masks(
             buf = io.BytesIO()
             write_mask(pred, buf)
             atomic_write_bytes(out_dir / f"{tile}.png", buf.getvalue())
+        bar.update(len(chunk))
+    bar.close()
     return len(files)
 
 
