@@ -26,16 +26,17 @@ def test_train_predict_evaluate_on_a_slice_of_the_real_data(tmp_path):
         "--out",
         str(run),
         "--epochs",
-        "1",
+        "2",
         "--set",
-        "data.max_per_class=40",
+        "data.max_per_class=60",
         "--set",
         "trainer.progress_bar=false",
     ]
     assert main(args) == 0
     with open(run / "metrics.csv", newline="") as f:
-        val_acc = float(next(csv.DictReader(f))["val_acc"])
-    assert val_acc > 0.05  # 2,000 images, one epoch: well above the 0.02 of chance
+        rows = list(csv.DictReader(f))
+    val_acc = max(float(r["val_acc"]) for r in rows)  # best.ckpt's epoch
+    assert val_acc > 0.06  # 3,000 images, two epochs: 0.16 here, chance is 0.02
 
     pred = tmp_path / "out" / "pred.csv"
     ckpt = str(run / "checkpoints" / "best.ckpt")

@@ -61,7 +61,7 @@ class EpochMetricsCSV(L.Callback):
                 print(
                     f"epoch {row['epoch']}/{trainer.max_epochs} "
                     + " ".join(f"{k} {row[k]:.4f}" for k in shown)
-                    + f" ({row['epoch_s']:.1f} s, {row['train_img_per_s']:.3g} img/s)",
+                    + f" ({row['epoch_s']:.1f} s, {_rate(row['train_img_per_s'])} img/s)",
                     flush=True,
                 )
 
@@ -74,6 +74,10 @@ class EpochMetricsCSV(L.Callback):
         w.writeheader()
         w.writerows(self.rows)
         atomic_write_bytes(self.path, buf.getvalue().encode())
+
+
+def _rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.2f}"
 
 
 class Snapshots(L.Callback):
