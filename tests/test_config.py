@@ -1,4 +1,5 @@
 import pytest
+from conftest import REPO
 
 from vislab.config import load_config, parse_override
 from vislab.errors import VislabError
@@ -54,3 +55,9 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(VislabError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_recipe_loads(recipe):
+    cfg = load_config(REPO / "configs" / recipe)
+    assert cfg.trainer.epochs > 0 and cfg.model.num_classes in (50, 7)
