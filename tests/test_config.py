@@ -5,9 +5,7 @@ from vislab.config import load_config, parse_override
 from vislab.errors import VislabError
 
 
-def test_recipe_holds_the_reports_settings(tmp_path):
-    from conftest import REPO
-
+def test_recipe_holds_the_reports_settings():
     cfg = load_config(REPO / "configs" / "p1_model_a.yaml")
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum) == ("sgd", 0.01, 0.9)
     assert cfg.optim.weight_decay == pytest.approx(1e-4)
