@@ -34,7 +34,8 @@ def test_embed_one_checkpoint_needs_a_labeled_folder(p1_tiny, tmp_path, capsys):
         main(["embed", str(ckpt), "--data", str(p1_tiny / "val_50"), "--out", str(tmp_path / "e")])
         == 0
     )
-    assert len(json.loads((tmp_path / "e" / "metrics.json").read_text())["tsne"]) == 1
+    tsne = json.loads((tmp_path / "e" / "metrics.json").read_text())["tsne"]
+    assert [t["epoch"] for t in tsne] == [1]  # best.ckpt of a 1-epoch run: epoch 1, 1-based
 
 
 def test_2d_scores_separate_clusters_from_noise():

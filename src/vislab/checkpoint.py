@@ -29,11 +29,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the checkpoint's model with its weights, in eval mode; returns (model, meta)."""
+    """Build the checkpoint's model with its weights, in eval mode; returns (model, meta).
+
+    meta["epoch"] is the 1-based epoch the weights are from: snapshots store it so, Lightning
+    stores the 0-based index of the epoch it finished."""
     from vislab.models import create_model
 
     ckpt = read_checkpoint(path)
-    meta = ckpt["vislab"]
+    lightning = "pytorch-lightning_version" in ckpt
+    meta = dict(ckpt["vislab"], epoch=int(ckpt.get("epoch", -1)) + (1 if lightning else 0))
     if task is not None and meta["task"] != task:
         raise VislabError(f"{path} is a {meta['task']} checkpoint, not {task}")
     kwargs = {k: v for k, v in meta["model_kwargs"].items() if k != "weights"}

@@ -89,7 +89,7 @@ def embed(
             images = torch.from_numpy(s.images).permute(0, 3, 1, 2).contiguous()
         metas.append(meta)
         feats.append(features(model, meta, images))
-        epochs.append(int(torch.load(ckpt, weights_only=True).get("epoch", -1)))
+        epochs.append(meta["epoch"])
     labels = s.labels
     pca = PCA(2, random_state=seed).fit(feats[-1])
     pca_xy = pca.transform(feats[-1])

@@ -71,7 +71,7 @@ def progress(
     for snap in snaps:
         model, meta = load_model(snap, task="segmentation")
         model = prepare(model)
-        epochs.append(int(torch.load(snap, weights_only=True)["epoch"]))
+        epochs.append(meta["epoch"])
         preds.append([predict_tile(model, meta, im) for im in images])
     miou = {
         t: [scores(confusion(truths[i], p[i]))["miou"] for p in preds] for i, t in enumerate(tiles)
