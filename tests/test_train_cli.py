@@ -1,8 +1,11 @@
 """Train -> predict -> evaluate through the CLI and hw1_1.sh, on tiny generated data."""
 
+import contextlib
 import csv
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -123,6 +126,14 @@ def test_existing_run_folder_needs_resume_and_the_same_config(run, p1_tiny, caps
     assert "already holds a run; pass --resume" in capsys.readouterr().err
     assert main(train_args(p1_tiny, run, 3, "--resume", "--set", "optim.lr=0.5")) == 2
     assert "optim.lr: 0.01 -> 0.5" in capsys.readouterr().err
+    # the same run seen from elsewhere, with other threads: complete, so nothing is retrained
+    before = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    rel = os.path.relpath(p1_tiny, REPO)
+    with contextlib.chdir(REPO):
+        args = train_args(Path(rel), run, 3, "--resume", "--set", "trainer.threads=2")
+        assert main(args) == 0
+    assert "is complete (3 epochs); nothing to train" in capsys.readouterr().out
+    assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == before
 
 
 def test_predict_refuses_a_missing_checkpoint(tmp_path, p1_tiny, capsys):
@@ -142,3 +153,24 @@ def test_predict_refuses_a_missing_checkpoint(tmp_path, p1_tiny, capsys):
     )
     assert "checkpoint not found" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_moved_run_keeps_its_best_score(run, tmp_path):
+    # Lightning drops the best score of a checkpoint written in another folder; resuming a
+    # copied run then let its first epoch replace best.ckpt even when it was worse
+    from vislab.train.callbacks import RunCheckpoint
+
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    ckpt = torch.load(moved / "checkpoints" / "last.ckpt", weights_only=True)
+    state = next(v for k, v in ckpt["callbacks"].items() if "'monitor': 'val_acc'" in k)
+    assert Path(state["dirpath"]) == (run / "checkpoints").resolve()
+    cb = RunCheckpoint(
+        dirpath=moved / "checkpoints", filename="best", monitor="val_acc", mode="max"
+    )
+    assert ckpt["callbacks"][cb.state_key] is state  # Lightning finds its state on resume
+    cb.load_state_dict(state)
+    best = max(float(r["val_acc"]) for r in _rows(run / "metrics.csv"))
+    assert float(cb.best_model_score) == pytest.approx(best, abs=1e-6)
+    assert cb.best_model_path == str((moved / "checkpoints" / "best.ckpt").resolve())
+    assert list(cb.best_k_models) == [cb.best_model_path]

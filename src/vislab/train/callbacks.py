@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vislab.fileio import atomic_torch_save, atomic_write_bytes
 
@@ -104,3 +105,34 @@ class Snapshots(L.Callback):
 def default_snapshots(epochs: int) -> set[int]:
     """First, middle and last epoch."""
     return {1, max(1, (epochs + 1) // 2), epochs}
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that keeps its record when the run folder has been moved or copied.
+
+    Lightning 2.6 forgets the best score when a resumed checkpoint names another folder, so
+    the first epoch after the resume overwrote best.ckpt even when it was worse. Here the
+    saved paths are moved into the current folder and the best score is kept."""
+
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        # ModelCheckpoint's key: the checkpoints of every run, older ones too, stay resumable
+        return f"ModelCheckpoint{kwargs!r}"
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old, new = state_dict.get("dirpath"), self.dirpath
+        if old and new and old != new:
+
+            def move(path: Any) -> Any:
+                if isinstance(path, str) and Path(path).parent == Path(old):
+                    return str(Path(new) / Path(path).name)
+                return path
+
+            state_dict = dict(
+                state_dict,
+                dirpath=new,
+                best_model_path=move(state_dict.get("best_model_path")),
+                kth_best_model_path=move(state_dict.get("kth_best_model_path")),
+                last_model_path=move(state_dict.get("last_model_path")),
+                best_k_models={move(k): v for k, v in state_dict.get("best_k_models", {}).items()},
+            )
+        super().load_state_dict(state_dict)

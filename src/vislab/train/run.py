@@ -34,37 +34,78 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+# how a run is executed, not what it computes: may change between a run and its resumption
+RUNTIME_KEYS = ("threads", "progress_bar")
+
+
+def config_changes(cfg: Config, out: Path) -> list[str]:
+    """How cfg differs from the config saved in the run folder out ("key: old -> new").
+
+    The data root is compared as a resolved path; trainer.threads and trainer.progress_bar
+    are not compared."""
+    saved = config_from_dict(yaml.safe_load((out / "config.yaml").read_text())).to_dict()
+    now = cfg.to_dict()
+    for c in (saved, now):
+        if c["data"]["root"] is not None:
+            c["data"]["root"] = str(Path(c["data"]["root"]).resolve())
+        for k in RUNTIME_KEYS:
+            c["trainer"].pop(k)
+    return _diff(saved, now)
+
+
 def _prepare_run_dir(cfg: Config, out: Path, resume: bool) -> Path | None:
     """Check the run folder against --resume; return the checkpoint to resume from."""
     saved = out / "config.yaml"
     last = out / "checkpoints" / "last.ckpt"
     if not resume:
-        if saved.exists() or (out / "checkpoints").exists():
+        # the other processes of a multi-process run start after or while rank 0 writes the
+        # folder: only rank 0 checks that it is new (the rank comes from the launcher's env)
+        from lightning.pytorch.utilities import rank_zero_only
+
+        if rank_zero_only.rank == 0 and (saved.exists() or (out / "checkpoints").exists()):
             raise VislabError(
                 f"{out} already holds a run; pass --resume to continue it or --out for a new one"
             )
         return None
     if not saved.exists():
         raise VislabError(f"--resume: {out} holds no run (no config.yaml)")
-    before = config_from_dict(yaml.safe_load(saved.read_text())).to_dict()
-    changes = _diff(before, cfg.to_dict())
+    changes = config_changes(cfg, out)
     if changes:
         raise VislabError(
-            f"--resume: the config differs from the one in {saved}: " + "; ".join(changes)
+            f"--resume: the config differs from the one in {saved}: "
+            + "; ".join(changes)
+            + " (to start over, remove the folder or pick another --out)"
         )
     return last if last.exists() else None
+
+
+def epochs_done(last: Path) -> int:
+    """Epochs finished by the run whose last.ckpt this is (Lightning stores the 0-based one)."""
+    import torch
+
+    try:  # mmap: only the "epoch" entry is read, not gigabytes of weights
+        return int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+    except Exception as e:
+        raise VislabError(f"cannot read checkpoint {last}: {e}") from None
 
 
 def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     """Train cfg into the run folder out; returns the path of the best checkpoint."""
     out = Path(out)
     ckpt_path = _prepare_run_dir(cfg, out, resume)
+    if ckpt_path is not None and epochs_done(ckpt_path) >= cfg.trainer.epochs:
+        print(f"{out} is complete ({cfg.trainer.epochs} epochs); nothing to train")
+        return out / "checkpoints" / "best.ckpt"
 
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from vislab.runtime import set_threads
-    from vislab.train.callbacks import EpochMetricsCSV, Snapshots, default_snapshots
+    from vislab.train.callbacks import (
+        EpochMetricsCSV,
+        RunCheckpoint,
+        Snapshots,
+        default_snapshots,
+    )
 
     if cfg.task == "classification":
         from vislab.train.classification import ClassificationData as Data
@@ -111,7 +152,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     # Two checkpoint callbacks: Lightning 2.6's save_last=True writes last.ckpt only when the
     # monitored metric improves, so a run whose val accuracy stalls would resume from an old
     # epoch. A monitor-less top-1 callback named "last" is rewritten after every epoch.
-    best_cb = ModelCheckpoint(
+    best_cb = RunCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor=monitor,
@@ -120,7 +161,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    last_cb = ModelCheckpoint(
+    last_cb = RunCheckpoint(
         dirpath=ckpt_dir,
         filename="last",
         save_on_train_epoch_end=True,
