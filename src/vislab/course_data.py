@@ -1,0 +1,161 @@
+"""Folders in the course layout: download the real one, write the demo one, find them.
+
+`vislab data download DIR` leaves DIR/p1_data/{train_50,val_50,val_gt.csv} and
+DIR/p2_data/{train,validation}, the layout every other command and recipe expects.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from vislab.errors import VislabError
+
+# The Google Drive file id of hw1_data.zip in the course's own get_dataset.sh (DLCV Fall 2022
+# HW1, `gdown <id> -O hw1_data.zip`), the release that ../shared/data holds. This machine has
+# no network, so the id is as published, not fetched here. drive.usercontent with confirm=t
+# skips Drive's "cannot scan this file for viruses" page, as gdown does.
+DRIVE_ID = "1LMIaOY8NSKWmGtbvTsjXcHVaYKnNN_9u"
+DEFAULT_URL = (
+    f"https://drive.usercontent.google.com/download?id={DRIVE_ID}&export=download&confirm=t"
+)
+
+# folder names, in order of preference: the course's, ../shared/data's, an unzipped hw1_data/
+LAYOUTS = {
+    "p1": ("p1_data", "dlcv-p1", "hw1_data/p1_data"),
+    "p2": ("p2_data", "dlcv-p2", "hw1_data/p2_data"),
+}
+
+
+def locate(root: Path) -> dict[str, Path]:
+    """The problem folders found under root: {"p1": ..., "p2": ...}, either may be absent."""
+    root = Path(root)
+    found = {}
+    for problem, names in LAYOUTS.items():
+        for name in names:
+            if (root / name).is_dir():
+                found[problem] = root / name
+                break
+    return found
+
+
+def check_layout(problem: str, folder: Path) -> str:
+    """A one-line summary of a p1_data or p2_data folder; a VislabError naming what is missing."""
+    if problem == "p1":
+        parts = {"train_50": "*.png", "val_50": "*.png"}
+    else:
+        parts = {"train": "*_sat.jpg", "validation": "*_sat.jpg"}
+    counts = []
+    for sub, pattern in parts.items():
+        n = sum(1 for _ in (folder / sub).glob(pattern)) if (folder / sub).is_dir() else 0
+        if n == 0:
+            raise VislabError(f"{folder / sub} is missing or holds no {pattern} files")
+        counts.append(f"{sub}/ {n}")
+    if problem == "p1" and not (folder / "val_gt.csv").is_file():
+        raise VislabError(f"{folder / 'val_gt.csv'} is missing")
+    return f"{folder}: " + ", ".join(counts)
+
+
+def download(dest: Path, url: str | None = None, zip_path: Path | None = None) -> list[str]:
+    """Fetch (or take) hw1_data.zip and unpack it to dest/p1_data and dest/p2_data.
+
+    Returns one summary line per problem. Nothing is left in dest on failure."""
+    dest = Path(dest)
+    if zip_path is not None and not Path(zip_path).is_file():
+        raise VislabError(f"no file {zip_path}")
+    _refuse_existing(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    part = dest / ".hw1_data.zip.part"
+    try:
+        if zip_path is None:
+            _fetch(url or DEFAULT_URL, part)
+            zip_path = part
+        _unpack(Path(zip_path), dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return [check_layout(p, dest / LAYOUTS[p][0]) for p in LAYOUTS]
+
+
+def write_demo(dest: Path) -> str:
+    """The demo's data in the same layout: scikit-learn's digits as dest/p1_data, generated
+    land-cover tiles as dest/p2_data. Returns a one-line summary."""
+    from vislab.data.digits import write_digits_layout
+    from vislab.data.synthetic import write_p2_layout
+
+    dest = Path(dest)
+    _refuse_existing(dest)
+    write_digits_layout(dest / "p1_data")
+    write_p2_layout(dest / "p2_data", n_train=96, n_val=8, size=64)
+    return (
+        f"wrote {dest}/p1_data (scikit-learn's digits at 32x32, 10 classes) and "
+        f"{dest}/p2_data (96 + 8 generated 64x64 land-cover tiles)"
+    )
+
+
+def _refuse_existing(dest: Path) -> None:
+    for names in LAYOUTS.values():
+        if (dest / names[0]).exists():
+            raise VislabError(f"{dest / names[0]} already exists; remove it or pick another folder")
+
+
+def _fetch(url: str, out: Path) -> None:
+    from tqdm import tqdm
+
+    hint = "download hw1_data.zip by other means and run: vislab data download DIR --zip FILE"
+    try:
+        response = urllib.request.urlopen(url, timeout=30)
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise VislabError(f"cannot download {url} ({reason}); no network? {hint}") from None
+    with response:
+        if "text/html" in (response.headers.get("Content-Type") or ""):
+            raise VislabError(
+                f"{url} answered with a web page, not the zip (Drive quota or sign-in); {hint}"
+            )
+        size = int(response.headers.get("Content-Length") or 0) or None
+        bar = tqdm(
+            total=size, unit="B", unit_scale=True, desc="hw1_data.zip", disable=None
+        )  # disable=None: a bar on a terminal only
+        try:
+            with open(out, "wb") as f:
+                while chunk := response.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        except OSError as e:
+            raise VislabError(f"download of {url} broke off ({e}); {hint}") from None
+        finally:
+            bar.close()
+    print(f"downloaded {out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
+
+
+def _unpack(zip_path: Path, dest: Path) -> None:
+    """Extract into a scratch folder, then move p1_data and p2_data into dest."""
+    if not zipfile.is_zipfile(zip_path):
+        raise VislabError(f"{zip_path} is not a zip file")
+    scratch = dest / ".hw1_data.unpack"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            for name in z.namelist():
+                p = PurePosixPath(name)
+                if p.is_absolute() or ".." in p.parts:
+                    raise VislabError(f"{zip_path} holds an unsafe path: {name}")
+            try:
+                z.extractall(scratch)
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise VislabError(f"cannot unpack {zip_path}: {e}") from None
+        # the course's zip holds hw1_data/p1_data; other copies may nest one level deeper
+        candidates = [scratch, *sorted(p for p in scratch.iterdir() if p.is_dir())]
+        found = next((f for f in map(locate, candidates) if set(f) == set(LAYOUTS)), None)
+        if found is None:
+            raise VislabError(f"{zip_path} holds no p1_data/ and p2_data/ folders")
+        for problem, folder in found.items():
+            check_layout(problem, folder)
+        for problem, folder in found.items():
+            folder.rename(dest / LAYOUTS[problem][0])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,130 @@
+"""`vislab data download`: the course zip, unpacked to the layout every recipe expects."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from vislab.cli import main
+from vislab.course_data import locate
+from vislab.data.synthetic import write_p1_layout, write_p2_layout
+
+
+@pytest.fixture(scope="module")
+def course_zip(tmp_path_factory) -> Path:
+    """A small hw1_data.zip shaped like the course's: hw1_data/{p1_data,p2_data}/..."""
+    src = tmp_path_factory.mktemp("src")
+    write_p1_layout(src / "hw1_data" / "p1_data", num_classes=3, per_class=4)
+    write_p2_layout(src / "hw1_data" / "p2_data", n_train=3, n_val=2, size=32)
+    path = src / "hw1_data.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for f in sorted((src / "hw1_data").rglob("*")):
+            z.write(f, f.relative_to(src).as_posix())
+    return path
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_unpacks_a_local_zip_to_the_course_layout(course_zip, tmp_path, capsys):
+    assert main(["data", "download", str(tmp_path), "--zip", str(course_zip)]) == 0
+    src = course_zip.parent / "hw1_data"
+    assert _files(tmp_path / "p1_data") == _files(src / "p1_data")
+    assert _files(tmp_path / "p2_data") == _files(src / "p2_data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p1_data", "p2_data"]  # no scratch
+    out = capsys.readouterr().out
+    assert "train_50/ 12, val_50/ 6" in out and "train/ 3, validation/ 2" in out
+    assert locate(tmp_path) == {"p1": tmp_path / "p1_data", "p2": tmp_path / "p2_data"}
+
+
+def test_downloads_over_a_url(course_zip, tmp_path):
+    # urllib's file:// handler stands in for HTTP: the same streaming and unpacking code runs
+    assert main(["data", "download", str(tmp_path), "--url", course_zip.as_uri()]) == 0
+    assert _files(tmp_path / "p1_data") == _files(course_zip.parent / "hw1_data" / "p1_data")
+    assert not list(tmp_path.glob(".*"))  # the partial download is gone
+
+
+def test_no_network_is_one_clear_line(tmp_path, capsys):
+    # port 9 (discard) on the loopback: refused at once, as an offline machine would be
+    assert main(["data", "download", str(tmp_path), "--url", "http://127.0.0.1:9/x.zip"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no network?" in err and "--zip FILE" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_web_page_instead_of_the_zip_is_refused(tmp_path, capsys):
+    # Google Drive answers a quota or sign-in page with status 200 and text/html
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "page.html").write_text("<html>Quota exceeded</html>")
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www")
+    )
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/page.html"
+        assert main(["data", "download", str(tmp_path / "d"), "--url", url]) == 2
+    finally:
+        server.shutdown()
+    assert "web page, not the zip" in capsys.readouterr().err
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"hw1_data/p1_data/val_gt.csv": b"filename,label\n"}, "no p1_data/ and p2_data/"),
+        ({"../evil.txt": b"x"}, "unsafe path: ../evil.txt"),
+        (None, "is not a zip file"),
+    ],
+)
+def test_bad_zips_are_refused_and_leave_nothing(tmp_path, capsys, members, message):
+    bad = tmp_path / "bad.zip"
+    if members is None:
+        bad.write_bytes(b"PK but not really a zip")
+    else:
+        _zip(bad, members)
+    dest = tmp_path / "dest"
+    assert main(["data", "download", str(dest), "--zip", str(bad)]) == 2
+    assert message in capsys.readouterr().err
+    assert list(dest.iterdir()) == []
+
+
+def test_a_zip_with_an_empty_split_is_refused(course_zip, tmp_path, capsys):
+    with zipfile.ZipFile(course_zip) as z:
+        members = {n: z.read(n) for n in z.namelist() if "/validation/" not in n}
+    bad = _zip(tmp_path / "novalidation.zip", members)
+    assert main(["data", "download", str(tmp_path / "d"), "--zip", str(bad)]) == 2
+    assert "p2_data/validation is missing or holds no *_sat.jpg" in capsys.readouterr().err
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_existing_data_is_never_overwritten(course_zip, tmp_path, capsys):
+    (tmp_path / "p2_data").mkdir()
+    (tmp_path / "p2_data" / "mine.txt").write_text("keep")
+    assert main(["data", "download", str(tmp_path), "--zip", str(course_zip)]) == 2
+    assert "p2_data already exists" in capsys.readouterr().err
+    assert (tmp_path / "p2_data" / "mine.txt").read_text() == "keep"
+    assert not (tmp_path / "p1_data").exists()
+
+
+def test_locate_knows_the_shared_and_the_unzipped_layouts(tmp_path):
+    (tmp_path / "a" / "dlcv-p1").mkdir(parents=True)
+    (tmp_path / "a" / "dlcv-p2").mkdir()
+    (tmp_path / "b" / "hw1_data" / "p2_data").mkdir(parents=True)
+    assert locate(tmp_path / "a") == {"p1": tmp_path / "a/dlcv-p1", "p2": tmp_path / "a/dlcv-p2"}
+    assert locate(tmp_path / "b") == {"p2": tmp_path / "b/hw1_data/p2_data"}
