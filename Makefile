@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export MALLOC_MMAP_THRESHOLD_ = 33554432
 export MALLOC_TRIM_THRESHOLD_ = 1073741824
 
-.PHONY: setup test demo lint format bench clean
+.PHONY: setup test demo reproduce lint format bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,18 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
+# The whole product in a few minutes on data that ships with the dependencies (no download).
 demo: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/demo.sh
+	rm -rf runs/demo
+	$(VENV)/bin/vislab data demo runs/demo/data
+	$(VENV)/bin/vislab reproduce runs/demo/data --profile demo --out runs/demo
+
+# Every run the report needs on the real data, then the report; re-run to resume.
+# DATA holds p1_data/ and p2_data/ (`vislab data download DIR` makes it). PROFILE=cpu|paper.
+PROFILE ?= cpu
+reproduce: setup
+	$(if $(DATA),,$(error pass DATA=DIR, a folder holding p1_data/ and p2_data/))
+	$(VENV)/bin/vislab reproduce $(DATA) --profile $(PROFILE) --out runs/reproduce-$(PROFILE)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -45,6 +45,8 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert "Missing:" not in html
     # the report's Model B runs are absent: shown as missing rows, never invented
     assert html.count("no run given") == 3  # resnext101, fcn32s, deeplabv3
+    # the CPU segmenter is labelled as the stand-in it is, not as the report's Model B
+    assert "<td>lraspp_mobilenet_v3</td><td>CPU stand-in for Model B</td>" in html
     for name in (
         "model_a",
         "resnext101_64x4d",

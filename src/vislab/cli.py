@@ -29,6 +29,11 @@ EXAMPLES = {
     "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
     "progress": "vislab progress runs/p2_cpu\n"
     "  vislab progress runs/p2_cpu --tiles 0013 0062 0104 --out progress.png",
+    "data": "vislab data download hw1 && vislab train configs/p1_cpu.yaml --data hw1/p1_data\n"
+    "  vislab data download hw1 --zip ~/Downloads/hw1_data.zip\n"
+    "  vislab data demo demo_data",
+    "reproduce": "vislab reproduce hw1 --profile cpu --out runs/reproduce-cpu\n"
+    "  vislab reproduce demo_data --profile demo --out runs/demo",
     "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
     "  vislab overlay --image validation --mask masks --out overlays/",
 }
@@ -122,6 +127,26 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     path = build(args.runs, args.out)
     print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from vislab.course_data import download, write_demo
+
+    if args.action == "download":
+        for line in download(args.dir, args.url, args.zip):
+            print(line)
+    elif args.url or args.zip:
+        raise VislabError("--url and --zip belong to `vislab data download`")
+    else:
+        print(write_demo(args.dir))
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from vislab.reproduce import reproduce
+
+    out = args.out or Path("runs") / f"reproduce-{args.profile}"
+    report = reproduce(args.data, args.profile, out, args.configs, args.epochs)
+    print(f"the report is {report}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -241,7 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = add("progress", "grid of predicted masks at the early, middle and final snapshot")
     g.add_argument("run", type=Path, help="a segmentation run folder with snapshots")
-    g.add_argument("--tiles", nargs="+", help="validation tile ids (default: 0013 0062 0104)")
+    g.add_argument(
+        "--tiles",
+        nargs="+",
+        help="validation tile ids (default: the report's 0013 0062 0104 when present, "
+        "else the first three)",
+    )
     g.add_argument("--data", type=Path, help="validation folder (default: from the run's config)")
     g.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
     g.set_defaults(func=cmd_progress)
@@ -252,6 +282,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--out", required=True, type=Path, help="output folder")
     rp.set_defaults(func=cmd_report)
+
+    d = add("data", "fetch the course data, or write a small demo set in the same layout")
+    d.add_argument(
+        "action",
+        choices=["download", "demo"],
+        help="download: the course's hw1_data zip, unpacked to DIR/p1_data and DIR/p2_data; "
+        "demo: scikit-learn's digits and generated land-cover tiles in that layout",
+    )
+    d.add_argument("dir", type=Path, help="folder to fill (p1_data/ and p2_data/ must not exist)")
+    d.add_argument("--url", help="download: another address of hw1_data.zip")
+    d.add_argument("--zip", type=Path, help="download: unpack this local hw1_data.zip instead")
+    d.set_defaults(func=cmd_data)
+
+    r = add("reproduce", "train every run the report needs, analyse them, write the report")
+    r.add_argument(
+        "data",
+        type=Path,
+        help="folder holding p1_data/ and p2_data/ (or dlcv-p1/ and dlcv-p2/)",
+    )
+    r.add_argument(
+        "--profile",
+        choices=["cpu", "paper", "demo"],
+        default="cpu",
+        help="cpu: from-scratch stand-ins, a few hours on 2 cores; paper: the report's exact "
+        "settings, for a GPU; demo: the cpu profile's models and DeepLabv3 briefly, for "
+        "`vislab data demo` data "
+        "(default: cpu)",
+    )
+    r.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-PROFILE)")
+    r.add_argument(
+        "--configs", type=Path, default=Path("configs"), help="recipe folder (default: configs)"
+    )
+    r.add_argument("--epochs", type=int, help="override every recipe's epochs (a dry run)")
+    r.set_defaults(func=cmd_reproduce)
 
     m = add("models", "list the registered models, or show one model's layers")
     m.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")

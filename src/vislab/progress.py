@@ -47,6 +47,14 @@ def predict_tile(model, meta: dict[str, Any], image: np.ndarray) -> np.ndarray:
     return segment_logits(model, x, meta["image_size"]).argmax(1)[0].numpy().astype(np.uint8)
 
 
+def default_tiles(folder: Path) -> tuple[str, ...]:
+    """The report's tiles when the folder holds them (the course's validation set), else the
+    first three."""
+    if all((folder / f"{t}_sat.jpg").is_file() for t in DEFAULT_TILES):
+        return DEFAULT_TILES
+    return tuple(p.name[: -len("_sat.jpg")] for p in sorted(folder.glob("*_sat.jpg"))[:3])
+
+
 def progress(
     run: Path, out: Path | None = None, tiles: list[str] | None = None, data: Path | None = None
 ) -> dict[str, Any]:
@@ -58,8 +66,8 @@ def progress(
     if task != "segmentation":
         raise VislabError(f"{run} is a {task} run; progress draws segmentation runs")
     snaps = pick_snapshots(run)
-    tiles = list(tiles or DEFAULT_TILES)
     folder = val_folder(run, data)
+    tiles = list(tiles or default_tiles(folder))
     images, truths = [], []
     for t in tiles:
         sat = folder / f"{t}_sat.jpg"

@@ -1,0 +1,96 @@
+"""`vislab data demo` and `vislab reproduce`: every step runs once, a re-run skips what exists."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PIL import Image
+
+from vislab.cli import main
+from vislab.reproduce import PROFILES
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    assert main(["data", "demo", str(root)]) == 0
+    return root
+
+
+def test_demo_data_is_the_digits_in_the_course_layout(demo_data, capsys):
+    train = sorted((demo_data / "p1_data" / "train_50").glob("*.png"))
+    val = sorted((demo_data / "p1_data" / "val_50").glob("*.png"))
+    assert len(train) + len(val) == 1797  # every scikit-learn digit, once
+    assert {p.name.split("_")[0] for p in val} == {str(c) for c in range(10)}
+    img = np.asarray(Image.open(val[0]))
+    assert img.shape == (32, 32, 3) and img.dtype == np.uint8 and img.max() > 200
+    with (demo_data / "p1_data" / "val_gt.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["filename"] for r in rows) == [p.name for p in val]
+    assert all(r["filename"].split("_")[0] == r["label"] for r in rows)
+    assert len(list((demo_data / "p2_data" / "validation").glob("*_mask.png"))) == 8
+    assert main(["data", "demo", str(demo_data)]) == 2  # never over existing data
+    assert "already exists" in capsys.readouterr().err
+
+
+def _steps(out: str) -> dict[str, str]:
+    """{step name: "ran" | "skipped"} from reproduce's log."""
+    found = re.findall(r"^== \[\d+/\d+\] (.+?)(: done before, skipped)?$", out, re.M)
+    return {name: "skipped" if skipped else "ran" for name, skipped in found}
+
+
+def test_reproduce_runs_every_step_then_skips_what_exists(demo_data, tmp_path, capsys):
+    args = ["reproduce", str(demo_data), "--profile", "demo", "--out", str(tmp_path)]
+    args += ["--configs", str(REPO / "configs"), "--epochs", "1"]
+    assert main(args) == 0
+    first = _steps(capsys.readouterr().out)
+    runs = [r.config for r in PROFILES["demo"]]
+    assert len(first) == 3 * len(runs) + 1 and set(first.values()) == {"ran"}
+    for run in runs:
+        assert (tmp_path / run / "checkpoints" / "best.ckpt").is_file()
+        assert (tmp_path / run / "val_eval" / "metrics.json").is_file()
+    assert (tmp_path / "p1_model_a" / "val_pred.csv").is_file()
+    assert len(list((tmp_path / "p2_cpu" / "val_masks").glob("*.png"))) == 8
+    assert (tmp_path / "p1_cpu" / "embed" / "tsne.png").is_file()
+    assert (tmp_path / "p2_deeplabv3" / "progress.png").is_file()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert all(run in html for run in runs)
+
+    # an interrupted reproduce: only the missing results are made again; the report always
+    (tmp_path / "p2_cpu" / "progress.json").unlink()
+    stamp = (tmp_path / "p1_cpu" / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    assert main(args) == 0
+    second = _steps(capsys.readouterr().out)
+    assert {k for k, v in second.items() if v == "ran"} == {"progress p2_cpu", "report"}
+    assert (tmp_path / "p2_cpu" / "progress.json").is_file()
+    assert (tmp_path / "p1_cpu" / "checkpoints" / "best.ckpt").stat().st_mtime_ns == stamp
+
+    # other settings over an existing run: refused with the difference, nothing retrained
+    assert main(args[:-1] + ["2"]) == 2
+    assert "trainer.epochs: 1 -> 2" in capsys.readouterr().err
+
+
+def test_reproduce_checks_the_data_before_training(tmp_path, capsys):
+    (tmp_path / "p1_data").mkdir()
+    assert main(["reproduce", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "p1_data/train_50 is missing" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_pretrained_weights_stop_the_plan_before_any_training(
+    demo_data, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))
+    out = tmp_path / "out"
+    args = ["reproduce", str(demo_data), "--profile", "paper", "--out", str(out)]
+    assert main([*args, "--configs", str(REPO / "configs")]) == 2
+    err = capsys.readouterr().err
+    assert "resnext101_64x4d: ImageNet weights not found" in err
+    assert str(tmp_path / "empty_cache") in err
+    assert not out.exists()
