@@ -12,7 +12,7 @@ from vislab.cli import main
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not (REAL_P1 / "train_50").is_dir(), reason="real P1 data absent"),
+    pytest.mark.skipif(not (REAL_P1 / "train_50").is_dir(), reason=f"no {REAL_P1}"),
 ]
 
 

@@ -14,7 +14,7 @@ from vislab.cli import main
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not (REAL_P2 / "train").is_dir(), reason="real P2 data absent"),
+    pytest.mark.skipif(not (REAL_P2 / "train").is_dir(), reason=f"no {REAL_P2}"),
 ]
 
 

@@ -76,7 +76,7 @@ def test_a_class_absent_from_both_is_named_and_left_out_of_the_mean():
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not (REAL_P2 / "validation").is_dir(), reason="real P2 data absent")
+@pytest.mark.skipif(not (REAL_P2 / "validation").is_dir(), reason=f"no {REAL_P2}")
 def test_miou_on_the_real_validation_masks():
     """Score the real masks against a shifted copy of themselves, both ways."""
     files = sorted((REAL_P2 / "validation").glob("*_mask.png"))

@@ -105,7 +105,7 @@ def test_cli_names_the_tile_without_a_mask(tmp_path, capsys):
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not (REAL_P2 / "validation").is_dir(), reason="real P2 data absent")
+@pytest.mark.skipif(not (REAL_P2 / "validation").is_dir(), reason=f"no {REAL_P2}")
 def test_overlay_on_a_real_tile_equals_the_per_pixel_semantics():
     tile = REAL_P2 / "validation" / "0013"
     image = np.asarray(Image.open(f"{tile}_sat.jpg").convert("RGB"))
