@@ -63,3 +63,15 @@ def test_dataset_fetches_a_batch_in_one_slice_and_normalize_scales():
     assert torch.equal(x, images[[2, 0]]) and y.tolist() == [2, 0]
     z = normalize(x, torch.tensor([0.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 2.0]))
     assert torch.allclose(z[:, 2], x[:, 2].float() / 255 / 2)
+
+
+def test_epoch_sampler_deals_the_one_process_order_to_the_ranks():
+    one = list(EpochSampler(103, seed=5))
+    ranks = [EpochSampler(103, seed=5, rank=r, world=4) for r in range(4)]
+    shares = [list(s) for s in ranks]
+    assert {len(s) for s in ranks} == {25} and [len(x) for x in shares] == [25] * 4
+    # batch k of every rank (4 per rank) together = batch k of one process (16)
+    for k in range(6):
+        dealt = sorted(i for x in shares for i in x[4 * k : 4 * k + 4])
+        assert dealt == sorted(one[16 * k : 16 * k + 16])
+    assert len(set().union(*shares)) == 100  # no index twice; the 3 of the tail dropped

@@ -37,26 +37,32 @@ def keep_batch(batch):
 
 
 class EpochSampler(Sampler[int]):
-    """A shuffling sampler whose order depends only on (seed, epoch).
+    """A shuffling sampler whose order depends only on (seed, epoch), dealt out to the ranks.
 
     Lightning calls ``set_epoch`` before each epoch, so a run resumed from an epoch's end
-    replays the very same order as an uninterrupted run.
+    replays the very same order as an uninterrupted run. With several processes, rank r takes
+    every world-th index of the one-process order (the tail that does not divide evenly is
+    dropped), so the ranks' k-th batches together are the one-process run's k-th batch of
+    world times the size.
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
+    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.world
 
     def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        return iter(order[: len(self) * self.world][self.rank :: self.world])
 
 
 def random_crop_flip(

@@ -24,13 +24,15 @@ class ModelA(nn.Module):
         in_size: int = 32,
         channels: tuple[int, int] = (32, 64),
         hidden: tuple[int, int] = (512, 128),
+        batch_norm: bool = True,
     ):
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
+            norm = nn.BatchNorm2d(cout) if batch_norm else nn.Identity()
             return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
+                nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm),
+                norm,
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
             )
@@ -108,9 +110,19 @@ def model_a(
     in_size: int = 32,
     channels: tuple[int, int] = (32, 64),
     hidden: tuple[int, int] = (512, 128),
+    batch_norm: bool = True,
 ) -> nn.Module:
-    """Model A of the report: 2 conv blocks + 3 fully connected layers (from scratch)."""
-    return ModelA(num_classes, in_size=in_size, channels=tuple(channels), hidden=tuple(hidden))
+    """Model A of the report: 2 conv blocks + 3 fully connected layers (from scratch).
+
+    batch_norm=False drops BatchNorm (an ablation; also what makes multi-process CPU runs
+    match a single process exactly, as CPU DDP has no synchronised batch norm)."""
+    return ModelA(
+        num_classes,
+        in_size=in_size,
+        channels=tuple(channels),
+        hidden=tuple(hidden),
+        batch_norm=batch_norm,
+    )
 
 
 @register_model("classification")

@@ -63,7 +63,9 @@ class ClassificationTask(Task):
         logits = self.model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.optim.label_smoothing)
         self.train_acc(logits, y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
+        )
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -36,9 +36,16 @@ class InMemoryData(L.LightningDataModule):
         else:
             self.mean, self.std = list(d.mean), list(d.std)
 
+    def _ranks(self) -> tuple[int, int]:
+        t = self.trainer
+        return (t.global_rank, t.world_size) if t is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
-        # EpochSampler: the order depends on (seed, epoch) only, so resumed runs replay it
-        sampler = EpochSampler(len(self.train_set), self.cfg.seed)
+        # EpochSampler: the order depends on (seed, epoch) only, so resumed runs replay it; it
+        # deals the ranks their share itself (the Trainer's distributed sampler is off: it
+        # would reshuffle with a seed of its own)
+        rank, world = self._ranks()
+        sampler = EpochSampler(len(self.train_set), self.cfg.seed, rank=rank, world=world)
         return DataLoader(
             self.train_set,
             batch_size=self.cfg.data.batch_size,
@@ -47,6 +54,11 @@ class InMemoryData(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
+        # every validation image exactly once over all ranks; the metrics sum over ranks
+        rank, world = self._ranks()
         return DataLoader(
-            self.val_set, batch_size=self.cfg.data.eval_batch_size, collate_fn=keep_batch
+            self.val_set,
+            batch_size=self.cfg.data.eval_batch_size,
+            sampler=range(rank, len(self.val_set), world),
+            collate_fn=keep_batch,
         )

@@ -182,6 +182,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
+        use_distributed_sampler=False,  # the data module shards (train/datamodule.py)
         callbacks=callbacks,
         logger=False,
         enable_progress_bar=progress_bar,

@@ -64,7 +64,15 @@ class SegmentationTask(Task):
         loss = self._loss(out["out"], y)
         if "aux" in out:
             loss = loss + 0.5 * self._loss(out["aux"], y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=True,  # the mean over every process's batches
+        )
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
