@@ -29,23 +29,99 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the checkpoint's model with its weights, in eval mode; returns (model, meta).
+    """Build the model of a checkpoint, or of a `vislab export` file (.safetensors, .onnx), in
+    eval mode; returns (model, meta). meta["format"] says which.
 
     meta["epoch"] is the 1-based epoch the weights are from: snapshots store it so, Lightning
     stores the 0-based index of the epoch it finished."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        model, meta = _load_onnx(path)
+    else:
+        if path.suffix == ".safetensors":
+            meta, state = _read_safetensors(path)
+        else:
+            ckpt = read_checkpoint(path)
+            lightning = "pytorch-lightning_version" in ckpt
+            epoch = int(ckpt.get("epoch", -1)) + (1 if lightning else 0)
+            meta = dict(ckpt["vislab"], epoch=epoch, format="checkpoint")
+            prefix = "model."
+            state = {
+                k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
+            }
+        model = _build(path, meta, state)
+    if task is not None and meta["task"] != task:
+        raise VislabError(f"{path} is a {meta['task']} model, not {task}")
+    return model.eval(), meta
+
+
+def _build(path: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     from vislab.models import create_model
 
-    ckpt = read_checkpoint(path)
-    lightning = "pytorch-lightning_version" in ckpt
-    meta = dict(ckpt["vislab"], epoch=int(ckpt.get("epoch", -1)) + (1 if lightning else 0))
-    if task is not None and meta["task"] != task:
-        raise VislabError(f"{path} is a {meta['task']} checkpoint, not {task}")
     kwargs = {k: v for k, v in meta["model_kwargs"].items() if k != "weights"}
     model = create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
-    prefix = "model."
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise VislabError(f"{path}: weights do not fit {meta['model']}: {e}") from None
-    return model.eval(), meta
+    return model
+
+
+def _exported_meta(path: Path, text: str | None) -> dict[str, Any]:
+    import json
+
+    if text is None:
+        raise VislabError(f"{path} holds no vislab metadata (not written by `vislab export`)")
+    return json.loads(text)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    from vislab.export import META_KEY
+
+    if not path.is_file():
+        raise VislabError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), "pt") as f:
+            text = (f.metadata() or {}).get(META_KEY)
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise VislabError(f"cannot read {path}: {e}") from None
+    return dict(_exported_meta(path, text), format="safetensors"), state
+
+
+class OnnxModel(nn.Module):
+    """An exported model run by ONNX Runtime, called like the PyTorch model it came from."""
+
+    def __init__(self, path: Path, task: str):
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.task = task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        (y,) = self.session.run(None, {"image": x.float().contiguous().numpy()})
+        y = torch.from_numpy(y)
+        return {"out": y} if self.task == "segmentation" else y
+
+
+def _load_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    import onnxruntime as ort
+
+    from vislab.export import META_KEY
+
+    if not path.is_file():
+        raise VislabError(f"model file not found: {path}")
+    try:
+        model = OnnxModel(path, task="")
+    except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as e:
+        raise VislabError(f"cannot read {path}: {e}") from None
+    text = model.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+    meta = dict(_exported_meta(path, text), format="onnx")
+    model.task = meta["task"]
+    return model, meta

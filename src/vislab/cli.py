@@ -34,6 +34,8 @@ EXAMPLES = {
     "  vislab data demo demo_data",
     "reproduce": "vislab reproduce hw1 --profile cpu --out runs/reproduce-cpu\n"
     "  vislab reproduce demo_data --profile demo --out runs/demo",
+    "export": "vislab export --ckpt runs/p2_cpu/checkpoints/best.ckpt --format onnx\n"
+    "  vislab predict --ckpt runs/p2_cpu/checkpoints/best.onnx --images validation --out m/",
     "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
     "  vislab overlay --image validation --mask masks --out overlays/",
 }
@@ -129,6 +131,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from vislab.export import export
+
+    print(f"wrote {export(args.ckpt, args.format, args.out)}")
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from vislab.course_data import download, write_demo
 
@@ -204,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     pr = add("predict", "predict a folder of images with a checkpoint")
-    pr.add_argument("--ckpt", required=True, type=Path, help="a vislab checkpoint")
+    pr.add_argument(
+        "--ckpt",
+        required=True,
+        type=Path,
+        help="a vislab checkpoint, or a .safetensors / .onnx file from vislab export",
+    )
     pr.add_argument("--images", required=True, type=Path, help="folder of images")
     pr.add_argument(
         "--out",
@@ -282,6 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--out", required=True, type=Path, help="output folder")
     rp.set_defaults(func=cmd_report)
+
+    x = add("export", "write a checkpoint's model as safetensors weights or an ONNX model")
+    x.add_argument("--ckpt", required=True, type=Path, help="a vislab checkpoint")
+    x.add_argument(
+        "--format",
+        required=True,
+        choices=["safetensors", "onnx"],
+        help="safetensors: weights only, loadable without running code; onnx: the whole "
+        "model for ONNX Runtime; vislab predict --ckpt takes either",
+    )
+    x.add_argument("--out", type=Path, help="output file (default: CKPT with the new suffix)")
+    x.set_defaults(func=cmd_export)
 
     d = add("data", "fetch the course data, or write a small demo set in the same layout")
     d.add_argument(

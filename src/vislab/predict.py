@@ -88,6 +88,8 @@ def predict_folder(
     """Predict every image of images_dir with the checkpoint; returns the number of images."""
     set_threads(threads)
     model, meta = load_model(ckpt)
+    if meta["format"] == "onnx" and precision == "bf16":
+        raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
     if meta["task"] == "classification":
         return predict_classes(model, meta, images_dir, out, batch_size or 500, precision)
     return predict_masks(model, meta, images_dir, out, batch_size or 4, precision)

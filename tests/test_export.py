@@ -1,0 +1,95 @@
+"""`vislab export` and `vislab predict` on the exported files: the same predictions, no code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import REPO, train_args
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from vislab.cli import main
+
+
+@pytest.fixture(scope="module")
+def cls_run(p1_tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "cls"
+    assert main(train_args(p1_tiny, out, 2)) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def seg_run(p2_tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "seg"
+    args = ["train", str(REPO / "configs" / "p2_cpu.yaml"), "--data", str(p2_tiny)]
+    args += ["--out", str(out), "--epochs", "1", "--set", "data.image_size=32"]
+    assert main([*args, "--set", "trainer.threads=1"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "onnx"])
+def test_exported_classifier_predicts_what_the_checkpoint_predicts(cls_run, p1_tiny, fmt):
+    ckpt = cls_run / "checkpoints" / "best.ckpt"
+    assert main(["export", "--ckpt", str(ckpt), "--format", fmt]) == 0
+    exported = ckpt.with_suffix(f".{fmt}")
+    preds = {}
+    for source in (ckpt, exported):
+        out = cls_run / f"pred_{source.suffix[1:]}.csv"
+        assert main(["predict", "--ckpt", str(source), "--images", str(p1_tiny / "val_50"),
+                     "--out", str(out), "--threads", "1"]) == 0  # fmt: skip
+        preds[source.suffix] = out.read_text()
+    assert preds[".ckpt"] == preds[f".{fmt}"]
+    assert len(preds[".ckpt"].splitlines()) == 1 + 16  # header + every val image
+
+
+def test_safetensors_holds_tensors_and_the_metadata(cls_run):
+    ckpt = cls_run / "checkpoints" / "best.ckpt"
+    out = cls_run / "weights.safetensors"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "safetensors", "--out", str(out)]) == 0
+    with safe_open(str(out), "pt") as f:
+        meta = json.loads(f.metadata()["vislab"])
+        keys = set(f.keys())
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert keys == {k.removeprefix("model.") for k in state}
+    assert meta["model"] == "model_a" and meta["task"] == "classification"
+    assert meta["classes"] == ["0", "1", "2", "3"] and len(meta["mean"]) == 3
+    assert meta["image_size"] == [32, 32] and meta["epoch"] >= 1
+
+
+def test_exported_segmenter_writes_the_same_masks(seg_run, p2_tiny):
+    ckpt = seg_run / "checkpoints" / "best.ckpt"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx"]) == 0
+    masks = {}
+    for source in (ckpt, ckpt.with_suffix(".onnx")):
+        out = seg_run / f"masks_{source.suffix[1:]}"
+        assert main(["predict", "--ckpt", str(source), "--images", str(p2_tiny / "validation"),
+                     "--out", str(out), "--threads", "1"]) == 0  # fmt: skip
+        masks[source.suffix] = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
+    assert len(masks[".ckpt"]) == 4 and masks[".ckpt"] == masks[".onnx"]
+
+
+def test_export_refusals(cls_run, tmp_path, capsys):
+    ckpt = cls_run / "checkpoints" / "best.ckpt"
+    bad_out = ["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.pt")]
+    assert main(bad_out) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.safetensors"  # valid, but not from vislab export
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    pred = ["predict", "--images", str(tmp_path), "--out", str(tmp_path / "p")]
+    assert main([*pred, "--ckpt", str(foreign)]) == 2
+    assert "holds no vislab metadata" in capsys.readouterr().err
+    truncated = tmp_path / "truncated.safetensors"
+    whole = tmp_path / "whole.safetensors"
+    assert (
+        main(["export", "--ckpt", str(ckpt), "--format", "safetensors", "--out", str(whole)]) == 0
+    )
+    truncated.write_bytes(whole.read_bytes()[:1000])
+    assert main([*pred, "--ckpt", str(truncated)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(onnx_file)]) == 0
+    pred = ["predict", "--ckpt", str(onnx_file), "--images", str(tmp_path), "--out", "p.csv"]
+    assert main([*pred, "--precision", "bf16"]) == 2
+    assert "an ONNX model runs in fp32" in capsys.readouterr().err
