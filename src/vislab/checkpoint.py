@@ -22,10 +22,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise VislabError(f"cannot read checkpoint {path}: {e}") from None
+        raise VislabError(f"cannot read checkpoint {path}: {_first_cause(e)}") from None
     if not isinstance(ckpt, dict) or "vislab" not in ckpt or "state_dict" not in ckpt:
         raise VislabError(f"{path} is not a vislab checkpoint (no 'vislab' metadata)")
     return ckpt
+
+
+def _first_cause(e: Exception) -> str:
+    """One line of torch.load's error: its weights-only refusals span a paragraph."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    for i, line in enumerate(lines[:-1]):
+        if line.endswith("WeightsUnpickler error:"):
+            return f"not a plain-data checkpoint (weights-only load refused it: {lines[i + 1]})"
+    return lines[0] if lines else type(e).__name__
 
 
 def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:

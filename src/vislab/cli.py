@@ -374,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"vislab {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file or folder the user named: unreadable, unwritable, missing
+        if args.debug:
+            traceback.print_exc()
+        where = f": {e.filename}" if e.filename else ""
+        print(f"vislab {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

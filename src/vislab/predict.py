@@ -6,6 +6,8 @@ Classifiers write a filename,label CSV; segmenters write one RGB mask PNG per im
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -47,11 +49,26 @@ def predict_classes(
 def predict_masks(
     model, meta, images_dir: Path, out_dir: Path, batch_size: int, precision: str
 ) -> int:
+    """Masks go to a scratch folder beside out_dir and move in only when every tile is done:
+    a failure (an unreadable tile, a full disk, Ctrl-C) leaves out_dir as it was."""
     files, ids = load_sat_images(images_dir)
     out_dir = Path(out_dir)
     if out_dir.suffix.lower() == ".csv" or out_dir.is_file():
         raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
     out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        _write_masks(model, meta, files, ids, scratch, batch_size, precision)
+        for tile in ids:
+            os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return len(files)
+
+
+def _write_masks(model, meta, files, ids, folder: Path, batch_size: int, precision: str) -> None:
     model = prepare(model)
     mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
     bar = tqdm(total=len(files), unit="tile", desc="predict", disable=not sys.stderr.isatty())
@@ -69,12 +86,9 @@ def predict_masks(
                 logits = segment_logits(model, x, meta["image_size"])
             preds += list(logits.float().argmax(1).to(torch.uint8).numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds, strict=True):
-            buf = io.BytesIO()
-            write_mask(pred, buf)
-            atomic_write_bytes(out_dir / f"{tile}.png", buf.getvalue())
+            write_mask(pred, folder / f"{tile}.png")
         bar.update(len(chunk))
     bar.close()
-    return len(files)
 
 
 def predict_folder(

@@ -49,10 +49,21 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
+# 8-bit modes whose RGB reading is unambiguous; converted as torchvision's image loader does
+# (grey replicated, alpha dropped, palette looked up). Deeper modes (16-bit "I;16", 32-bit "I",
+# float "F") would be clipped to 255 without a word: they are refused instead.
+_CONVERTIBLE = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"}
+
+
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """Decode one image to (H, W, 3) uint8, naming the file if it cannot be read."""
     try:
         with Image.open(path) as im:
+            if im.mode not in _CONVERTIBLE:
+                raise VislabError(
+                    f"{path} is a {im.mode} image (more than 8 bits per channel); vislab reads "
+                    "8-bit images: convert it to 8-bit RGB first"
+                )
             im.load()
             if im.mode != "RGB":
                 im = im.convert("RGB")

@@ -1,0 +1,193 @@
+"""The inputs users get wrong, fed to every command: one clear line, exit 2, nothing half-written.
+
+Grayscale and RGBA images are the exception by design: they are converted to RGB as
+torchvision's loader does (tested below); 16-bit images are refused, because converting them
+would clip them silently.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, train_args
+from PIL import Image
+
+from vislab.cli import main
+from vislab.errors import VislabWarning
+
+
+@pytest.fixture(scope="module")
+def runs(p1_tiny, p2_tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_runs")
+    assert main(train_args(p1_tiny, root / "cls", 1)) == 0
+    seg = ["train", str(REPO / "configs" / "p2_cpu.yaml"), "--data", str(p2_tiny)]
+    seg += ["--out", str(root / "seg"), "--epochs", "1", "--set", "data.image_size=32"]
+    assert main([*seg, "--set", "trainer.threads=1"]) == 0
+    return root / "cls", root / "seg"
+
+
+def fails(capsys, argv: list[str], message: str) -> None:
+    """The command exits 2 with exactly one line on stderr that contains message."""
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], err
+    assert not any("Traceback" in line for line in err)
+
+
+def _images(folder: Path, n: int = 3) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+            folder / f"0_{i}.png"
+        )
+    return folder
+
+
+def _predict(ckpt: Path, images: Path, out: Path) -> list:
+    return ["predict", "--ckpt", ckpt, "--images", images, "--out", out, "--threads", "1"]
+
+
+def test_image_folders_users_get_wrong(runs, tmp_path, capsys):
+    ckpt = runs[0] / "checkpoints" / "best.ckpt"
+    out = tmp_path / "pred.csv"
+    fails(capsys, _predict(ckpt, tmp_path / "missing", out), "not a folder")
+    (tmp_path / "empty").mkdir()
+    fails(capsys, _predict(ckpt, tmp_path / "empty", out), "no images")
+    zero = _images(tmp_path / "zero")
+    (zero / "0_9.png").write_bytes(b"")
+    fails(capsys, _predict(ckpt, zero, out), "cannot read image")
+    cut = _images(tmp_path / "cut")
+    data = (cut / "0_0.png").read_bytes()
+    (cut / "0_9.png").write_bytes(data[: len(data) // 2])
+    fails(capsys, _predict(ckpt, cut, out), "0_9.png: image file is truncated")
+    deep = _images(tmp_path / "deep")
+    Image.fromarray(np.full((32, 32), 40000, dtype=np.uint16)).save(deep / "0_9.png")
+    fails(capsys, _predict(ckpt, deep, out), "0_9.png is a I;16 image (more than 8 bits")
+    assert not out.exists()  # no refused command wrote the CSV
+
+
+def test_grayscale_and_rgba_are_read_as_rgb(runs, tmp_path):
+    ckpt = runs[0] / "checkpoints" / "best.ckpt"
+    mixed = _images(tmp_path / "mixed")
+    rgb = np.asarray(Image.open(mixed / "0_0.png"))
+    Image.fromarray(rgb[..., 0]).save(mixed / "0_8.png")  # L
+    Image.fromarray(np.dstack([rgb, np.full((32, 32), 255, np.uint8)])).save(mixed / "0_9.png")
+    assert main([str(a) for a in _predict(ckpt, mixed, tmp_path / "p.csv")]) == 0
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "filename,label" and len(rows) == 1 + 5
+
+
+def test_checkpoints_users_get_wrong(runs, p1_tiny, tmp_path, capsys):
+    cls, seg = runs
+    images, out = p1_tiny / "val_50", tmp_path / "p.csv"
+    fails(capsys, _predict(tmp_path / "none.ckpt", images, out), "checkpoint not found")
+    (tmp_path / "text.ckpt").write_text("not a checkpoint")
+    fails(capsys, _predict(tmp_path / "text.ckpt", images, out), "not a plain-data checkpoint")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    fails(capsys, _predict(tmp_path / "foreign.ckpt", images, out), "not a vislab checkpoint")
+    other = torch.load(cls / "checkpoints" / "best.ckpt", weights_only=True)
+    other["vislab"]["model"] = "resnet9"  # metadata of one model, weights of another
+    torch.save(other, tmp_path / "other.ckpt")
+    fails(capsys, _predict(tmp_path / "other.ckpt", images, out), "weights do not fit resnet9")
+    seg_ckpt = seg / "checkpoints" / "best.ckpt"
+    fails(
+        capsys,
+        ["embed", seg_ckpt, "--data", images],
+        "is a segmentation model, not classification",
+    )
+    fails(capsys, ["progress", cls], "is a classification run")
+    assert not out.exists()
+
+
+def test_masks_users_get_wrong(p2_tiny, tmp_path, capsys):
+    val = p2_tiny / "validation"
+    pred = tmp_path / "pred"
+    shutil.copytree(val, pred, ignore=shutil.ignore_patterns("*_sat.jpg"))
+    for p in pred.glob("*_mask.png"):
+        p.rename(pred / p.name.replace("_mask", ""))
+    small = pred / "0001.png"
+    Image.open(small).resize((32, 32), Image.NEAREST).save(small)
+    fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "0001")
+    (pred / "0001.png").write_bytes(b"")
+    fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "cannot read mask")
+    gray = np.zeros((64, 64), dtype=np.uint8)
+    Image.fromarray(gray).save(pred / "0001.png")
+    fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "mask must be an 8-bit RGB image")
+    (pred / "0001.png").unlink()
+    fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "4")  # counts differ: named
+    fails(
+        capsys,
+        [
+            "overlay",
+            "--image",
+            val / "0000_sat.jpg",
+            "--mask",
+            tmp_path / "none.png",
+            "--out",
+            tmp_path / "o.png",
+        ],  # fmt: skip
+        "none.png",
+    )
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_red_pixels_are_a_warning_not_an_error(p2_tiny, tmp_path, capsys):
+    # the real masks hold a few pure red pixels (no class): read as unknown, said once
+    val = tmp_path / "val"
+    shutil.copytree(p2_tiny / "validation", val)
+    mask = np.asarray(Image.open(val / "0000_mask.png")).copy()
+    mask[:2, :2] = (255, 0, 0)
+    Image.fromarray(mask).save(val / "0000_mask.png")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for p in (p2_tiny / "validation").glob("*_mask.png"):
+        shutil.copy(p, pred / p.name.replace("_mask", ""))
+    with pytest.warns(VislabWarning, match=r"1 mask\(s\) hold 4 pure red pixel\(s\)"):
+        assert main(["evaluate", "--pred", str(pred), "--gt", str(val)]) == 0
+    assert "mean_iou" in capsys.readouterr().out
+
+
+def test_a_failed_mask_prediction_keeps_earlier_results(runs, p2_tiny, tmp_path, capsys):
+    ckpt = runs[1] / "checkpoints" / "best.ckpt"
+    tiles = tmp_path / "tiles"
+    shutil.copytree(p2_tiny / "validation", tiles)
+    out = tmp_path / "masks"  # earlier results: here the true masks, unlike any prediction
+    out.mkdir()
+    for p in tiles.glob("*_mask.png"):
+        shutil.copy(p, out / p.name.replace("_mask", ""))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (tiles / "0003_sat.jpg").write_bytes(b"\xff\xd8 broken")  # the last of four tiles
+    argv = [*_predict(ckpt, tiles, out), "--batch-size", "1"]  # 3 tiles done before it fails
+    fails(capsys, argv, "0003_sat.jpg")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "tiles"]  # no scratch left
+
+
+def test_outputs_that_cannot_be_written(runs, p1_tiny, tmp_path, capsys):
+    ckpt = runs[0] / "checkpoints" / "best.ckpt"
+    images = p1_tiny / "val_50"
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    fails(capsys, _predict(ckpt, images, blocker / "p.csv"), str(blocker))
+    fails(capsys, _predict(ckpt, images, tmp_path), "is a folder; a classifier writes a CSV")
+    fails(capsys, ["export", "--ckpt", ckpt, "--format", "onnx", "--out", blocker / "m.onnx"],
+          str(blocker))  # fmt: skip
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_configs_users_get_wrong(p1_tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    fails(capsys, train_args(p1_tiny, out, 1, "--set", "optim.lrr=0.1"), "unknown config key")
+    fails(capsys, train_args(p1_tiny, out, 1, "--set", "optim.lr=fast"), "optim.lr")
+    fails(capsys, train_args(p1_tiny, out, 1, "--set", "optim.name=adam"), "adam")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: classification\nmodel: [unclosed\n")
+    fails(capsys, ["train", bad, "--data", p1_tiny, "--out", out], "not valid YAML")
+    fails(capsys, train_args(tmp_path / "nodata", out, 1), "nodata")
+    assert not out.exists()  # no refused run left a folder behind
