@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 import torch
@@ -37,8 +39,9 @@ def test_exported_classifier_predicts_what_the_checkpoint_predicts(cls_run, p1_t
     preds = {}
     for source in (ckpt, exported):
         out = cls_run / f"pred_{source.suffix[1:]}.csv"
+        engine = "torch" if source == ckpt else "auto"  # not the export beside it
         assert main(["predict", "--ckpt", str(source), "--images", str(p1_tiny / "val_50"),
-                     "--out", str(out), "--threads", "1"]) == 0  # fmt: skip
+                     "--out", str(out), "--threads", "1", "--engine", engine]) == 0  # fmt: skip
         preds[source.suffix] = out.read_text()
     assert preds[".ckpt"] == preds[f".{fmt}"]
     assert len(preds[".ckpt"].splitlines()) == 1 + 16  # header + every val image
@@ -64,8 +67,9 @@ def test_exported_segmenter_writes_the_same_masks(seg_run, p2_tiny):
     masks = {}
     for source in (ckpt, ckpt.with_suffix(".onnx")):
         out = seg_run / f"masks_{source.suffix[1:]}"
+        engine = "torch" if source == ckpt else "auto"
         assert main(["predict", "--ckpt", str(source), "--images", str(p2_tiny / "validation"),
-                     "--out", str(out), "--threads", "1"]) == 0  # fmt: skip
+                     "--out", str(out), "--threads", "1", "--engine", engine]) == 0  # fmt: skip
         masks[source.suffix] = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
     assert len(masks[".ckpt"]) == 4 and masks[".ckpt"] == masks[".onnx"]
 
@@ -93,3 +97,25 @@ def test_export_refusals(cls_run, tmp_path, capsys):
     pred = ["predict", "--ckpt", str(onnx_file), "--images", str(tmp_path), "--out", "p.csv"]
     assert main([*pred, "--precision", "bf16"]) == 2
     assert "an ONNX model runs in fp32" in capsys.readouterr().err
+
+
+def test_engine_auto_uses_a_fresh_export_beside_the_checkpoint(cls_run, p1_tiny, tmp_path, capsys):
+    ckpt = tmp_path / "best.ckpt"
+    shutil.copy(cls_run / "checkpoints" / "best.ckpt", ckpt)
+    args = ["predict", "--ckpt", str(ckpt), "--images", str(p1_tiny / "val_50")]
+    args += ["--out", str(tmp_path / "p.csv"), "--threads", "1"]
+
+    def engine_used(*extra: str) -> str:
+        assert main([*args, *extra]) == 0
+        return capsys.readouterr().out.strip().rsplit(", ", 1)[1].rstrip(")")
+
+    assert engine_used() == "pytorch"  # nothing exported yet
+    assert engine_used("--engine", "onnxruntime") == "onnxruntime"  # exports on demand
+    assert ckpt.with_suffix(".onnx").is_file()
+    assert engine_used() == "onnxruntime"  # auto: the fresh export is used
+    os.utime(ckpt)  # the checkpoint is newer than its export: stale, not used
+    ckpt_time = ckpt.stat().st_mtime
+    os.utime(ckpt.with_suffix(".onnx"), (ckpt_time - 10, ckpt_time - 10))
+    assert engine_used() == "pytorch"
+    assert main([*args[:2], str(ckpt.with_suffix(".onnx")), *args[3:], "--engine", "torch"]) == 2
+    assert "runs with --engine onnxruntime" in capsys.readouterr().err

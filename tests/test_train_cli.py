@@ -174,3 +174,53 @@ def test_a_moved_run_keeps_its_best_score(run, tmp_path):
     assert float(cb.best_model_score) == pytest.approx(best, abs=1e-6)
     assert cb.best_model_path == str((moved / "checkpoints" / "best.ckpt").resolve())
     assert list(cb.best_k_models) == [cb.best_model_path]
+
+
+def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_one(p1_tiny, tmp_path, capsys):
+    # Every file write into checkpoints/ after the first epoch's three (snapshot, best, last)
+    # writes half its bytes and then fails, as a full disk or a kill would leave it.
+    import builtins
+
+    out = tmp_path / "run"
+    ckpt_dir = (out / "checkpoints").resolve()
+    real_open, writes = builtins.open, []
+
+    class HalfWrite:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(28, "No space left on device (simulated)")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def faulty_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and Path(file).resolve().parent == ckpt_dir:
+            writes.append(Path(file).name)
+            if len(writes) > 3:
+                return HalfWrite(f)
+        return f
+
+    builtins.open = faulty_open
+    try:
+        code = main(train_args(p1_tiny, out, 2))
+    finally:
+        builtins.open = real_open
+    assert code == 2 and "No space left on device" in capsys.readouterr().err
+    assert len(writes) > 3  # the failure really happened in epoch 2
+    names = sorted(p.name for p in ckpt_dir.iterdir())
+    assert names == ["best.ckpt", "epoch_001.ckpt", "last.ckpt"]  # no half file, no temp
+    for name in names:
+        state = torch.load(ckpt_dir / name, weights_only=True)
+        assert state["epoch"] in (0, 1)  # epoch 1: Lightning's 0-based, the snapshot's 1-based
+    assert main(train_args(p1_tiny, out, 2, "--resume")) == 0  # and the run goes on from there
+    assert [r["epoch"] for r in _rows(out / "metrics.csv")] == ["1", "2"]

@@ -58,10 +58,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from vislab.predict import predict_folder
 
-    n = predict_folder(
-        args.ckpt, args.images, args.out, args.batch_size, args.precision, args.threads
+    n, engine = predict_folder(
+        args.ckpt, args.images, args.out, args.batch_size, args.precision, args.threads, args.engine
     )
-    print(f"wrote {args.out} ({n} images)")
+    print(f"wrote {args.out} ({n} images, {engine})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -234,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         "may pay on CPUs with AMX or on GPUs (default: 32)",
     )
     pr.add_argument("--threads", type=int, help="torch threads (default: the free cores)")
+    pr.add_argument(
+        "--engine",
+        choices=["auto", "torch", "onnxruntime"],
+        default="auto",
+        help="auto: ONNX Runtime for a .onnx file or when a fresh CKPT.onnx (vislab export) "
+        "sits beside the checkpoint, else PyTorch; onnxruntime: export first if needed "
+        "(default: auto)",
+    )
     pr.set_defaults(func=cmd_predict)
 
     e = add("evaluate", "score predictions against the ground truth")

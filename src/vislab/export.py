@@ -19,6 +19,7 @@ from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 
 FORMATS = ("safetensors", "onnx")
+ENGINES = ("auto", "torch", "onnxruntime")
 META_KEY = "vislab"  # the metadata entry, in both formats
 
 
@@ -87,3 +88,28 @@ def _onnx_bytes(model: nn.Module, meta: dict[str, Any], info: str) -> bytes:
     buf = io.BytesIO()
     onnx.save_model(proto, buf)
     return buf.getvalue()
+
+
+def model_file(ckpt: Path, engine: str = "auto") -> Path:
+    """The file `vislab predict` loads for an engine: the checkpoint, or its ONNX export.
+
+    auto: ONNX Runtime when given a .onnx file or when an export newer than the checkpoint
+    sits beside it (ONNX Runtime ran 1.3-2.5x faster than PyTorch for every model we measured,
+    docs/RESULTS.md), PyTorch otherwise. onnxruntime: exports first if needed, and keeps the
+    export beside the checkpoint for the next run."""
+    if engine not in ENGINES:
+        raise VislabError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    ckpt = Path(ckpt)
+    if ckpt.suffix == ".onnx":
+        if engine == "torch":
+            raise VislabError(f"{ckpt} is an ONNX model: it runs with --engine onnxruntime")
+        return ckpt
+    exported = ckpt.with_suffix(".onnx")
+    fresh = (
+        ckpt.is_file() and exported.is_file() and exported.stat().st_mtime >= ckpt.stat().st_mtime
+    )
+    if engine == "torch" or (engine == "auto" and not fresh):
+        return ckpt
+    if not fresh:
+        export(ckpt, "onnx", exported)
+    return exported

@@ -12,11 +12,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file in the same folder and a rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: no half file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -98,12 +98,17 @@ def predict_folder(
     batch_size: int | None = None,
     precision: str = "32",
     threads: int | None = None,
-) -> int:
-    """Predict every image of images_dir with the checkpoint; returns the number of images."""
+    engine: str = "auto",
+) -> tuple[int, str]:
+    """Predict every image of images_dir with the checkpoint (or its export, see
+    export.model_file); returns the number of images and the engine that ran them."""
+    from vislab.export import model_file
+
     set_threads(threads)
-    model, meta = load_model(ckpt)
+    model, meta = load_model(model_file(ckpt, engine))
+    ran = "onnxruntime" if meta["format"] == "onnx" else "pytorch"
     if meta["format"] == "onnx" and precision == "bf16":
         raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
     if meta["task"] == "classification":
-        return predict_classes(model, meta, images_dir, out, batch_size or 500, precision)
-    return predict_masks(model, meta, images_dir, out, batch_size or 4, precision)
+        return predict_classes(model, meta, images_dir, out, batch_size or 500, precision), ran
+    return predict_masks(model, meta, images_dir, out, batch_size or 4, precision), ran

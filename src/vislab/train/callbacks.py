@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 from vislab.fileio import atomic_torch_save, atomic_write_bytes
 
@@ -136,3 +137,23 @@ class RunCheckpoint(ModelCheckpoint):
                 best_k_models={move(k): v for k, v in state_dict.get("best_k_models", {}).items()},
             )
         super().load_state_dict(state_dict)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic wherever the run folder lives, and its reader
+    made unable to run code.
+
+    Lightning 2.6 writes to a file in the system temp folder and moves it into place: a rename
+    when both are on one file system, but a copy into the final name (torn by a kill or a full
+    disk) when they are not, e.g. /tmp on tmpfs. vislab writes a temporary file beside the
+    target, fsyncs it and renames it. Resuming loads with weights_only=True: vislab's
+    checkpoints are plain dicts of tensors and numbers."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("storage_options are not supported by vislab's checkpoint writer")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(checkpoint, Path(path))
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)

@@ -101,6 +101,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
 
     from vislab.runtime import set_threads
     from vislab.train.callbacks import (
+        AtomicCheckpointIO,
         EpochMetricsCSV,
         RunCheckpoint,
         Snapshots,
@@ -120,6 +121,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # data is in memory
     warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # Lightning 2.6 on torch 2.14
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # resume: checked above
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     threads = set_threads(cfg.trainer.threads)
     L.seed_everything(cfg.seed, verbose=False)
@@ -184,6 +186,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         strategy=t.strategy,
         use_distributed_sampler=False,  # the data module shards (train/datamodule.py)
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         logger=False,
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
