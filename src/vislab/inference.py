@@ -37,27 +37,37 @@ def classify(
     std: list[float],
     batch_size: int = 500,
     precision: str = "32",
+    tta: bool = False,
 ) -> torch.Tensor:
-    """Class index for each (N, 3, H, W) uint8 image."""
+    """Class index for each (N, 3, H, W) uint8 image. tta: average the class probabilities of
+    the image and its mirror image (test-time flip)."""
     model = prepare(model)
     mean_t, std_t = torch.tensor(mean), torch.tensor(std)
     out = []
     for i in range(0, len(images), batch_size):
         x = as_input(normalize(images[i : i + batch_size], mean_t, std_t))
         with precision_context(precision):
-            out.append(model(x).float().argmax(1))
+            p = model(x).float().softmax(1)
+            if tta:
+                p = p + model(x.flip(3)).float().softmax(1)
+        out.append(p.argmax(1))
     return torch.cat(out)
 
 
-def segment_logits(model: nn.Module, x: torch.Tensor, size: list[int] | None) -> torch.Tensor:
+def segment_logits(
+    model: nn.Module, x: torch.Tensor, size: list[int] | None, tta: bool = False
+) -> torch.Tensor:
     """Logits at x's resolution for a normalised float batch x (B, 3, H, W).
 
     A model trained on downscaled tiles sees the input resized to its training size (bilinear,
-    antialiased like Pillow's resize); its logits are upsampled back to H x W."""
+    antialiased like Pillow's resize); its logits are upsampled back to H x W. tta: average
+    with the logits of the mirrored tile, mirrored back (test-time flip)."""
     h, w = x.shape[-2:]
     if size is not None and (h, w) != tuple(size):
         x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True)
     logits = model(x)["out"]
+    if tta:
+        logits = (logits.float() + model(x.flip(3))["out"].float().flip(3)) / 2
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
     return logits

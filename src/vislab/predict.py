@@ -27,12 +27,12 @@ from vislab.runtime import set_threads
 
 
 def predict_classes(
-    model, meta, images_dir: Path, out_csv: Path, batch_size: int, precision: str
+    model, meta, images_dir: Path, out_csv: Path, batch_size: int, precision: str, tta: bool
 ) -> int:
     h, w = meta["image_size"]
     data = load_unlabeled(images_dir, image_size=h if h == w else None)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
-    labels = classify(model, images, meta["mean"], meta["std"], batch_size, precision)
+    labels = classify(model, images, meta["mean"], meta["std"], batch_size, precision, tta)
     buf = io.StringIO()
     buf.write("filename,label\n")
     for name, label in zip(data.names, labels.tolist(), strict=True):
@@ -47,7 +47,7 @@ def predict_classes(
 
 @torch.inference_mode()
 def predict_masks(
-    model, meta, images_dir: Path, out_dir: Path, batch_size: int, precision: str
+    model, meta, images_dir: Path, out_dir: Path, batch_size: int, precision: str, tta: bool
 ) -> int:
     """Masks go to a scratch folder beside out_dir and move in only when every tile is done:
     a failure (an unreadable tile, a full disk, Ctrl-C) leaves out_dir as it was."""
@@ -60,7 +60,7 @@ def predict_masks(
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:
-        _write_masks(model, meta, files, ids, scratch, batch_size, precision)
+        _write_masks(model, meta, files, ids, scratch, batch_size, precision, tta)
         for tile in ids:
             os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
     finally:
@@ -68,7 +68,9 @@ def predict_masks(
     return len(files)
 
 
-def _write_masks(model, meta, files, ids, folder: Path, batch_size: int, precision: str) -> None:
+def _write_masks(
+    model, meta, files, ids, folder: Path, batch_size: int, precision: str, tta: bool
+) -> None:
     model = prepare(model)
     mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
     bar = tqdm(total=len(files), unit="tile", desc="predict", disable=not sys.stderr.isatty())
@@ -83,7 +85,7 @@ def _write_masks(model, meta, files, ids, folder: Path, batch_size: int, precisi
             x = torch.from_numpy(np.stack(g)).permute(0, 3, 1, 2)
             x = as_input(normalize(x, mean, std))
             with precision_context(precision):
-                logits = segment_logits(model, x, meta["image_size"])
+                logits = segment_logits(model, x, meta["image_size"], tta)
             preds += list(logits.float().argmax(1).to(torch.uint8).numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds, strict=True):
             write_mask(pred, folder / f"{tile}.png")
@@ -99,6 +101,7 @@ def predict_folder(
     precision: str = "32",
     threads: int | None = None,
     engine: str = "auto",
+    tta: bool = False,
 ) -> tuple[int, str]:
     """Predict every image of images_dir with the checkpoint (or its export, see
     export.model_file); returns the number of images and the engine that ran them."""
@@ -110,5 +113,7 @@ def predict_folder(
     if meta["format"] == "onnx" and precision == "bf16":
         raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
     if meta["task"] == "classification":
-        return predict_classes(model, meta, images_dir, out, batch_size or 500, precision), ran
-    return predict_masks(model, meta, images_dir, out, batch_size or 4, precision), ran
+        n = predict_classes(model, meta, images_dir, out, batch_size or 500, precision, tta)
+    else:
+        n = predict_masks(model, meta, images_dir, out, batch_size or 4, precision, tta)
+    return n, ran
