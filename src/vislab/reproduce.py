@@ -17,9 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from vislab.errors import VislabError
+from vislab.train.datamodule import resolve_path
+from vislab.train.run import config_changes, epochs_done, train
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def plan(
     """The steps of a profile, in order; checks the data and the recipes before anything runs."""
     from vislab.config import load_config
     from vislab.course_data import LAYOUTS, check_layout, locate
+    from vislab.embed import embed
+    from vislab.progress import progress
+    from vislab.report import build
 
     if profile not in PROFILES:
         raise VislabError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
@@ -100,27 +106,21 @@ def plan(
             create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)
         run = Path(out) / r.config
         runs.append(run)
-        steps.append(Step(f"train {r.config}", _trained(run, cfg), _train(run, cfg)))
-        steps.append(Step(f"evaluate {r.config}", _exists(run / "val_eval"), _evaluate(run, cfg)))
+        steps.append(
+            Step(f"train {r.config}", partial(_trained, run, cfg), partial(_train, run, cfg))
+        )
+        steps.append(
+            Step(f"evaluate {r.config}", (run / "val_eval").exists, partial(_evaluate, run, cfg))
+        )
         if cfg.task == "classification":
-            steps.append(
-                Step(
-                    f"embed {r.config}",
-                    _exists(run / "embed" / "metrics.json"),
-                    _call("vislab.embed", "embed", run),
-                )
-            )
+            done = (run / "embed" / "metrics.json").exists
+            steps.append(Step(f"embed {r.config}", done, partial(embed, run)))
         else:
-            steps.append(
-                Step(
-                    f"progress {r.config}",
-                    _exists(run / "progress.json"),
-                    _call("vislab.progress", "progress", run),
-                )
-            )
+            done = (run / "progress.json").exists
+            steps.append(Step(f"progress {r.config}", done, partial(progress, run)))
     report = Path(out) / "report"
     # always rebuilt: it takes seconds and must reflect every run as it is now
-    steps.append(Step("report", lambda: False, _call("vislab.report", "build", runs, report)))
+    steps.append(Step("report", lambda: False, partial(build, runs, report)))
     return steps
 
 
@@ -143,65 +143,37 @@ def reproduce(
     return Path(out) / "report" / "report.html"
 
 
-def _exists(path: Path) -> Callable[[], bool]:
-    return path.exists
+def _trained(run: Path, cfg) -> bool:
+    # a run of another config is not done: training it then names the differences
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file() or config_changes(cfg, run):
+        return False
+    return epochs_done(last) >= cfg.trainer.epochs
 
 
-def _call(module: str, name: str, *args) -> Callable[[], None]:
-    def run() -> None:
-        import importlib
-
-        getattr(importlib.import_module(module), name)(*args)
-
-    return run
+def _train(run: Path, cfg) -> None:
+    train(cfg, run, resume=(run / "config.yaml").is_file())
 
 
-def _trained(run: Path, cfg) -> Callable[[], bool]:
-    def done() -> bool:
-        from vislab.train.run import config_changes, epochs_done
-
-        # a run of another config is not done: training it then names the differences
-        last = run / "checkpoints" / "last.ckpt"
-        if not last.is_file() or config_changes(cfg, run):
-            return False
-        return epochs_done(last) >= cfg.trainer.epochs
-
-    return done
-
-
-def _train(run: Path, cfg) -> Callable[[], None]:
-    def go() -> None:
-        from vislab.train.run import train
-
-        train(cfg, run, resume=(run / "config.yaml").is_file())
-
-    return go
-
-
-def _evaluate(run: Path, cfg) -> Callable[[], None]:
+def _evaluate(run: Path, cfg) -> None:
     """Predict the validation set with best.ckpt as the course's scripts would, and score it."""
+    from vislab.evaluate import evaluate_classification, evaluate_masks, write_mask_scores
+    from vislab.miou import format_scores
+    from vislab.predict import predict_folder
 
-    def go() -> None:
-        from vislab.evaluate import evaluate_classification, evaluate_masks, write_mask_scores
-        from vislab.miou import format_scores
-        from vislab.predict import predict_folder
-        from vislab.train.datamodule import resolve_path
-
-        ckpt = run / "checkpoints" / "best.ckpt"
-        images = resolve_path(cfg.data.root, cfg.data.val)
-        scratch = run / ".val_eval.partial"
-        if cfg.task == "classification":
-            pred = run / "val_pred.csv"
-            predict_folder(ckpt, images, pred, None, "32", None)
-            gt = resolve_path(cfg.data.root, cfg.data.val_labels) or images
-            result = evaluate_classification(pred, gt, scratch)
-            print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
-        else:
-            masks = run / "val_masks"
-            predict_folder(ckpt, images, masks, None, "32", None)
-            result = evaluate_masks(images, masks)
-            write_mask_scores(result, None, scratch)
-            print(format_scores(result))
-        scratch.rename(run / "val_eval")  # the marker of this step appears whole or not at all
-
-    return go
+    ckpt = run / "checkpoints" / "best.ckpt"
+    images = resolve_path(cfg.data.root, cfg.data.val)
+    scratch = run / ".val_eval.partial"
+    if cfg.task == "classification":
+        pred = run / "val_pred.csv"
+        predict_folder(ckpt, images, pred, engine="torch")
+        gt = resolve_path(cfg.data.root, cfg.data.val_labels) or images
+        result = evaluate_classification(pred, gt, scratch)
+        print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
+    else:
+        masks = run / "val_masks"
+        predict_folder(ckpt, images, masks, engine="torch")
+        result = evaluate_masks(images, masks)
+        write_mask_scores(result, None, scratch)
+        print(format_scores(result))
+    scratch.rename(run / "val_eval")  # the marker of this step appears whole or not at all
