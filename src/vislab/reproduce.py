@@ -2,7 +2,7 @@
 
 Profiles (the recipes are the YAML files in configs/):
   cpu    Problem 1: Model A (the report's recipe) and the from-scratch ResNet-9 stand-in for
-         Model B; Problem 2: the from-scratch LR-ASPP stand-in. About 2 hours on 2 cores.
+         Model B; Problem 2: the from-scratch LR-ASPP stand-in. About 3 hours on 2 cores.
   paper  The report's exact settings (ResNeXt-101, FCN32s, DeepLabv3 from ImageNet weights):
          a GPU job.
   demo   The cpu profile's models and DeepLabv3, briefly, on `vislab data demo` data:
