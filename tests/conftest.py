@@ -39,27 +39,24 @@ def p1_tiny(tmp_path_factory) -> Path:
     return write_p1_layout(tmp_path_factory.mktemp("p1"), num_classes=4, per_class=16)
 
 
+def _cli_train(recipe: str, data: Path, out: Path, epochs: int, sets: list[str], extra) -> list:
+    args = ["train", str(REPO / "configs" / recipe), "--data", str(data), "--out", str(out)]
+    args += ["--epochs", str(epochs)]
+    for s in [*sets, "trainer.threads=1", "trainer.progress_bar=false"]:
+        args += ["--set", s]
+    return [*args, *extra]
+
+
 def train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]:
     """CLI arguments for a quick, single-threaded, deterministic Model A run."""
-    return [
-        "train",
-        str(REPO / "configs" / "p1_model_a.yaml"),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--epochs",
-        str(epochs),
-        "--set",
-        "model.num_classes=4",
-        "--set",
-        "data.batch_size=16",
-        "--set",
-        "trainer.threads=1",
-        "--set",
-        "trainer.progress_bar=false",
-        *extra,
-    ]
+    return _cli_train(
+        "p1_model_a.yaml", data, out, epochs, ["model.num_classes=4", "data.batch_size=16"], extra
+    )
+
+
+def seg_train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]:
+    """CLI arguments for a quick, single-threaded LR-ASPP run on tiles downscaled to 32x32."""
+    return _cli_train("p2_cpu.yaml", data, out, epochs, ["data.image_size=32"], extra)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, train_args
+from conftest import seg_train_args, train_args
 from PIL import Image
 
 from vislab.cli import main
@@ -24,9 +24,7 @@ from vislab.errors import VislabWarning
 def runs(p1_tiny, p2_tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_runs")
     assert main(train_args(p1_tiny, root / "cls", 1)) == 0
-    seg = ["train", str(REPO / "configs" / "p2_cpu.yaml"), "--data", str(p2_tiny)]
-    seg += ["--out", str(root / "seg"), "--epochs", "1", "--set", "data.image_size=32"]
-    assert main([*seg, "--set", "trainer.threads=1"]) == 0
+    assert main(seg_train_args(p2_tiny, root / "seg", 1)) == 0
     return root / "cls", root / "seg"
 
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import REPO, train_args
+from conftest import seg_train_args, train_args
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -25,9 +25,7 @@ def cls_run(p1_tiny, tmp_path_factory):
 @pytest.fixture(scope="module")
 def seg_run(p2_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "seg"
-    args = ["train", str(REPO / "configs" / "p2_cpu.yaml"), "--data", str(p2_tiny)]
-    args += ["--out", str(out), "--epochs", "1", "--set", "data.image_size=32"]
-    assert main([*args, "--set", "trainer.threads=1"]) == 0
+    assert main(seg_train_args(p2_tiny, out, 1)) == 0
     return out
 
 

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import REPO
+from conftest import seg_train_args
 from PIL import Image
 
 from vislab.cli import main
@@ -12,21 +12,7 @@ from vislab.miou import confusion, scores
 @pytest.fixture(scope="module")
 def run3(p2_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("prog") / "run"
-    args = [
-        "train",
-        str(REPO / "configs" / "p2_cpu.yaml"),
-        "--data",
-        str(p2_tiny),
-        "--out",
-        str(out),
-        "--epochs",
-        "3",
-        "--set",
-        "data.image_size=32",
-        "--set",
-        "trainer.threads=1",
-    ]
-    assert main(args) == 0
+    assert main(seg_train_args(p2_tiny, out, 3)) == 0
     return out
 
 

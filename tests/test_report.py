@@ -1,7 +1,7 @@
 import re
 
 import pytest
-from conftest import REPO, train_args
+from conftest import seg_train_args, train_args
 
 from vislab.cli import main
 
@@ -12,25 +12,7 @@ def runs(p1_tiny, p2_tiny, tmp_path_factory):
     cls, seg = root / "cls", root / "seg"
     assert main(train_args(p1_tiny, cls, 3)) == 0
     assert main(["embed", str(cls)]) == 0
-    assert (
-        main(
-            [
-                "train",
-                str(REPO / "configs" / "p2_cpu.yaml"),
-                "--data",
-                str(p2_tiny),
-                "--out",
-                str(seg),
-                "--epochs",
-                "2",
-                "--set",
-                "data.image_size=32",
-                "--set",
-                "trainer.threads=1",
-            ]
-        )
-        == 0
-    )
+    assert main(seg_train_args(p2_tiny, seg, 2)) == 0
     return cls, seg
 
 

@@ -7,37 +7,17 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, seg_train_args
 from PIL import Image
 
 from vislab.cli import main
 from vislab.data.landcover import write_mask
 
 
-def seg_args(data, out, *extra):
-    return [
-        "train",
-        str(REPO / "configs" / "p2_cpu.yaml"),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--epochs",
-        "2",
-        "--set",
-        "data.image_size=32",
-        "--set",
-        "trainer.threads=1",
-        "--set",
-        "trainer.progress_bar=false",
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="module")
 def seg_run(p2_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("segruns") / "s"
-    assert main(seg_args(p2_tiny, out, "--set", "trainer.precision=32-true")) == 0
+    assert main(seg_train_args(p2_tiny, out, 2, "--set", "trainer.precision=32-true")) == 0
     return out
 
 
