@@ -120,7 +120,6 @@ class OnnxModel(nn.Module):
 
 
 def _load_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    import onnxruntime as ort
 
     from vislab.export import META_KEY
 
@@ -128,8 +127,8 @@ def _load_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         raise VislabError(f"model file not found: {path}")
     try:
         model = OnnxModel(path, task="")
-    except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as e:
-        raise VislabError(f"cannot read {path}: {e}") from None
+    except Exception as e:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) share no base
+        raise VislabError(f"cannot read {path}: {_first_cause(e)}") from None
     text = model.session.get_modelmeta().custom_metadata_map.get(META_KEY)
     meta = dict(_exported_meta(path, text), format="onnx")
     model.task = meta["task"]
