@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torchvision.models import (
     MobileNet_V3_Large_Weights,
+    ResNet18_Weights,
+    ResNet34_Weights,
     ResNet50_Weights,
     VGG16_Weights,
+    resnet18,
+    resnet34,
     vgg16,
 )
 from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
+from vislab.errors import VislabError
 from vislab.models.registry import register_model
 from vislab.models.weights import load_backbone, read_state_dict, resolve_weights
 
@@ -68,6 +74,48 @@ class FCN32s(nn.Module):
             self.fc7.bias.copy_(state["classifier.3.bias"])
 
 
+class FPNResNet(nn.Module):
+    """A ResNet encoder (strides 4, 8, 16, 32) with a feature-pyramid decoder: each stage is
+    projected to ``width`` channels, added to the upsampled coarser level and smoothed by a
+    3x3 convolution; the four levels are summed at stride 4, classified by a 1x1 convolution
+    and upsampled to the input. No dilation: dense 3x3 convolutions run well on the CPU."""
+
+    def __init__(self, encoder: nn.Module, channels: list[int], num_classes: int, width: int):
+        super().__init__()
+        e = encoder
+        self.stem = nn.Sequential(e.conv1, e.bn1, e.relu, e.maxpool)
+        self.stages = nn.ModuleList([e.layer1, e.layer2, e.layer3, e.layer4])
+        self.lateral = nn.ModuleList([nn.Conv2d(c, width, 1) for c in channels])
+        self.smooth = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(width, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                )
+                for _ in channels
+            ]
+        )
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        size = x.shape[-2:]
+        f = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            f = stage(f)
+            feats.append(f)
+        p = self.lateral[-1](feats[-1])
+        out = self.smooth[-1](p)
+        for i in range(len(feats) - 2, -1, -1):
+            p = self.lateral[i](feats[i]) + F.interpolate(p, size=feats[i].shape[-2:])
+            out = self.smooth[i](p) + F.interpolate(
+                out, size=p.shape[-2:], mode="bilinear", align_corners=False
+            )
+        logits = self.classifier(out)
+        return {"out": F.interpolate(logits, size=size, mode="bilinear", align_corners=False)}
+
+
 class TorchvisionSegmenter(nn.Module):
     """A torchvision segmentation model; drops the auxiliary output outside training."""
 
@@ -119,3 +167,22 @@ def lraspp_mobilenet_v3(
             if isinstance(m, nn.BatchNorm2d):
                 m.momentum = bn_momentum
     return TorchvisionSegmenter(net)
+
+
+@register_model("segmentation")
+def fpn_resnet(
+    *, num_classes: int, depth: int = 18, width: int = 128, weights: str | None = None
+) -> nn.Module:
+    """ResNet-18/34 encoder + feature-pyramid decoder at stride 4, from scratch on the CPU."""
+    builders = {
+        18: (resnet18, ResNet18_Weights.IMAGENET1K_V1.url),
+        34: (resnet34, ResNet34_Weights.IMAGENET1K_V1.url),
+    }
+    if depth not in builders:
+        raise VislabError(f"fpn_resnet: depth must be 18 or 34, got {depth}")
+    build, url = builders[depth]
+    encoder = build(weights=None)
+    path = resolve_weights(weights, url, f"fpn_resnet{depth}")
+    if path is not None:
+        load_backbone(encoder, path)
+    return FPNResNet(encoder, [64, 128, 256, 512], num_classes, width)
