@@ -12,16 +12,20 @@ def test_registry_lists_the_segmenters():
         "fcn32s_vgg16",
         "deeplabv3_resnet50",
         "lraspp_mobilenet_v3",
+        "fpn_resnet",
     }
 
 
-@pytest.mark.parametrize("name", ["fcn32s_vgg16", "deeplabv3_resnet50", "lraspp_mobilenet_v3"])
-def test_logits_come_out_at_the_input_resolution(name):
+@pytest.mark.parametrize(
+    "name", ["fcn32s_vgg16", "deeplabv3_resnet50", "lraspp_mobilenet_v3", "fpn_resnet"]
+)
+@pytest.mark.parametrize("size", [(64, 64), (72, 100)])
+def test_logits_come_out_at_the_input_resolution(name, size):
     model = create_model(name, num_classes=7)
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, *size)
     model.train()
     out = model(x)
-    assert out["out"].shape == (2, 7, 64, 64)
+    assert out["out"].shape == (2, 7, *size)
     assert ("aux" in out) == (name == "deeplabv3_resnet50")  # DeepLab trains its aux head
     model.eval()
     with torch.no_grad():
@@ -56,20 +60,27 @@ def test_fcn32s_takes_vgg16_weights_with_fc_layers_as_convolutions(tmp_path, mon
 
 
 @pytest.mark.parametrize(
-    "name, classifier, filename, backbone_key, source_key",
+    "name, classifier, filename, model_key, source_key",
     [
-        ("deeplabv3_resnet50", "resnet50", "resnet50-0676ba61.pth", "conv1.weight", "conv1.weight"),
+        (
+            "deeplabv3_resnet50",
+            "resnet50",
+            "resnet50-0676ba61.pth",
+            "net.backbone.conv1.weight",
+            "conv1.weight",
+        ),
         (
             "lraspp_mobilenet_v3",
             "mobilenet_v3_large",
             "mobilenet_v3_large-8738ca79.pth",
-            "0.0.weight",
+            "net.backbone.0.0.weight",
             "features.0.0.weight",
         ),
+        ("fpn_resnet", "resnet18", "resnet18-f37072fd.pth", "stem.0.weight", "conv1.weight"),
     ],
 )
 def test_backbones_load_imagenet_weights_from_the_hub_cache(
-    tmp_path, monkeypatch, name, classifier, filename, backbone_key, source_key
+    tmp_path, monkeypatch, name, classifier, filename, model_key, source_key
 ):
     import torchvision.models
 
@@ -80,4 +91,14 @@ def test_backbones_load_imagenet_weights_from_the_hub_cache(
     cache.mkdir(parents=True)
     torch.save(state, cache / filename)
     model = create_model(name, num_classes=7, weights="imagenet")
-    assert torch.all(model.net.backbone.state_dict()[backbone_key] == 0.25)
+    assert torch.all(model.state_dict()[model_key] == 0.25)
+
+
+def test_fpn_resnet_depth_and_every_level_reach_the_logits():
+    with pytest.raises(VislabError, match="depth must be 18 or 34"):
+        create_model("fpn_resnet", num_classes=7, depth=50)
+    model = create_model("fpn_resnet", num_classes=7, depth=34, width=16)
+    assert len(model.stages[2]) == 6  # ResNet-34's third stage has six blocks
+    model(torch.randn(1, 3, 64, 64))["out"].sum().backward()
+    for lateral in model.lateral:  # the decoder uses all four encoder stages
+        assert lateral.weight.grad is not None and lateral.weight.grad.abs().sum() > 0

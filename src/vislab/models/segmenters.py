@@ -57,10 +57,12 @@ class FCN32s(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
+        # pad to a multiple of 32, else the x32 upsampling comes out smaller than the input
+        x = F.pad(x, (0, -w % 32, 0, -h % 32))
         f = self.features(x)  # (B, 512, H/32, W/32)
         f = self.drop(torch.relu(self.fc6(f)))
         f = self.drop(torch.relu(self.fc7(f)))  # (B, 4096, H/32, W/32)
-        out = self.up(self.score(f))  # (B, classes, H, W) when H, W are multiples of 32
+        out = self.up(self.score(f))  # (B, classes, H, W) of the padded input
         return {"out": out[..., :h, :w]}
 
     def load_vgg16(self, path) -> None:
