@@ -1,9 +1,11 @@
-"""Training speed of a segmenter per precision and memory format, side by side in one process.
+"""Training speed of segmenters per precision and memory format, side by side in one process.
 
-Interleaves fp32, fp32 channels_last and bf16 autocast + channels_last over --repeats rounds on
-random 256x256 batches (the CPU recipe's resolution) and prints median images/s.
+Interleaves every model of --models in every setting of --settings (fp32, fp32 channels_last,
+bf16 autocast + channels_last) over --repeats rounds on random 256x256 batches (the CPU
+recipe's resolution) and prints median images/s, relative to the first row.
 
-    python bench/segmenter_train_speed.py [--model lraspp_mobilenet_v3] [--threads 2]
+    python bench/segmenter_train_speed.py [--models lraspp_mobilenet_v3,fpn_resnet]
+        [--settings "fp32 channels_last"] [--threads 2]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 
 from vislab.models import create_model
 
-SETTINGS = [("fp32", False), ("fp32 channels_last", True), ("bf16 + channels_last", True)]
+SETTINGS = {"fp32": False, "fp32 channels_last": True, "bf16 + channels_last": True}
 
 
 def steps_per_second(name: str, bf16: bool, channels_last: bool, x, y, steps: int) -> float:
@@ -45,7 +47,8 @@ def steps_per_second(name: str, bf16: bool, channels_last: bool, x, y, steps: in
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="lraspp_mobilenet_v3")
+    p.add_argument("--models", default="lraspp_mobilenet_v3", help="comma-separated")
+    p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=5)
@@ -55,22 +58,26 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = torch.rand(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 7, (args.batch, args.size, args.size))
-    rates = {k: [] for k, _ in SETTINGS}
+    settings = args.settings.split(",")
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        p.error(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    rows = [(m, k) for m in args.models.split(",") for k in settings]
+    rates = {row: [] for row in rows}
     for _ in range(args.repeats):
-        for k, cl in SETTINGS:
-            rates[k].append(
-                steps_per_second(args.model, k.startswith("bf16"), cl, x, y, args.steps)
-            )
+        for m, k in rows:
+            bf16 = k.startswith("bf16")
+            rates[m, k].append(steps_per_second(m, bf16, SETTINGS[k], x, y, args.steps))
     print(
-        f"{args.model}, batch {args.batch} at {args.size}x{args.size}, {args.threads} thread(s), "
+        f"batch {args.batch} at {args.size}x{args.size}, {args.threads} thread(s), "
         f"medians of {args.repeats}"
     )
-    print("| setting | img/s | vs fp32 |")
-    print("|---|---|---|")
-    base = statistics.median(rates["fp32"])
-    for k, _ in SETTINGS:
-        r = statistics.median(rates[k])
-        print(f"| {k} | {r:.1f} | {r / base:.2f} |")
+    print("| model | setting | img/s | vs the first row |")
+    print("|---|---|---|---|")
+    base = statistics.median(rates[rows[0]])
+    for m, k in rows:
+        r = statistics.median(rates[m, k])
+        print(f"| {m} | {k} | {r:.1f} | {r / base:.2f} |")
 
 
 if __name__ == "__main__":
