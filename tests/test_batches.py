@@ -1,7 +1,13 @@
 import torch
 import torch.nn.functional as F
 
-from vislab.data.batches import EpochSampler, TensorImageDataset, normalize, random_crop_flip
+from vislab.data.batches import (
+    EpochSampler,
+    TensorImageDataset,
+    channel_stats,
+    normalize,
+    random_crop_flip,
+)
 
 
 def test_each_output_is_a_crop_of_the_padded_image_possibly_flipped():
@@ -75,3 +81,13 @@ def test_epoch_sampler_deals_the_one_process_order_to_the_ranks():
         dealt = sorted(i for x in shares for i in x[4 * k : 4 * k + 4])
         assert dealt == sorted(one[16 * k : 16 * k + 16])
     assert len(set().union(*shares)) == 100  # no index twice; the 3 of the tail dropped
+
+
+def test_channel_stats_over_chunks_equal_the_whole_set_in_float64():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (130, 3, 5, 7), dtype=torch.uint8, generator=g)  # 3 chunks
+    images[:, 1] = 255  # a constant channel: std exactly 0, not a negative variance's NaN
+    mean, std = channel_stats(images)
+    x = images.double() / 255
+    assert torch.allclose(torch.tensor(mean, dtype=torch.float64), x.mean(dim=(0, 2, 3)), atol=1e-12)
+    assert torch.allclose(torch.tensor(std, dtype=torch.float64), x.std(dim=(0, 2, 3)), atol=1e-12)
