@@ -87,7 +87,7 @@ def test_channel_stats_over_chunks_equal_the_whole_set_in_float64():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (130, 3, 5, 7), dtype=torch.uint8, generator=g)  # 3 chunks
     images[:, 1] = 255  # a constant channel: std exactly 0, not a negative variance's NaN
-    mean, std = channel_stats(images)
+    mean, std = (torch.tensor(v, dtype=torch.float64) for v in channel_stats(images))
     x = images.double() / 255
-    assert torch.allclose(torch.tensor(mean, dtype=torch.float64), x.mean(dim=(0, 2, 3)), atol=1e-12)
-    assert torch.allclose(torch.tensor(std, dtype=torch.float64), x.std(dim=(0, 2, 3)), atol=1e-12)
+    assert torch.allclose(mean, x.mean(dim=(0, 2, 3)), atol=1e-12)
+    assert torch.allclose(std, x.std(dim=(0, 2, 3)), atol=1e-12)
