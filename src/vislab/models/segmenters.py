@@ -80,7 +80,7 @@ class FPNResNet(nn.Module):
     """A ResNet encoder (strides 4, 8, 16, 32) with a feature-pyramid decoder: each stage is
     projected to ``width`` channels, added to the upsampled coarser level and smoothed by a
     3x3 convolution; the four levels are summed at stride 4, classified by a 1x1 convolution
-    and upsampled to the input. No dilation: dense 3x3 convolutions run well on the CPU."""
+    and upsampled to the input."""
 
     def __init__(self, encoder: nn.Module, channels: list[int], num_classes: int, width: int):
         super().__init__()
@@ -175,7 +175,7 @@ def lraspp_mobilenet_v3(
 def fpn_resnet(
     *, num_classes: int, depth: int = 18, width: int = 128, weights: str | None = None
 ) -> nn.Module:
-    """ResNet-18/34 encoder + feature-pyramid decoder at stride 4, from scratch on the CPU."""
+    """ResNet-18/34 encoder + feature-pyramid decoder at stride 4 (for ImageNet weights)."""
     builders = {
         18: (resnet18, ResNet18_Weights.IMAGENET1K_V1.url),
         34: (resnet34, ResNet34_Weights.IMAGENET1K_V1.url),
