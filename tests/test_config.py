@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from conftest import REPO
 
@@ -39,11 +41,34 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("optim.name=rmsprop", "optim.name: 'rmsprop' is not one of"),
         ("data=3", "data: expected a mapping"),
         ("novalue", "must look like key.sub=value"),
+        ("optim.class_weights=balanced", "optim.class_weights: only for task segmentation"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):
     with pytest.raises(VislabError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ("[1, 2, 3]", "expected 7 weights (model.num_classes)"),
+        ("[1, 1, 1, 1, 1, 1, -1]", "none negative"),
+        ("[0, 0, 0, 0, 0, 0, 0]", "not all 0"),
+        ("inverse", "'inverse' is not a list of weights or balanced"),
+        ("3", "expected a list"),
+    ],
+)
+def test_bad_class_weights_are_refused_before_any_data_is_read(weights, message):
+    with pytest.raises(VislabError, match=re.escape(message)):
+        load_config(REPO / "configs" / "p2_cpu.yaml", [f"optim.class_weights={weights}"])
+
+
+def test_class_weights_are_a_list_per_class_or_balanced():
+    recipe = REPO / "configs" / "p2_cpu.yaml"
+    assert load_config(recipe, ["optim.class_weights=balanced"]).optim.class_weights == "balanced"
+    w = load_config(recipe, ["optim.class_weights=[1, 0.5, 2, 1, 3, 1, 0]"]).optim.class_weights
+    assert w == [1.0, 0.5, 2.0, 1.0, 3.0, 1.0, 0.0]
 
 
 def test_missing_and_invalid_files(tmp_path):

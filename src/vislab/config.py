@@ -54,7 +54,8 @@ class OptimConfig:
     nesterov: bool = False
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
-    class_weights: list[float] | None = None  # segmentation: cross-entropy weight per class
+    # segmentation: cross-entropy weight per class, or "balanced" (from the train masks)
+    class_weights: list[float] | str | None = None
     schedule: str = "constant"  # constant | cosine | onecycle
 
 
@@ -80,6 +81,23 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self):
+        w = self.optim.class_weights
+        if w is None:
+            return
+        if self.task != "segmentation":
+            raise VislabError("config key optim.class_weights: only for task segmentation")
+        if isinstance(w, str):
+            if w != "balanced":
+                raise VislabError(
+                    f"config key optim.class_weights: {w!r} is not a list of weights or balanced"
+                )
+        elif len(w) != self.model.num_classes or min(w) < 0 or not any(w):
+            raise VislabError(
+                f"config key optim.class_weights: expected {self.model.num_classes} weights "
+                f"(model.num_classes), none negative, not all 0; got {w}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -30,6 +30,7 @@ class InMemoryData(L.LightningDataModule):
     def hold(self, train: TensorImageDataset, val: TensorImageDataset, classes: list[str]):
         self.train_set, self.val_set, self.classes = train, val, classes
         self.image_size = list(train.images.shape[-2:])  # [H, W] the model trains at
+        self.class_weights: list[float] | None = None  # the loss's, per class (segmentation)
         d = self.cfg.data
         if d.mean is None or d.std is None:
             self.mean, self.std = channel_stats(train.images)

@@ -143,6 +143,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         "mean": data.mean,
         "std": data.std,
         "image_size": data.image_size,
+        "class_weights": data.class_weights,
         "config": cfg.to_dict(),
         "vislab_version": __version__,
     }

@@ -11,7 +11,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, random_tile_augment
-from vislab.data.landcover import CLASSES
+from vislab.data.landcover import CLASSES, NUM_SCORED
 from vislab.data.tiles import TileSet, load_tiles
 from vislab.inference import segment_logits
 from vislab.miou import scores
@@ -26,9 +26,23 @@ def _to_dataset(t: TileSet) -> TensorImageDataset:
     return TensorImageDataset(images, torch.from_numpy(t.masks))
 
 
+def balanced_weights(masks: np.ndarray, num_classes: int) -> list[float]:
+    """Cross-entropy weights from the pixel share p of each class in masks: 1 / sqrt(p), scaled
+    to mean 1 over the scored classes that occur. Unknown (not scored, 0.06% of the course's
+    pixels) and absent classes weigh 1: 1 / sqrt(p) would make a near-empty class dominate."""
+    counts = np.bincount(masks.reshape(-1), minlength=num_classes)[:num_classes]
+    share = counts / counts.sum()
+    weights = np.ones(num_classes)
+    present = [c for c in range(min(NUM_SCORED, num_classes)) if share[c] > 0]
+    raw = share[present] ** -0.5
+    weights[present] = raw / raw.mean()
+    return [round(float(w), 4) for w in weights]
+
+
 class SegmentationData(InMemoryData):
     """Train tiles at data.image_size (downscaled for the CPU when set), val tiles at full size:
-    the course scores masks at their own resolution."""
+    the course scores masks at their own resolution. class_weights: optim.class_weights with
+    "balanced" worked out from the train masks."""
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
@@ -36,6 +50,12 @@ class SegmentationData(InMemoryData):
         train = load_tiles(resolve_path(d.root, d.train), size=d.image_size, limit=d.limit)
         val = load_tiles(resolve_path(d.root, d.val), size=None, limit=d.limit)
         self.hold(_to_dataset(train), _to_dataset(val), list(CLASSES))
+        w = cfg.optim.class_weights
+        if w == "balanced":
+            w = balanced_weights(train.masks, cfg.model.num_classes)
+            named = ", ".join(f"{c} {v:g}" for c, v in zip(CLASSES, w, strict=False))
+            print(f"class weights (balanced, from the train masks): {named}")
+        self.class_weights = w
 
 
 class SegmentationTask(Task):
@@ -44,7 +64,7 @@ class SegmentationTask(Task):
     def __init__(self, cfg: Config, meta: dict[str, Any]):
         super().__init__(cfg, meta)
         self.val_cm = MulticlassConfusionMatrix(cfg.model.num_classes)
-        weights = cfg.optim.class_weights
+        weights = meta["class_weights"]
         self.register_buffer(
             "class_weights", torch.tensor(weights) if weights else None, persistent=False
         )
