@@ -1,4 +1,5 @@
-"""Test-time flips: predictions are averaged with the mirrored input's, mirrored back."""
+"""Test-time augmentation: predictions of flipped (and, for tiles, turned) views, undone and
+averaged."""
 
 import torch
 import torch.nn as nn
@@ -15,13 +16,31 @@ class Ramp(nn.Module):
         return {"out": torch.cat([ramp, torch.zeros_like(ramp)], 1)}
 
 
-def test_segmentation_tta_mirrors_the_flipped_logits_back():
-    x = torch.rand(2, 3, 8, 16)
+def test_segmentation_tta_turns_each_view_back_before_averaging():
+    x = torch.rand(2, 3, 16, 16)
     plain = segment_logits(Ramp(), x, None)
     assert (plain.argmax(1)[..., :8] == 1).all() and (plain.argmax(1)[..., 8:] == 0).all()
     tta = segment_logits(Ramp(), x, None, tta=True)
-    # the ramp and its mirror average to zero everywhere: the flip was undone before averaging
-    assert torch.allclose(tta[:, 0], torch.zeros(2, 8, 16), atol=1e-6)
+    # the ramp in all eight orientations averages to zero everywhere
+    assert torch.allclose(tta[:, 0], torch.zeros(2, 16, 16), atol=1e-6)
+
+
+def test_segmentation_tta_leaves_a_model_that_sees_every_view_alike_unchanged():
+    # a per-pixel model answers each turned view with the turned answer: once the views are
+    # turned back, their average is the plain prediction, also on a tile that is not square
+    model = PerPixel()
+    x = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(0))
+    plain = segment_logits(model, x, None)
+    assert torch.allclose(segment_logits(model, x, None, tta=True), plain, atol=1e-6)
+
+
+class PerPixel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 7, 1)
+
+    def forward(self, x):
+        return {"out": self.conv(x)}
 
 
 class LeftBright(nn.Module):

@@ -10,8 +10,13 @@ import torch
 from conftest import REPO, seg_train_args
 from PIL import Image
 
+import vislab.predict
+from vislab.checkpoint import load_model
 from vislab.cli import main
-from vislab.data.landcover import write_mask
+from vislab.data.batches import normalize
+from vislab.data.landcover import read_mask, write_mask
+from vislab.data.tiles import load_tiles
+from vislab.inference import prepare, segment_logits
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +76,30 @@ def test_predict_writes_full_resolution_masks_and_evaluate_matches_training(
         for r in (seg_run / "metrics.csv").read_text().splitlines()[1:]
     )
     assert s["miou"] == pytest.approx(best, abs=1e-5)  # same masks as validation scored
+
+
+def test_predict_tta_writes_the_average_of_the_eight_views(seg_run, p2_tiny, tmp_path, monkeypatch):
+
+    asked = []  # a model this young predicts one class whatever the view: record the request
+
+    def recording(model, x, size, tta=False):
+        asked.append(tta)
+        return segment_logits(model, x, size, tta)
+
+    monkeypatch.setattr(vislab.predict, "segment_logits", recording)
+    out = tmp_path / "masks"
+    ckpt = seg_run / "checkpoints" / "best.ckpt"
+    val = p2_tiny / "validation"
+    args = ["predict", "--ckpt", str(ckpt), "--images", str(val), "--out", str(out), "--tta"]
+    assert main(args) == 0
+    assert asked and all(asked)
+    model, meta = load_model(ckpt)
+    x = torch.from_numpy(load_tiles(val).images).permute(0, 3, 1, 2)
+    x = normalize(x, torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
+    with torch.inference_mode():
+        expected = segment_logits(prepare(model), x, meta["image_size"], tta=True).argmax(1)
+    written = np.stack([read_mask(out / f"000{i}.png")[0] for i in range(4)])
+    assert (written == expected.numpy()).mean() > 0.999  # the same up to float ties
 
 
 def header_index(run, column):

@@ -245,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--tta",
         action="store_true",
-        help="test-time flip: average each image's prediction with its mirror image's "
-        "(twice the time; +0.7 to +2 points of val accuracy here, docs/RESULTS.md)",
+        help="test-time augmentation: average each image's prediction with its mirror "
+        "image's (classification, twice the time: +0.7 to +2 points of val accuracy here), "
+        "or with the tile's 8 flips and 90-degree turns (segmentation, 4x the time: +0.0076 "
+        "mIoU here); docs/RESULTS.md",
     )
     pr.add_argument(
         "--engine",

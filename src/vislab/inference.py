@@ -61,13 +61,26 @@ def segment_logits(
 
     A model trained on downscaled tiles sees the input resized to its training size (bilinear,
     antialiased like Pillow's resize); its logits are upsampled back to H x W. tta: average
-    with the logits of the mirrored tile, mirrored back (test-time flip)."""
+    the logits of the tile's eight views (four 90-degree rotations, each also mirrored), each
+    turned back first: an aerial tile has no up (+0.0076 mIoU on the CPU recipe, mirror alone
+    +0.0033, docs/RESULTS.md)."""
     h, w = x.shape[-2:]
     if size is not None and (h, w) != tuple(size):
         x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True)
-    logits = model(x)["out"]
     if tta:
-        logits = (logits.float() + model(x.flip(3))["out"].float().flip(3)) / 2
+        logits = sum(_dihedral_view(model, x, k, mirror) for k in range(4) for mirror in (0, 1))
+        logits = logits / 8
+    else:
+        logits = model(x)["out"]
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
     return logits
+
+
+def _dihedral_view(model: nn.Module, x: torch.Tensor, k: int, mirror: int) -> torch.Tensor:
+    """The model's logits for x turned by k quarter turns (then mirrored), turned back."""
+    v = torch.rot90(x, k, (2, 3))
+    v = v.flip(3) if mirror else v
+    logits = model(v)["out"].float()
+    logits = logits.flip(3) if mirror else logits
+    return torch.rot90(logits, -k, (2, 3))
