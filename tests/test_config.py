@@ -42,6 +42,7 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("data=3", "data: expected a mapping"),
         ("novalue", "must look like key.sub=value"),
         ("optim.class_weights=balanced", "optim.class_weights: only for task segmentation"),
+        ("optim.lovasz_weight=1", "optim.lovasz_weight: 1.0 must be >= 0, and is only for task"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):

@@ -56,6 +56,8 @@ class OptimConfig:
     label_smoothing: float = 0.0
     # segmentation: cross-entropy weight per class, or "balanced" (from the train masks)
     class_weights: list[float] | str | None = None
+    # segmentation: + this x the Lovasz-softmax loss (a surrogate of 1 - mIoU) on the main head
+    lovasz_weight: float = 0.0
     schedule: str = "constant"  # constant | cosine | onecycle
 
 
@@ -83,6 +85,12 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
+        lw = self.optim.lovasz_weight
+        if lw < 0 or (lw and self.task != "segmentation"):
+            raise VislabError(
+                f"config key optim.lovasz_weight: {lw} must be >= 0, and is only for task "
+                "segmentation"
+            )
         w = self.optim.class_weights
         if w is None:
             return

@@ -16,6 +16,7 @@ from vislab.data.tiles import TileSet, load_tiles
 from vislab.inference import segment_logits
 from vislab.miou import scores
 from vislab.train.datamodule import InMemoryData, resolve_path
+from vislab.train.lovasz import lovasz_softmax
 from vislab.train.task import Task
 
 
@@ -59,7 +60,9 @@ class SegmentationData(InMemoryData):
 
 
 class SegmentationTask(Task):
-    """Model + cross-entropy (+ 0.5 x auxiliary head) + the course's pooled mIoU."""
+    """Model + cross-entropy (+ 0.5 x auxiliary head) (+ optim.lovasz_weight x Lovasz-softmax)
+    + the course's pooled mIoU. train_loss and val_loss are the cross-entropy, comparable with
+    and without the Lovasz term; the term is logged as train_lovasz."""
 
     def __init__(self, cfg: Config, meta: dict[str, Any]):
         super().__init__(cfg, meta)
@@ -87,16 +90,23 @@ class SegmentationTask(Task):
         loss = self._loss(out["out"], y)
         if "aux" in out:
             loss = loss + 0.5 * self._loss(out["aux"], y)
-        self.log(
-            "train_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(y),
-            sync_dist=True,  # the mean over every process's batches
-        )
+        # sync_dist: the mean over every process's batches
+        log = dict(on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log("train_loss", loss, prog_bar=True, **log)
+        weight = self.cfg.optim.lovasz_weight
+        if weight:
+            lovasz = self._lovasz(out["out"], y)
+            self.log("train_lovasz", lovasz, **log)
+            loss = loss + weight * lovasz
         return loss
+
+    def _lovasz(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """On every other pixel in each direction: sorting every pixel cost 0.30 s per batch of
+        8 tiles of 256x256 on 2 cores (60% of a training step), a quarter of them 0.06 s. The
+        segmenters predict at 1/8 of the input or coarser, so the quarter still sees each output
+        cell 16 times."""
+        probs = logits.float().softmax(1)[:, :, ::2, ::2]
+        return lovasz_softmax(probs, y[:, ::2, ::2], min(NUM_SCORED, probs.shape[1]))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
