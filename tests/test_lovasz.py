@@ -13,15 +13,17 @@ from vislab.config import load_config
 from vislab.errors import VislabError
 from vislab.miou import scores
 from vislab.train.lovasz import lovasz_softmax
+from vislab.train.segmentation import SegmentationTask
 
 
 def _labels(seed: int, shape=(2, 16, 16)) -> torch.Tensor:
     return torch.randint(0, 7, shape, generator=torch.Generator().manual_seed(seed))
 
 
-def test_on_hard_predictions_it_is_one_minus_the_courses_miou():
+def test_on_hard_predictions_it_is_one_minus_the_miou_without_unknown_pixels():
     y, pred = _labels(0), _labels(1)
-    # the course's pooled mIoU over classes 0..5, unknown (6) pixels left out of the matrix
+    # the course's pooled mIoU over classes 0..5 (all in y and pred), but with the pixels of
+    # unknown truth left out of the matrix: the course counts them as false positives
     cm = np.zeros((7, 7), np.int64)
     np.add.at(cm, (y.flatten().numpy(), pred.flatten().numpy()), 1)
     cm[6, :] = 0
@@ -41,7 +43,7 @@ def test_perfect_probabilities_cost_nothing_and_unknown_pixels_are_ignored():
     assert lovasz_softmax(wrong_on_unknown, y, 6).item() == 0.0
 
 
-def test_gradient_descent_on_it_raises_the_miou():
+def test_gradient_descent_on_it_lowers_it():
     y = _labels(3)
     logits = torch.randn(2, 7, 16, 16, generator=torch.Generator().manual_seed(4))
     logits.requires_grad_()
@@ -63,9 +65,22 @@ def test_a_batch_of_only_unknown_pixels_gives_zero_with_a_gradient():
     assert loss.item() == 0.0 and logits.grad is not None
 
 
-def test_a_negative_weight_is_refused():
-    with pytest.raises(VislabError, match=re.escape("optim.lovasz_weight: -1.0 must be >= 0")):
-        load_config(REPO / "configs" / "p2_cpu.yaml", ["optim.lovasz_weight=-1"])
+def test_the_task_scores_every_other_pixel_of_rows_and_columns():
+    cfg = load_config(REPO / "configs" / "p2_cpu.yaml", ["optim.lovasz_weight=1"])
+    task = SegmentationTask(cfg, {"mean": [0.5] * 3, "std": [0.25] * 3, "class_weights": None})
+    # right on even columns, wrong on odd ones: the quarter of the pixels it sees are all right
+    y = torch.zeros(1, 8, 8, dtype=torch.long)
+    y[:, :, 1::2] = 1
+    logits = torch.full((1, 7, 8, 8), -20.0)
+    logits[:, 0] = 20.0
+    assert task._lovasz(logits, y).item() == pytest.approx(0.0, abs=1e-6)
+    assert task._lovasz(logits, 1 - y).item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("weight", ["-1", ".nan"])
+def test_a_negative_or_nan_weight_is_refused(weight):
+    with pytest.raises(VislabError, match=re.escape("optim.lovasz_weight:")):
+        load_config(REPO / "configs" / "p2_cpu.yaml", [f"optim.lovasz_weight={weight}"])
 
 
 def test_training_with_the_term_logs_it_next_to_the_cross_entropy(p2_tiny, tmp_path):

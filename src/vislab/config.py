@@ -86,7 +86,7 @@ class Config:
 
     def __post_init__(self):
         lw = self.optim.lovasz_weight
-        if lw < 0 or (lw and self.task != "segmentation"):
+        if not lw >= 0 or (lw and self.task != "segmentation"):  # not >= 0: NaN too
             raise VislabError(
                 f"config key optim.lovasz_weight: {lw} must be >= 0, and is only for task "
                 "segmentation"

@@ -1,6 +1,6 @@
 """Lovasz-softmax loss (Berman, Rannen Triki and Blaschko, CVPR 2018): a convex surrogate of
-1 - IoU per class, computed over the whole batch, so that training aims at the pooled mIoU the
-course scores rather than at per-pixel accuracy."""
+1 - IoU per class, computed over the whole batch, so that training aims at a pooled mIoU like
+the one the course scores rather than at per-pixel accuracy."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ def lovasz_softmax(probs: torch.Tensor, labels: torch.Tensor, classes: int) -> t
 
     probs: (N, C, H, W) softmax output; labels: (N, H, W) class indices. Pixels labelled
     classes or above (the course's unknown, which is not scored) are left out. For one-hot
-    probs it equals 1 - the mean IoU over those classes exactly. All classes are sorted in one
-    call: the sort is the cost (0.3 s for 8 tiles of 256x256 on 2 cores)."""
-    p = probs.transpose(0, 1).reshape(probs.shape[1], -1)[:classes]
+    probs it equals exactly 1 - the mean IoU over the classes in labels, with unknown pixels
+    left out; the course's mIoU differs in two ways: a pixel of unknown truth predicted as class
+    i counts as a false positive of i, and a class only predicted counts in the mean (IoU 0).
+    All classes are sorted in one call: the sort is the cost (0.3 s for 8 tiles of 256x256 on
+    2 cores). Counts are summed in float32: bf16 counts exactly only up to 256."""
+    p = probs.float().transpose(0, 1).reshape(probs.shape[1], -1)[:classes]
     y = labels.reshape(-1)
     scored = y < classes
     p, y = p[:, scored], y[scored]
