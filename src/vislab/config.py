@@ -44,6 +44,9 @@ class ModelConfig:
     name: str = "model_a"
     num_classes: int = 50
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's builder
+    # start from the weights of a vislab checkpoint of the same model (a second training
+    # stage, e.g. a fine-tune with another loss); null = from kwargs (scratch or ImageNet)
+    init: str | None = None
 
 
 @dataclass

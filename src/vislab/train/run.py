@@ -89,6 +89,25 @@ def epochs_done(last: Path) -> int:
         raise VislabError(f"cannot read checkpoint {last}: {e}") from None
 
 
+def _init_weights(cfg: Config) -> tuple[dict, dict] | None:
+    """(state dict, meta) of the checkpoint model.init names, checked against the recipe."""
+    if cfg.model.init is None:
+        return None
+    from vislab.checkpoint import load_model
+
+    path = Path(cfg.model.init)
+    if path.suffix == ".onnx":
+        raise VislabError(f"model.init: {path} is an ONNX file; give its run's .ckpt instead")
+    model, meta = load_model(path, cfg.task)
+    theirs = (meta["model"], meta["num_classes"])
+    if theirs != (cfg.model.name, cfg.model.num_classes):
+        raise VislabError(
+            f"model.init: {path} holds {theirs[0]} with {theirs[1]} classes; the recipe "
+            f"trains {cfg.model.name} with {cfg.model.num_classes}"
+        )
+    return model.state_dict(), meta
+
+
 def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     """Train cfg into the run folder out; returns the path of the best checkpoint."""
     out = Path(out)
@@ -126,6 +145,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     threads = set_threads(cfg.trainer.threads)
     L.seed_everything(cfg.seed, verbose=False)
 
+    init = _init_weights(cfg)  # before the data: a wrong checkpoint fails in a second
     t0 = time.perf_counter()
     data = Data(cfg)
     (th, tw), (vh, vw) = (s.images.shape[-2:] for s in (data.train_set, data.val_set))
@@ -134,6 +154,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         f"images of {vw}x{vh}, {len(data.classes)} classes "
         f"(decoded in {time.perf_counter() - t0:.1f} s); {threads} thread(s)"
     )
+    if init is not None and (cfg.data.mean is None or cfg.data.std is None):
+        # the weights were trained on inputs normalised with their run's statistics
+        data.mean, data.std = init[1]["mean"], init[1]["std"]
     meta = {
         "task": cfg.task,
         "model": cfg.model.name,
@@ -148,6 +171,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         "vislab_version": __version__,
     }
     task = Task(cfg, meta)
+    if init is not None:
+        task.model.load_state_dict(init[0])
+        print(f"weights from {cfg.model.init} (epoch {init[1]['epoch']})")
 
     ckpt_dir = out / "checkpoints"
     t = cfg.trainer
