@@ -41,13 +41,14 @@ RUNTIME_KEYS = ("threads", "progress_bar")
 def config_changes(cfg: Config, out: Path) -> list[str]:
     """How cfg differs from the config saved in the run folder out ("key: old -> new").
 
-    The data root is compared as a resolved path; trainer.threads and trainer.progress_bar
-    are not compared."""
+    The data root and model.init are compared as resolved paths; trainer.threads and
+    trainer.progress_bar are not compared."""
     saved = config_from_dict(yaml.safe_load((out / "config.yaml").read_text())).to_dict()
     now = cfg.to_dict()
     for c in (saved, now):
-        if c["data"]["root"] is not None:
-            c["data"]["root"] = str(Path(c["data"]["root"]).resolve())
+        for section, key in (("data", "root"), ("model", "init")):
+            if c[section][key] is not None:
+                c[section][key] = str(Path(c[section][key]).resolve())
         for k in RUNTIME_KEYS:
             c["trainer"].pop(k)
     return _diff(saved, now)
