@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
+import yaml
 from conftest import REPO, seg_train_args
 
 from vislab.cli import main
@@ -22,20 +25,59 @@ def _load(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_the_second_stage_starts_from_the_first_stages_weights_and_statistics(
-    first, p2_tiny, tmp_path
-):
+@pytest.fixture(scope="module")
+def second(first, p2_tiny):
     # learning rate 0: the parameters the second run ends with are the ones it started from
-    out = tmp_path / "second"
+    out = first.parents[2] / "second"
     args = seg_train_args(p2_tiny, out, 1, "--set", f"model.init={first}", "--set", "optim.lr=0")
     assert main(args) == 0
-    a, b = _load(first), _load(out / "checkpoints" / "last.ckpt")
+    return out
+
+
+def test_the_second_stage_starts_from_the_first_stages_weights_and_statistics(first, second):
+    a, b = _load(first), _load(second / "checkpoints" / "last.ckpt")
     names = [n for n, p in a["state_dict"].items() if p.is_floating_point() and "running" not in n]
     assert len(names) > 50
     for n in names:
         assert torch.equal(a["state_dict"][n], b["state_dict"][n]), n
     assert b["vislab"]["mean"] == a["vislab"]["mean"]
     assert b["vislab"]["config"]["model"]["init"] == str(first)
+
+
+def _copy(run, to, epoch_s: float, init=None):
+    """run copied to to, every epoch taking epoch_s seconds, model.init replaced by init."""
+    shutil.copytree(run, to)
+    header, *rows = (to / "metrics.csv").read_text().splitlines()
+    col = header.split(",").index("epoch_s")
+    rows = [
+        ",".join(f"{epoch_s}" if i == col else v for i, v in enumerate(r.split(","))) for r in rows
+    ]
+    (to / "metrics.csv").write_text("\n".join([header, *rows]) + "\n")
+    if init is not None:
+        cfg = yaml.safe_load((to / "config.yaml").read_text())
+        cfg["model"]["init"] = str(init)
+        (to / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return to
+
+
+def test_the_report_names_the_first_stage_and_counts_its_time(first, second, tmp_path):
+    a = _copy(first.parents[1], tmp_path / "a", 540.0)  # 1 epoch: 9 min
+    b = _copy(second, tmp_path / "b", 180.0, init=a / "checkpoints" / "last.ckpt")  # 3 min
+    assert main(["report", str(b), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert f"CPU stand-in for Model B, second stage of {a / 'checkpoints' / 'last.ckpt'}" in html
+    assert '<td class="num">12.0 min</td>' in html
+    assert f"Training took 12.0 min, with the run its weights came from ({a}" in html
+    assert "Missing: the run folder" not in html
+
+
+def test_the_report_says_when_the_first_stage_is_gone(second, tmp_path):
+    gone = tmp_path / "gone" / "checkpoints" / "last.ckpt"
+    b = _copy(second, tmp_path / "b", 180.0, init=gone)
+    assert main(["report", str(b), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert f"Missing: the run folder of {gone} (train time leaves that stage out)" in html
+    assert '<td class="num">3.0 min</td>' in html
 
 
 def test_a_fresh_run_differs_from_it(first, p2_tiny, tmp_path):

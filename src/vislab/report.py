@@ -63,7 +63,26 @@ def read_run(path: Path) -> Run:
     role = REPORT_MODELS[task].get(model)
     if role is None:
         role = f"CPU stand-in for {CPU_STAND_INS[model]}" if model in CPU_STAND_INS else "other"
+    if cfg["model"].get("init"):
+        role += f", second stage of {cfg['model']['init']}"
     return Run(path.name, path, task, model, role, cfg, rows)
+
+
+def _stage_minutes(run: Run) -> float:
+    """Training minutes of the run plus those of the runs its weights came from (model.init:
+    <run>/checkpoints/<name>.ckpt). A stage whose run folder is gone is named as missing."""
+    minutes, stage, seen = 0.0, run, {run.path.resolve()}
+    while True:
+        minutes += sum(_f(r, "epoch_s") or 0 for r in stage.rows) / 60
+        init = stage.config["model"].get("init")
+        if not init:
+            return minutes
+        folder = Path(init).resolve().parents[1]
+        if folder in seen or not (folder / "config.yaml").is_file():
+            run.missing.append(f"the run folder of {init} (train time leaves that stage out)")
+            return minutes
+        seen.add(folder)
+        stage = read_run(folder)
 
 
 def _facts(run: Run) -> None:
@@ -80,7 +99,7 @@ def _facts(run: Run) -> None:
         "final": _f(scored[-1], key),
         "epochs_done": int(scored[-1]["epoch"]),
         "epochs_planned": run.config["trainer"]["epochs"],
-        "train_minutes": sum(_f(r, "epoch_s") or 0 for r in run.rows) / 60,
+        "train_minutes": _stage_minutes(run),  # earlier stages included
         "best_row": best,
     }
     if run.task == "classification" and _f(scored[-1], "train_acc") is not None:
@@ -153,7 +172,12 @@ def _explain(run: Run) -> None:
     t = (
         f"{run.name} ({run.model}) reached its best validation {f['metric']} of {f['best']:.4f} "
         f"at epoch {f['best_epoch']} of {f['epochs_done']} (planned {f['epochs_planned']}); "
-        f"the last epoch scored {f['final']:.4f}. Training took {f['train_minutes']:.1f} min."
+        f"the last epoch scored {f['final']:.4f}. Training took {f['train_minutes']:.1f} min"
+        + (
+            f", with the run its weights came from ({run.config['model']['init']})."
+            if run.config["model"].get("init")
+            else "."
+        )
     )
     if "final_train_acc" in f:
         gap = f["final_train_acc"] - f["final"]
