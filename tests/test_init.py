@@ -7,17 +7,20 @@ import shutil
 import pytest
 import torch
 import yaml
-from conftest import REPO, seg_train_args
+from conftest import REPO, seg_train_args, train_args
 
 from vislab.cli import main
 from vislab.config import load_config, save_config
 from vislab.train.run import config_changes
 
+MEAN, STD = [0.25, 0.5, 0.75], [0.2, 0.3, 0.4]
+
 
 @pytest.fixture(scope="module")
 def first(p2_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("init") / "first"
-    assert main(seg_train_args(p2_tiny, out, 1)) == 0
+    stats = ["--set", f"data.mean={MEAN}", "--set", f"data.std={STD}"]  # not the data's own
+    assert main(seg_train_args(p2_tiny, out, 1, *stats)) == 0
     return out / "checkpoints" / "last.ckpt"
 
 
@@ -40,7 +43,9 @@ def test_the_second_stage_starts_from_the_first_stages_weights_and_statistics(fi
     assert len(names) > 50
     for n in names:
         assert torch.equal(a["state_dict"][n], b["state_dict"][n]), n
-    assert b["vislab"]["mean"] == a["vislab"]["mean"]
+    # the second run sets no statistics: it takes the first's, not its data's
+    assert a["vislab"]["mean"] == MEAN and a["vislab"]["std"] == STD
+    assert b["vislab"]["mean"] == MEAN and b["vislab"]["std"] == STD
     assert b["vislab"]["config"]["model"]["init"] == str(first)
 
 
@@ -78,6 +83,7 @@ def test_the_report_says_when_the_first_stage_is_gone(second, tmp_path):
     html = (tmp_path / "rep" / "report.html").read_text()
     assert f"Missing: the run folder of {gone} (train time leaves that stage out)" in html
     assert '<td class="num">3.0 min</td>' in html
+    assert f"Training took 3.0 min in this stage alone; its weights came from {gone}," in html
 
 
 def test_a_fresh_run_differs_from_it(first, p2_tiny, tmp_path):
@@ -112,15 +118,41 @@ def test_weights_of_another_model_are_refused_before_any_data_is_read(
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("name", ["missing.ckpt", "model.onnx"])
-def test_a_missing_checkpoint_or_an_onnx_file_is_refused(p2_tiny, tmp_path, capsys, name):
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.ckpt", "checkpoint not found: {}"),
+        ("model.onnx", "model.init: {} is an ONNX file"),
+    ],
+)
+def test_a_missing_checkpoint_or_an_onnx_file_is_refused_before_the_data(
+    tmp_path, capsys, name, message
+):
     path = tmp_path / name
     if name.endswith(".onnx"):
         path.write_bytes(b"onnx")
-    args = seg_train_args(p2_tiny, tmp_path / "run", 1, "--set", f"model.init={path}")
+    args = seg_train_args(tmp_path / "no-data", tmp_path / "run", 1, "--set", f"model.init={path}")
     assert main(args) == 2
+    assert message.format(path) in capsys.readouterr().err
+
+
+def test_weights_of_other_model_settings_are_refused_before_the_data(p1_tiny, tmp_path, capsys):
+    first = tmp_path / "model_a"
+    assert main(train_args(p1_tiny, first, 1)) == 0
+    ckpt = first / "checkpoints" / "last.ckpt"
+    sets = ["--set", f"model.init={ckpt}", "--set", "model.kwargs.batch_norm=false"]
+    assert main(train_args(tmp_path / "no-data", tmp_path / "run", 1, *sets)) == 2
     err = capsys.readouterr().err
-    assert str(path) in err and ("not found" in err or "ONNX" in err)
+    assert f"model.init: the weights of {ckpt} do not fit the recipe's model_a" in err
+    assert "{'batch_norm': False}" in err and "Traceback" not in err
+
+
+def test_a_relative_init_path_is_saved_absolute(first, p2_tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(first.parents[2])
+    relative = first.relative_to(first.parents[2])
+    out = tmp_path / "run"
+    assert main(seg_train_args(p2_tiny, out, 1, "--set", f"model.init={relative}")) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["model"]["init"] == str(first)
 
 
 def test_a_resume_compares_the_init_path_resolved(tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ class DataConfig:
     vflip: bool = False  # segmentation: random vertical flips
     rot90: bool = False  # segmentation: random rotations by multiples of 90 degrees
     crop_size: int | None = None  # segmentation: random square crops of this size
-    mean: list[float] | None = None  # per-channel, on the 0-1 scale; null = from the train set
+    mean: list[float] | None = None  # per-channel, 0-1 scale; null = train set (or model.init)
     std: list[float] | None = None
 
 

@@ -68,19 +68,23 @@ def read_run(path: Path) -> Run:
     return Run(path.name, path, task, model, role, cfg, rows)
 
 
-def _stage_minutes(run: Run) -> float:
+def _stage_minutes(run: Run) -> tuple[float, bool]:
     """Training minutes of the run plus those of the runs its weights came from (model.init:
-    <run>/checkpoints/<name>.ckpt). A stage whose run folder is gone is named as missing."""
+    <run>/checkpoints/<name>.ckpt), and whether every such stage was found; a stage that was
+    not is named as missing."""
     minutes, stage, seen = 0.0, run, {run.path.resolve()}
     while True:
         minutes += sum(_f(r, "epoch_s") or 0 for r in stage.rows) / 60
         init = stage.config["model"].get("init")
         if not init:
-            return minutes
+            return minutes, True
         folder = Path(init).resolve().parents[1]
-        if folder in seen or not (folder / "config.yaml").is_file():
+        if folder in seen:
+            run.missing.append(f"the first stage: model.init of {folder} leads back to itself")
+            return minutes, False
+        if not (folder / "config.yaml").is_file():
             run.missing.append(f"the run folder of {init} (train time leaves that stage out)")
-            return minutes
+            return minutes, False
         seen.add(folder)
         stage = read_run(folder)
 
@@ -92,6 +96,7 @@ def _facts(run: Run) -> None:
         run.missing.append("metrics.csv with validation scores")
         return
     best = max(scored, key=lambda r: _f(r, key))
+    minutes, all_stages = _stage_minutes(run)
     run.facts = {
         "metric": "accuracy" if run.task == "classification" else "mIoU",
         "best": _f(best, key),
@@ -99,7 +104,8 @@ def _facts(run: Run) -> None:
         "final": _f(scored[-1], key),
         "epochs_done": int(scored[-1]["epoch"]),
         "epochs_planned": run.config["trainer"]["epochs"],
-        "train_minutes": _stage_minutes(run),  # earlier stages included
+        "train_minutes": minutes,  # earlier stages included, when found
+        "all_stages": all_stages,
         "best_row": best,
     }
     if run.task == "classification" and _f(scored[-1], "train_acc") is not None:
@@ -164,6 +170,15 @@ def _analysis(run: Run, figures: Path) -> None:
             run.missing.append(f"mask progress figure (run `vislab progress {run.path}`)")
 
 
+def _stages_said(run: Run) -> str:
+    init = run.config["model"].get("init")
+    if not init:
+        return "."
+    if run.facts["all_stages"]:
+        return f", with the run its weights came from ({init})."
+    return f" in this stage alone; its weights came from {init}, whose run was not found."
+
+
 def _explain(run: Run) -> None:
     """Short explanations, every number read from the run."""
     f = run.facts
@@ -173,11 +188,7 @@ def _explain(run: Run) -> None:
         f"{run.name} ({run.model}) reached its best validation {f['metric']} of {f['best']:.4f} "
         f"at epoch {f['best_epoch']} of {f['epochs_done']} (planned {f['epochs_planned']}); "
         f"the last epoch scored {f['final']:.4f}. Training took {f['train_minutes']:.1f} min"
-        + (
-            f", with the run its weights came from ({run.config['model']['init']})."
-            if run.config["model"].get("init")
-            else "."
-        )
+        + _stages_said(run)
     )
     if "final_train_acc" in f:
         gap = f["final_train_acc"] - f["final"]

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -90,28 +91,50 @@ def epochs_done(last: Path) -> int:
         raise VislabError(f"cannot read checkpoint {last}: {e}") from None
 
 
-def _init_weights(cfg: Config) -> tuple[dict, dict] | None:
-    """(state dict, meta) of the checkpoint model.init names, checked against the recipe."""
+def _init_weights(cfg: Config) -> tuple[dict | None, dict | None]:
+    """(state dict, meta) of the checkpoint model.init names, loaded into the recipe's model
+    once to check that they fit; (None, None) without model.init."""
     if cfg.model.init is None:
-        return None
+        return None, None
     from vislab.checkpoint import load_model
+    from vislab.models import create_model
 
     path = Path(cfg.model.init)
     if path.suffix == ".onnx":
         raise VislabError(f"model.init: {path} is an ONNX file; give its run's .ckpt instead")
     model, meta = load_model(path, cfg.task)
-    theirs = (meta["model"], meta["num_classes"])
-    if theirs != (cfg.model.name, cfg.model.num_classes):
+    m = cfg.model
+    if (meta["model"], meta["num_classes"]) != (m.name, m.num_classes):
         raise VislabError(
-            f"model.init: {path} holds {theirs[0]} with {theirs[1]} classes; the recipe "
-            f"trains {cfg.model.name} with {cfg.model.num_classes}"
+            f"model.init: {path} holds {meta['model']} with {meta['num_classes']} classes; "
+            f"the recipe trains {m.name} with {m.num_classes}"
         )
-    return model.state_dict(), meta
+    state = model.state_dict()
+    try:
+        create_model(m.name, num_classes=m.num_classes, **m.kwargs).load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[-1].strip()
+        raise VislabError(
+            f"model.init: the weights of {path} do not fit the recipe's {m.name} "
+            f"(model.kwargs {dict(m.kwargs)} against {meta['model_kwargs']}): {first}"
+        ) from None
+    return state, meta
+
+
+def _with_init(cfg: Config) -> Config:
+    """model.init as an absolute path (the run folder names the same file from any folder)
+    and no model.kwargs.weights: the checkpoint's weights replace ImageNet's."""
+    if cfg.model.init is None:
+        return cfg
+    kwargs = {k: v for k, v in cfg.model.kwargs.items() if k != "weights"}
+    init = str(Path(cfg.model.init).resolve())
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init=init, kwargs=kwargs))
 
 
 def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     """Train cfg into the run folder out; returns the path of the best checkpoint."""
     out = Path(out)
+    cfg = _with_init(cfg)
     ckpt_path = _prepare_run_dir(cfg, out, resume)
     if ckpt_path is not None and epochs_done(ckpt_path) >= cfg.trainer.epochs:
         print(f"{out} is complete ({cfg.trainer.epochs} epochs); nothing to train")
@@ -146,7 +169,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     threads = set_threads(cfg.trainer.threads)
     L.seed_everything(cfg.seed, verbose=False)
 
-    init = _init_weights(cfg)  # before the data: a wrong checkpoint fails in a second
+    init_state, init_meta = _init_weights(cfg)  # before the data: fails in a second
     t0 = time.perf_counter()
     data = Data(cfg)
     (th, tw), (vh, vw) = (s.images.shape[-2:] for s in (data.train_set, data.val_set))
@@ -155,9 +178,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         f"images of {vw}x{vh}, {len(data.classes)} classes "
         f"(decoded in {time.perf_counter() - t0:.1f} s); {threads} thread(s)"
     )
-    if init is not None and (cfg.data.mean is None or cfg.data.std is None):
+    if init_meta is not None and (cfg.data.mean is None or cfg.data.std is None):
         # the weights were trained on inputs normalised with their run's statistics
-        data.mean, data.std = init[1]["mean"], init[1]["std"]
+        data.mean, data.std = init_meta["mean"], init_meta["std"]
     meta = {
         "task": cfg.task,
         "model": cfg.model.name,
@@ -172,9 +195,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         "vislab_version": __version__,
     }
     task = Task(cfg, meta)
-    if init is not None:
-        task.model.load_state_dict(init[0])
-        print(f"weights from {cfg.model.init} (epoch {init[1]['epoch']})")
+    if init_state is not None:
+        task.model.load_state_dict(init_state)
+        del init_state  # not a second copy of every weight for the whole run
+        print(f"weights from {cfg.model.init} (epoch {init_meta['epoch']})")
 
     ckpt_dir = out / "checkpoints"
     t = cfg.trainer
