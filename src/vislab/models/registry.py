@@ -10,13 +10,22 @@ from vislab.errors import VislabError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
+_NORMS: dict[str, tuple[list[float], list[float]]] = {}
+
+# the per-channel statistics torchvision's ImageNet weights were trained with
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def register_model(
-    task: str, name: str | None = None
+    task: str,
+    name: str | None = None,
+    *,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a builder ``fn(*, num_classes, **kwargs) -> nn.Module`` under name
-    (default: the function's name) for task ("classification" or "segmentation")."""
+    (default: the function's name) for task ("classification" or "segmentation"). mean/std:
+    the input normalisation its pretrained weights (``weights=...``) expect."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
@@ -24,6 +33,8 @@ def register_model(
             raise ValueError(f"model {key} is registered twice")
         _BUILDERS[key] = fn
         _TASKS[key] = task
+        if mean is not None and std is not None:
+            _NORMS[key] = (list(mean), list(std))
         return fn
 
     return wrap
@@ -41,6 +52,12 @@ def model_task(name: str) -> str:
 def model_doc(name: str) -> str:
     _check(name)
     return (_BUILDERS[name].__doc__ or "").strip().splitlines()[0]
+
+
+def pretrained_normalization(name: str) -> tuple[list[float], list[float]] | None:
+    """(mean, std) the model's pretrained weights expect, or None when it declares none."""
+    _check(name)
+    return _NORMS.get(name)
 
 
 def _check(name: str) -> None:

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models import ResNeXt101_64X4D_Weights, resnext101_64x4d
 
-from vislab.models.registry import register_model
+from vislab.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 from vislab.models.weights import load_backbone, resolve_weights
 
 
@@ -38,7 +38,9 @@ class ResNeXtClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model("classification", name="resnext101_64x4d")
+@register_model(
+    "classification", name="resnext101_64x4d", mean=IMAGENET_MEAN, std=IMAGENET_STD
+)
 def build_resnext101_64x4d(
     *, num_classes: int, weights: str | None = None, input_size: int = 224
 ) -> nn.Module:

@@ -20,7 +20,7 @@ from torchvision.models import (
 from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
 from vislab.errors import VislabError
-from vislab.models.registry import register_model
+from vislab.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 from vislab.models.weights import load_backbone, read_state_dict, resolve_weights
 
 
@@ -76,17 +76,13 @@ class FCN32s(nn.Module):
             self.fc7.bias.copy_(state["classifier.3.bias"])
 
 
-class FPNResNet(nn.Module):
-    """A ResNet encoder (strides 4, 8, 16, 32) with a feature-pyramid decoder: each stage is
-    projected to ``width`` channels, added to the upsampled coarser level and smoothed by a
-    3x3 convolution; the four levels are summed at stride 4, classified by a 1x1 convolution
-    and upsampled to the input."""
+class FPNDecoder(nn.Module):
+    """A feature-pyramid decoder: each encoder level is projected to ``width`` channels, added
+    to the upsampled coarser level and smoothed by a 3x3 convolution; the smoothed levels are
+    summed at the finest one, classified by a 1x1 convolution and upsampled to the input."""
 
-    def __init__(self, encoder: nn.Module, channels: list[int], num_classes: int, width: int):
+    def __init__(self, channels: list[int], num_classes: int, width: int):
         super().__init__()
-        e = encoder
-        self.stem = nn.Sequential(e.conv1, e.bn1, e.relu, e.maxpool)
-        self.stages = nn.ModuleList([e.layer1, e.layer2, e.layer3, e.layer4])
         self.lateral = nn.ModuleList([nn.Conv2d(c, width, 1) for c in channels])
         self.smooth = nn.ModuleList(
             [
@@ -100,13 +96,8 @@ class FPNResNet(nn.Module):
         )
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        size = x.shape[-2:]
-        f = self.stem(x)
-        feats = []
-        for stage in self.stages:
-            f = stage(f)
-            feats.append(f)
+    def forward(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """feats: the encoder's maps, finest first; returns (B, classes, *size) logits."""
         p = self.lateral[-1](feats[-1])
         out = self.smooth[-1](p)
         for i in range(len(feats) - 2, -1, -1):
@@ -115,7 +106,26 @@ class FPNResNet(nn.Module):
                 out, size=p.shape[-2:], mode="bilinear", align_corners=False
             )
         logits = self.classifier(out)
-        return {"out": F.interpolate(logits, size=size, mode="bilinear", align_corners=False)}
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+class FPNResNet(nn.Module):
+    """A ResNet encoder (strides 4, 8, 16, 32) with a feature-pyramid decoder at stride 4."""
+
+    def __init__(self, encoder: nn.Module, channels: list[int], num_classes: int, width: int):
+        super().__init__()
+        e = encoder
+        self.stem = nn.Sequential(e.conv1, e.bn1, e.relu, e.maxpool)
+        self.stages = nn.ModuleList([e.layer1, e.layer2, e.layer3, e.layer4])
+        self.decoder = FPNDecoder(channels, num_classes, width)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            f = stage(f)
+            feats.append(f)
+        return {"out": self.decoder(feats, x.shape[-2:])}
 
 
 class TorchvisionSegmenter(nn.Module):
@@ -130,7 +140,7 @@ class TorchvisionSegmenter(nn.Module):
         return dict(out) if self.training else {"out": out["out"]}
 
 
-@register_model("segmentation")
+@register_model("segmentation", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def fcn32s_vgg16(*, num_classes: int, weights: str | None = None) -> nn.Module:
     """VGG16-FCN32s, the report's Model A for segmentation (VGG16 ImageNet weights if given)."""
     model = FCN32s(num_classes)
@@ -140,7 +150,9 @@ def fcn32s_vgg16(*, num_classes: int, weights: str | None = None) -> nn.Module:
     return model
 
 
-@register_model("segmentation", name="deeplabv3_resnet50")
+@register_model(
+    "segmentation", name="deeplabv3_resnet50", mean=IMAGENET_MEAN, std=IMAGENET_STD
+)
 def build_deeplabv3_resnet50(*, num_classes: int, weights: str | None = None) -> nn.Module:
     """torchvision DeepLabv3-ResNet50 with its auxiliary head, the report's Model B."""
     net = deeplabv3_resnet50(
@@ -152,7 +164,7 @@ def build_deeplabv3_resnet50(*, num_classes: int, weights: str | None = None) ->
     return TorchvisionSegmenter(net)
 
 
-@register_model("segmentation")
+@register_model("segmentation", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def lraspp_mobilenet_v3(
     *, num_classes: int, weights: str | None = None, bn_momentum: float | None = None
 ) -> nn.Module:
@@ -171,7 +183,7 @@ def lraspp_mobilenet_v3(
     return TorchvisionSegmenter(net)
 
 
-@register_model("segmentation")
+@register_model("segmentation", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def fpn_resnet(
     *, num_classes: int, depth: int = 18, width: int = 128, weights: str | None = None
 ) -> nn.Module:

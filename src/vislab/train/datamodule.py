@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from vislab.config import Config
 from vislab.data.batches import EpochSampler, TensorImageDataset, channel_stats, keep_batch
+from vislab.models import pretrained_normalization
 
 
 def resolve_path(root: str | None, sub: str | None) -> Path | None:
@@ -31,11 +32,14 @@ class InMemoryData(L.LightningDataModule):
         self.train_set, self.val_set, self.classes = train, val, classes
         self.image_size = list(train.images.shape[-2:])  # [H, W] the model trains at
         self.class_weights: list[float] | None = None  # the loss's, per class (segmentation)
-        d = self.cfg.data
-        if d.mean is None or d.std is None:
-            self.mean, self.std = channel_stats(train.images)
-        else:
+        d, m = self.cfg.data, self.cfg.model
+        pretrained = m.kwargs.get("weights") is not None and pretrained_normalization(m.name)
+        if d.mean is not None and d.std is not None:
             self.mean, self.std = list(d.mean), list(d.std)
+        elif pretrained:  # the statistics the pretrained weights were trained with
+            self.mean, self.std = pretrained
+        else:
+            self.mean, self.std = channel_stats(train.images)
 
     def _ranks(self) -> tuple[int, int]:
         t = self.trainer
