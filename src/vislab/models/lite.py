@@ -179,6 +179,6 @@ class FPNLite(nn.Module):
 def fpn_efficientnet_lite(
     *, num_classes: int, variant: int = 0, width: int = 96, weights: str | None = None
 ) -> nn.Module:
-    """EfficientNet-Lite0/1/2 encoder (timm) + feature-pyramid decoder, ImageNet weights from pip."""
+    """EfficientNet-Lite0/1/2 encoder (timm) + feature-pyramid decoder (ImageNet weights, pip)."""
     encoder = _encoder(variant, weights, features_only=True, out_indices=(1, 2, 3, 4))
     return FPNLite(encoder, num_classes, width)

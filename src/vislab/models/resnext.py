@@ -38,9 +38,7 @@ class ResNeXtClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model(
-    "classification", name="resnext101_64x4d", mean=IMAGENET_MEAN, std=IMAGENET_STD
-)
+@register_model("classification", name="resnext101_64x4d", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def build_resnext101_64x4d(
     *, num_classes: int, weights: str | None = None, input_size: int = 224
 ) -> nn.Module:

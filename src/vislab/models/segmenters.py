@@ -150,9 +150,7 @@ def fcn32s_vgg16(*, num_classes: int, weights: str | None = None) -> nn.Module:
     return model
 
 
-@register_model(
-    "segmentation", name="deeplabv3_resnet50", mean=IMAGENET_MEAN, std=IMAGENET_STD
-)
+@register_model("segmentation", name="deeplabv3_resnet50", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def build_deeplabv3_resnet50(*, num_classes: int, weights: str | None = None) -> nn.Module:
     """torchvision DeepLabv3-ResNet50 with its auxiliary head, the report's Model B."""
     net = deeplabv3_resnet50(
