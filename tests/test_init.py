@@ -70,7 +70,9 @@ def test_the_report_names_the_first_stage_and_counts_its_time(first, second, tmp
     b = _copy(second, tmp_path / "b", 180.0, init=a / "checkpoints" / "last.ckpt")  # 3 min
     assert main(["report", str(b), "--out", str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert f"CPU stand-in for Model B, second stage of {a / 'checkpoints' / 'last.ckpt'}" in html
+    first_stage = a / "checkpoints" / "last.ckpt"
+    role = f"CPU stand-in for Model B (LR-ASPP MobileNetV3), second stage of {first_stage}"
+    assert role in html
     assert '<td class="num">12.0 min</td>' in html
     assert f"Training took 12.0 min, with the run its weights came from ({a}" in html
     assert "Missing: the run folder" not in html

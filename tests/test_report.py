@@ -1,3 +1,4 @@
+import csv
 import re
 
 import pytest
@@ -21,14 +22,20 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert main(["progress", str(seg), "--tiles", "0000", "0001"]) == 0
     assert main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5  # 2 curves, PCA, t-SNE, progress
-    best = max(float(r.split(",")[3]) for r in (cls / "metrics.csv").read_text().splitlines()[1:])
-    assert f"{best:.4f}" in html
+    # 2 curves, PCA, t-SNE, progress, a score-against-minutes figure per problem
+    assert html.count("data:image/png;base64,") == 7
+    with (cls / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    best = max(range(len(rows)), key=lambda i: float(rows[i]["val_acc"]))
+    minutes = sum(float(r["epoch_s"]) for r in rows[: best + 1]) / 60
+    assert f"{float(rows[best]['val_acc']):.4f}" in html
+    assert f"reached: cls {float(rows[best]['val_acc']):.4f} after {minutes:.0f} min" in html
     assert "Missing:" not in html
     # the report's Model B runs are absent: shown as missing rows, never invented
     assert html.count("no run given") == 3  # resnext101, fcn32s, deeplabv3
     # the CPU segmenter is labelled as the stand-in it is, not as the report's Model B
-    assert "<td>lraspp_mobilenet_v3</td><td>CPU stand-in for Model B</td>" in html
+    role = "CPU stand-in for Model B, from scratch (LR-ASPP MobileNetV3)"
+    assert f"<td>lraspp_mobilenet_v3</td><td>{role}</td>" in html
     for name in (
         "model_a",
         "resnext101_64x4d",

@@ -24,9 +24,36 @@ REPORT_MODELS = {
     "classification": {"model_a": "Model A", "resnext101_64x4d": "Model B"},
     "segmentation": {"fcn32s_vgg16": "Model A", "deeplabv3_resnet50": "Model B"},
 }
-# From-scratch models that train on 2 CPU cores in place of the report's ImageNet-based Model B
-# (configs/p1_cpu.yaml, configs/p2_cpu.yaml); the report's own Model B row stays "missing".
-CPU_STAND_INS = {"resnet9": "Model B", "lraspp_mobilenet_v3": "Model B"}
+# Models that train on 2 CPU cores in place of the report's Model B (configs/p1_cpu.yaml and
+# p2_cpu.yaml from scratch, p1_lite.yaml and p2_lite.yaml fine-tuned from ImageNet); the
+# report's own Model B row stays "missing".
+CPU_STAND_INS = {
+    "resnet9": "ResNet-9",
+    "lraspp_mobilenet_v3": "LR-ASPP MobileNetV3",
+    "efficientnet_lite0": "EfficientNet-Lite0",
+    "efficientnet_lite1": "EfficientNet-Lite1",
+    "efficientnet_lite2": "EfficientNet-Lite2",
+    "fpn_efficientnet_lite": "EfficientNet-Lite{variant}",
+}
+
+
+def _role(cfg: dict[str, Any]) -> str:
+    """'Model A', 'Model B', 'CPU stand-in for Model B, fine-tuned from ImageNet
+    (EfficientNet-Lite0)', or 'other'; a second stage names its first."""
+    task, m = cfg["task"], cfg["model"]
+    role = REPORT_MODELS[task].get(m["name"])
+    if role is None and m["name"] in CPU_STAND_INS:
+        kwargs = {"variant": 0, **m["kwargs"]}
+        net = CPU_STAND_INS[m["name"]].format(**kwargs)
+        if m.get("init"):  # the start is the first stage's, named below
+            role = f"CPU stand-in for Model B ({net})"
+        else:
+            start = "fine-tuned from ImageNet" if kwargs.get("weights") else "from scratch"
+            role = f"CPU stand-in for Model B, {start} ({net})"
+    role = role or "other"
+    if m.get("init"):
+        role += f", second stage of {m['init']}"
+    return role
 
 
 @dataclass
@@ -60,12 +87,7 @@ def read_run(path: Path) -> Run:
         with (path / "metrics.csv").open(newline="") as f:
             rows = list(csv.DictReader(f))
     task, model = cfg["task"], cfg["model"]["name"]
-    role = REPORT_MODELS[task].get(model)
-    if role is None:
-        role = f"CPU stand-in for {CPU_STAND_INS[model]}" if model in CPU_STAND_INS else "other"
-    if cfg["model"].get("init"):
-        role += f", second stage of {cfg['model']['init']}"
-    return Run(path.name, path, task, model, role, cfg, rows)
+    return Run(path.name, path, task, model, _role(cfg), cfg, rows)
 
 
 def _stage_minutes(run: Run) -> tuple[float, bool]:
@@ -168,6 +190,33 @@ def _analysis(run: Run, figures: Path) -> None:
             run.facts["progress"] = json.loads(prog.with_suffix(".json").read_text())
         else:
             run.missing.append(f"mask progress figure (run `vislab progress {run.path}`)")
+
+
+def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | None:
+    """The score of each run of task against its training minutes (earlier stages of a second
+    stage not included), and a sentence of what each reached when; None when no run of task
+    has scores."""
+    from vislab.report_figures import plot_budget
+
+    key = "val_acc" if task == "classification" else "val_miou"
+    lines, said = [], []
+    for run in runs:
+        if run.task != task:
+            continue
+        minutes, scores, total = [], [], 0.0
+        for r in run.rows:
+            total += (_f(r, "epoch_s") or 0) / 60
+            if _f(r, key) is not None:
+                minutes.append(total)
+                scores.append(_f(r, key))
+        if scores:
+            lines.append((f"{run.name} ({run.model})", minutes, scores))
+            best = max(range(len(scores)), key=scores.__getitem__)
+            said.append(f"{run.name} {scores[best]:.4f} after {minutes[best]:.0f} min")
+    if not lines:
+        return None
+    plot_budget(lines, "accuracy" if task == "classification" else "mIoU", path)
+    return path, "Best validation score and when it was reached: " + "; ".join(said) + "."
 
 
 def _stages_said(run: Run) -> str:
@@ -311,7 +360,12 @@ def build(runs: list[Path], out: Path) -> Path:
     def embed_png(path: Path) -> str:
         return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
+    budgets = {
+        task: budget_figure(loaded, task, figures / f"budget_{task}.png")
+        for task in ("classification", "segmentation")
+    }
     context = {
+        "budgets": budgets,
         "p1": [r for r in loaded if r.task == "classification"],
         "p2": [r for r in loaded if r.task == "segmentation"],
         "p1_missing": missing_roles(loaded, "classification"),

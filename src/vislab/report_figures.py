@@ -41,3 +41,18 @@ def plot_curves(rows: list[dict[str, str]], task: str, title: str, path: Path) -
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_budget(runs: list[tuple[str, list[float], list[float]]], metric: str, path: Path) -> None:
+    """Validation score against training minutes, one line per run: (label, minutes at the end
+    of each epoch, score at that epoch). What a budget of minutes buys with each recipe."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for label, minutes, scores in runs:
+        ax.plot(minutes, scores, marker="o", markersize=3, label=label)
+    ax.set_xlabel("training minutes (validation included)")
+    ax.set_ylabel(f"val {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

