@@ -6,7 +6,8 @@ from vislab.models import create_model, list_models
 
 
 def test_registry_lists_the_classifiers():
-    assert {"model_a", "resnet9", "resnext101_64x4d"} <= set(list_models("classification"))
+    names = {"model_a", "resnet9", "resnext101_64x4d", "efficientnet_lite0", "efficientnet_lite2"}
+    assert names <= set(list_models("classification"))
 
 
 @pytest.mark.parametrize(
@@ -15,6 +16,7 @@ def test_registry_lists_the_classifiers():
         ("model_a", {}, 128),
         ("resnet9", {"width": 8}, 64),
         ("resnext101_64x4d", {"input_size": 32}, 2048),
+        ("efficientnet_lite0", {"input_size": 64}, 1280),
     ],
 )
 def test_pre_logits_is_the_input_of_the_last_layer(name, kwargs, dim):

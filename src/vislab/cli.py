@@ -176,12 +176,14 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{args.name}: {model_doc(args.name)}")
         print(format_table(layer_table(model, (args.size, args.size))))
         return
-    print(f"{'name':<20} {'task':<15} {'params':>12}  description")
-    for name in list_models(args.task):
+    names = list_models(args.task)
+    w = max(len(n) for n in names)
+    print(f"{'name':<{w}} {'task':<15} {'params':>12}  description")
+    for name in names:
         k = args.num_classes or (50 if model_task(name) == "classification" else 7)
         model = create_model(name, num_classes=k)
         n = sum(p.numel() for p in model.parameters())
-        print(f"{name:<20} {model_task(name):<15} {n:>12,}  {model_doc(name)}")
+        print(f"{name:<{w}} {model_task(name):<15} {n:>12,}  {model_doc(name)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
