@@ -13,11 +13,19 @@ def test_registry_lists_the_segmenters():
         "deeplabv3_resnet50",
         "lraspp_mobilenet_v3",
         "fpn_resnet",
+        "fpn_efficientnet_lite",
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["fcn32s_vgg16", "deeplabv3_resnet50", "lraspp_mobilenet_v3", "fpn_resnet"]
+    "name",
+    [
+        "fcn32s_vgg16",
+        "deeplabv3_resnet50",
+        "lraspp_mobilenet_v3",
+        "fpn_resnet",
+        "fpn_efficientnet_lite",
+    ],
 )
 @pytest.mark.parametrize("size", [(64, 64), (72, 100)])
 def test_logits_come_out_at_the_input_resolution(name, size):
@@ -100,5 +108,13 @@ def test_fpn_resnet_depth_and_every_level_reach_the_logits():
     model = create_model("fpn_resnet", num_classes=7, depth=34, width=16)
     assert len(model.stages[2]) == 6  # ResNet-34's third stage has six blocks
     model(torch.randn(1, 3, 64, 64))["out"].sum().backward()
-    for lateral in model.lateral:  # the decoder uses all four encoder stages
+    for lateral in model.decoder.lateral:  # the decoder uses all four encoder stages
+        assert lateral.weight.grad is not None and lateral.weight.grad.abs().sum() > 0
+
+
+def test_fpn_lite_uses_every_encoder_level():
+    model = create_model("fpn_efficientnet_lite", num_classes=7, variant=1, width=16)
+    assert model.encoder.feature_info.reduction() == [4, 8, 16, 32]
+    model(torch.randn(1, 3, 64, 64))["out"].sum().backward()
+    for lateral in model.decoder.lateral:
         assert lateral.weight.grad is not None and lateral.weight.grad.abs().sum() > 0
