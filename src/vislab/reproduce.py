@@ -3,7 +3,7 @@
 Profiles (the recipes are the YAML files in configs/):
   cpu    Problem 1: Model A (the report's recipe) and two stand-ins for Model B, ResNet-9 from
          scratch and EfficientNet-Lite0 fine-tuned from ImageNet; Problem 2: the from-scratch
-         LR-ASPP and the fine-tuned EfficientNet-Lite0 FPN stand-ins. About 7 hours on 2 cores.
+         LR-ASPP and the fine-tuned EfficientNet-Lite0 FPN stand-ins. About 6 hours on 2 cores.
   paper  The report's exact settings (ResNeXt-101, FCN32s, DeepLabv3 from ImageNet weights):
          a GPU job.
   demo   The cpu profile's models and DeepLabv3, briefly, on `vislab data demo` data:
