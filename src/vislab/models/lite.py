@@ -109,6 +109,9 @@ def imagenet_weights(weights: str, variant: int) -> dict[str, torch.Tensor]:
     return lite_state_dict(read_state_dict(path), variant, str(path))
 
 
+_HEAD = ("conv_head.", "bn2.", "classifier.")  # after the last block: 1x1 conv, BN, linear
+
+
 def _encoder(variant: int, weights: str | None, **kwargs) -> nn.Module:
     """timm's network (kwargs go to timm.create_model), with the ImageNet weights loaded when
     asked. A features_only encoder has no head: only the head's weights go unused."""
@@ -123,9 +126,6 @@ def _encoder(variant: int, weights: str | None, **kwargs) -> nn.Module:
                 f"{result.missing_keys[:3]}, unexpected {unused[:3]}"
             )
     return net
-
-
-_HEAD = ("conv_head.", "bn2.", "classifier.")  # after the last block: 1x1 conv, BN, linear
 
 
 class LiteClassifier(nn.Module):
