@@ -128,16 +128,41 @@ def _encoder(variant: int, weights: str | None, **kwargs) -> nn.Module:
     return net
 
 
+def _frozen_modules(net: nn.Module, stages: int) -> list[nn.Module]:
+    """The stem and the first ``stages`` stages of timm's network (none for 0)."""
+    return [net.conv_stem, net.bn1, *net.blocks[:stages]] if stages else []
+
+
+def freeze_stages(net: nn.Module, stages: int) -> None:
+    """Keeps the stem and the first ``stages`` stages at their weights: no gradients, and
+    (see ``LiteClassifier.train``) batch norm on its stored statistics. They are the stages at
+    the highest resolutions, so their backward pass is the costliest to skip."""
+    n = len(net.blocks)
+    if not (isinstance(stages, int) and 0 <= stages <= n):
+        raise VislabError(f"EfficientNet-Lite: frozen_stages must be 0 to {n}, got {stages!r}")
+    for module in _frozen_modules(net, stages):
+        module.requires_grad_(False)
+
+
 class LiteClassifier(nn.Module):
     """EfficientNet-Lite for small images: the input is resized to input_size on the fly
-    (bilinear), so 32x32 photos meet a resolution the ImageNet features work at."""
+    (bilinear), so 32x32 photos meet a resolution the ImageNet features work at. The stem and
+    the first frozen_stages stages may be kept at their ImageNet weights."""
 
-    def __init__(self, net: nn.Module, num_classes: int, input_size: int):
+    def __init__(self, net: nn.Module, num_classes: int, input_size: int, frozen_stages: int = 0):
         super().__init__()
         self.net = net
         self.input_size = input_size
         self.num_features = net.num_features  # 1280, the pooled features
         net.reset_classifier(num_classes)
+        freeze_stages(net, frozen_stages)
+        self.frozen_stages = frozen_stages
+
+    def train(self, mode: bool = True) -> LiteClassifier:
+        super().train(mode)
+        for module in _frozen_modules(self.net, self.frozen_stages):
+            module.eval()  # batch norm keeps the stored statistics of the frozen stages
+        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.input_size, self.input_size):
@@ -158,10 +183,16 @@ def _classifier(variant: int):
         weights: str | None = None,
         input_size: int = 128,
         drop_rate: float = 0.2,
+        frozen_stages: int = 0,
     ) -> nn.Module:
         # drop_rate: dropout before the classifier, timm's default for these networks
+        if frozen_stages and weights is None:
+            raise VislabError(
+                "EfficientNet-Lite: frozen_stages keeps stages at their ImageNet weights; "
+                "set model.kwargs.weights too"
+            )
         net = _encoder(variant, weights, drop_rate=drop_rate)
-        return LiteClassifier(net, num_classes, input_size)
+        return LiteClassifier(net, num_classes, input_size, frozen_stages)
 
     build.__name__ = f"efficientnet_lite{variant}"
     build.__doc__ = (

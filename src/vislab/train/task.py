@@ -40,7 +40,8 @@ class Task(L.LightningModule):
 
     def configure_optimizers(self):
         steps = int(self.trainer.estimated_stepping_batches)
-        return build_optimizer(self.cfg, self.model.parameters(), steps)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]  # not frozen stages
+        return build_optimizer(self.cfg, trainable, steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vislab"] = self.meta
