@@ -118,7 +118,11 @@ def test_masks_users_get_wrong(p2_tiny, tmp_path, capsys):
     fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "cannot read mask")
     gray = np.zeros((64, 64), dtype=np.uint8)
     Image.fromarray(gray).save(pred / "0001.png")
-    fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "mask must be an 8-bit RGB image")
+    fails(
+        capsys,
+        ["evaluate", "--pred", pred, "--gt", val],
+        "mask must be an 8-bit RGB (or RGBA) image",
+    )
     (pred / "0001.png").unlink()
     fails(capsys, ["evaluate", "--pred", pred, "--gt", val], "4")  # counts differ: named
     fails(
@@ -138,7 +142,7 @@ def test_masks_users_get_wrong(p2_tiny, tmp_path, capsys):
 
 
 def test_red_pixels_are_a_warning_not_an_error(p2_tiny, tmp_path, capsys):
-    # the real masks hold a few pure red pixels (no class): read as unknown, said once
+    # the real masks hold a few pure red pixels (no class): read as urban, said once
     val = tmp_path / "val"
     shutil.copytree(p2_tiny / "validation", val)
     mask = np.asarray(Image.open(val / "0000_mask.png")).copy()

@@ -1,5 +1,7 @@
-"""The vectorised overlay against a straightforward per-pixel implementation of the course's
-semantics (alpha 0.3 tint, 5-pixel inner edge band along rows and columns, border no edge)."""
+"""The overlay's full band (--full-band) against a straightforward per-pixel implementation of
+the intended figure (alpha 0.3 tint, 5-pixel inner edge band along rows and columns on all four
+sides, the border no edge), and the CLI. test_course_scripts.py holds the default overlay
+against the course's own viz_mask.py."""
 
 import numpy as np
 import pytest
@@ -25,23 +27,24 @@ def per_pixel_overlay(image, mask, alpha=0.3, width=5):
                     if 0 <= yy < h and 0 <= xx < w and mask[yy, xx] != c:
                         is_edge = True
             out[y, x] = color if is_edge else (1 - alpha) * image[y, x] + alpha * color
-    return np.round(out).astype(np.uint8)
+    return out.astype(np.uint8)  # truncated, as the course does
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_overlay_equals_the_per_pixel_semantics(seed):
+def test_full_band_equals_the_per_pixel_semantics(seed):
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, size=(48, 40, 3)).astype(np.uint8)
     blocks = rng.integers(0, 7, size=(6, 5))
     mask = np.kron(blocks, np.ones((8, 8), dtype=np.int64)).astype(np.uint8)
     mask[rng.random(mask.shape) < 0.02] = 3  # scattered single pixels too
-    assert np.array_equal(overlay(image, mask), per_pixel_overlay(image, mask))
+    assert np.array_equal(overlay(image, mask, full=True), per_pixel_overlay(image, mask))
 
 
 def test_single_class_tile_has_no_edges_at_the_border():
     image = np.full((12, 12, 3), 100, dtype=np.uint8)
-    out = overlay(image, np.full((12, 12), 1, dtype=np.uint8))  # agriculture: yellow
-    assert (out == np.round(0.7 * 100 + 0.3 * np.array([255, 255, 0]))).all()
+    for full in (False, True):
+        out = overlay(image, np.full((12, 12), 1, dtype=np.uint8), full)  # agriculture: yellow
+        assert (out == np.trunc(0.7 * 100 + 0.3 * np.array([255, 255, 0]))).all()
 
 
 def test_cli_on_a_file_and_on_folders(tmp_path):
@@ -106,8 +109,8 @@ def test_cli_names_the_tile_without_a_mask(tmp_path, capsys):
 
 @pytest.mark.integration
 @pytest.mark.skipif(not (REAL_P2 / "validation").is_dir(), reason=f"no {REAL_P2}")
-def test_overlay_on_a_real_tile_equals_the_per_pixel_semantics():
+def test_full_band_on_a_real_tile_equals_the_per_pixel_semantics():
     tile = REAL_P2 / "validation" / "0013"
     image = np.asarray(Image.open(f"{tile}_sat.jpg").convert("RGB"))
     mask, _ = read_mask(f"{tile}_mask.png")
-    assert np.array_equal(overlay(image, mask), per_pixel_overlay(image, mask))
+    assert np.array_equal(overlay(image, mask, full=True), per_pixel_overlay(image, mask))

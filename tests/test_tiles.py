@@ -25,14 +25,26 @@ def test_downscaling_keeps_masks_as_class_indices(tmp_path):
     assert set(np.unique(small.masks)) <= set(np.unique(full.masks))  # nearest, never blended
 
 
-def test_red_pixels_become_unknown_with_one_counting_warning(tmp_path):
+def test_red_pixels_become_urban_with_one_counting_warning(tmp_path):
     write_tile_folder(tmp_path, 2, size=16)
     rgb = np.asarray(Image.open(tmp_path / "0001_mask.png")).copy()
     rgb[0, :3] = [255, 0, 0]
     Image.fromarray(rgb).save(tmp_path / "0001_mask.png")
     with pytest.warns(RedPixelsWarning, match=r"1 mask\(s\) hold 3 pure red.*0001_mask.png \(3\)"):
         t = load_tiles(tmp_path)
-    assert (t.masks[1, 0, :3] == 6).all()
+    assert (t.masks[1, 0, :3] == 0).all()  # as the course's scripts read them
+
+
+def test_rgba_and_palette_masks_read_as_their_rgb(tmp_path):
+    write_tile_folder(tmp_path, 2, size=16)
+    rgb = np.asarray(Image.open(tmp_path / "0000_mask.png"))
+    Image.fromarray(np.dstack([rgb, np.full((16, 16), 7, np.uint8)])).save(
+        tmp_path / "0000_mask.png"
+    )
+    Image.open(tmp_path / "0001_mask.png").quantize(8).save(tmp_path / "0001_mask.png")
+    rgba_palette = load_tiles(tmp_path).masks
+    write_tile_folder(tmp_path, 2, size=16)
+    assert np.array_equal(rgba_palette, load_tiles(tmp_path).masks)
 
 
 @pytest.mark.parametrize(
@@ -40,11 +52,14 @@ def test_red_pixels_become_unknown_with_one_counting_warning(tmp_path):
     [
         ("no_mask", r"0001_sat.jpg has no mask 0001_mask.png"),
         ("mask_size", r"0001_mask.png is 8x8 but its image is 16x16"),
-        ("gray_mask", r"0001_mask.png: mask must be an 8-bit RGB image, got 1 channel"),
+        ("gray_mask", r"0001_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got 1 channel"),
         ("empty", r"no satellite tiles"),
         ("corrupt_sat", r"cannot read image .*0000_sat.jpg"),
         ("corrupt_mask", r"cannot read mask .*0000_mask.png"),
-        ("rgba_mask", r"0000_mask.png: mask must be an 8-bit RGB image, got 4 channel"),
+        (
+            "grey_alpha_mask",
+            r"0000_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got 2 chan",
+        ),
     ],
 )
 def test_bad_pairs_name_the_file(tmp_path, breakage, message):
@@ -63,8 +78,8 @@ def test_bad_pairs_name_the_file(tmp_path, breakage, message):
     elif breakage == "corrupt_mask":
         data = (tmp_path / "0000_mask.png").read_bytes()
         (tmp_path / "0000_mask.png").write_bytes(data[: len(data) // 2])
-    elif breakage == "rgba_mask":
-        Image.new("RGBA", (16, 16)).save(tmp_path / "0000_mask.png")
+    elif breakage == "grey_alpha_mask":
+        Image.new("LA", (16, 16)).save(tmp_path / "0000_mask.png")
     with pytest.raises(VislabError, match=message):
         load_tiles(tmp_path)
 

@@ -75,10 +75,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.pred.is_dir():
         from vislab.evaluate import evaluate_masks, write_mask_scores
-        from vislab.miou import format_scores
+        from vislab.miou import format_details, format_scores
 
         result = evaluate_masks(args.gt, args.pred)
         print(format_scores(result))
+        if args.verbose:
+            print(format_details(result))
         write_mask_scores(result, args.json, args.out)
         return
     from vislab.evaluate import evaluate_classification, format_report
@@ -89,17 +91,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_overlay(args: argparse.Namespace) -> None:
+    from vislab.data.landcover import warn_red
     from vislab.overlay import overlay_file, pair_overlay_folders
 
     if not args.image.is_dir():
-        overlay_file(args.image, args.mask, args.out)
+        warn_red({args.mask.name: overlay_file(args.image, args.mask, args.out, args.full_band)})
         print(f"wrote {args.out}")
         return
     from concurrent.futures import ThreadPoolExecutor
 
     pairs = pair_overlay_folders(args.image, args.mask)
     with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
-        list(pool.map(lambda p: overlay_file(p[0], p[1], args.out / f"{p[2]}.png"), pairs))
+        red = pool.map(
+            lambda p: overlay_file(p[0], p[1], args.out / f"{p[2]}.png", args.full_band), pairs
+        )
+        warn_red({m.name: n for (_, m, _), n in zip(pairs, red, strict=True)})
     print(f"wrote {len(pairs)} overlays to {args.out}")
 
 
@@ -277,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--json", type=Path, help="write the scores as JSON to this file")
     e.add_argument(
+        "--verbose",
+        action="store_true",
+        help="masks: after the course's lines, class names, the mean over present classes "
+        "and pixel accuracy",
+    )
+    e.add_argument(
         "--out",
         type=Path,
         help="folder for metrics.json, confusion.csv and confusion.png "
@@ -293,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the mask PNG, or a folder of xxxx_mask.png or xxxx.png masks",
     )
     o.add_argument("--out", required=True, type=Path, help="output PNG, or a folder for them")
+    o.add_argument(
+        "--full-band",
+        action="store_true",
+        help="draw the 5-pixel edge band on all four sides of every region (the course's "
+        "script, matched by default, draws 1 pixel below a region and no vertical edges in "
+        "column 0)",
+    )
     o.set_defaults(func=cmd_overlay)
 
     b = add("embed", "PCA and t-SNE of a classifier's second-to-last layer")

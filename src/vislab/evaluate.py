@@ -189,9 +189,10 @@ def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
     codes = np.zeros((8, 8), dtype=np.int64)
     red = {}
     with ThreadPoolExecutor(2) as pool:  # the decoders release the GIL
-        for (gt, _), part in zip(pairs, pool.map(_pair_codes, pairs), strict=True):
+        for (gt, pred), part in zip(pairs, pool.map(_pair_codes, pairs), strict=True):
             codes += part
-            red[gt.name] = int(part[RED_CODE].sum())
+            red[f"{gt.parent.name}/{gt.name}"] = int(part[RED_CODE].sum())
+            red[f"{pred.parent.name}/{pred.name}"] = int(part[:, RED_CODE].sum())
     warn_red(red)
     cm = np.zeros((K, K), dtype=np.int64)  # fold code counts into class counts
     np.add.at(cm, (CODE_TO_CLASS[:, None], CODE_TO_CLASS[None, :]), codes)
@@ -201,10 +202,12 @@ def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
 
 
 def write_mask_scores(result: dict[str, Any], json_path: Path | None, out_dir: Path | None):
-    """--json FILE: the metrics; --out DIR: metrics.json, confusion.csv and confusion.png."""
+    """--json FILE: the metrics (a nan mIoU as null); --out DIR: metrics.json, confusion.csv
+    and confusion.png."""
     from vislab.data.landcover import CLASSES
 
-    text = json.dumps(result, indent=1).encode()
+    finite = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
+    text = json.dumps(finite, indent=1).encode()
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(json_path), text)

@@ -2,13 +2,16 @@
 
 For each class i in 0..5: IoU_i = TP / (TP + FP + FN), where a pixel whose truth is unknown
 (6) but whose prediction is i counts as a false positive of i, and a pixel of truth i predicted
-as unknown as a false negative. mIoU is the mean of the six. A class absent from both truth and
-prediction gives 0/0: the course's script then prints nan for the mean; we report the mean over
-the classes that are present and name the absent ones. No torch here.
+as unknown as a false negative. mIoU is the mean of the six, summed in the course's order
+(``mean_iou += iou / 6``), so that it equals mean_iou_evaluate.py's to the last bit. A class
+absent from both truth and prediction gives 0/0, for which the course prints nan, and then nan
+for the mean; ``miou_present`` is the mean over the classes that are there (what training
+monitors). No torch here.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,36 +28,54 @@ def confusion(truth: np.ndarray, pred: np.ndarray, k: int = K) -> np.ndarray:
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
 
+def _course_mean(ious: list[float]) -> float:
+    total = 0.0
+    for v in ious:
+        total += v / len(ious)
+    return total
+
+
 def scores(cm: np.ndarray) -> dict[str, Any]:
-    """Course mIoU, per-class IoU (None where 0/0), pixel accuracy, from a 7x7 confusion."""
+    """Course mIoU (nan when a class is 0/0), per-class IoU (None where 0/0), the mean over
+    the present classes, pixel accuracy, from a 7x7 confusion."""
     cm = np.asarray(cm, dtype=np.int64)
     iou: dict[str, float | None] = {}
     for i in range(NUM_SCORED):
-        tp = cm[i, i]
-        denom = cm[:, i].sum() + cm[i, :].sum() - tp  # (TP + FP) + (TP + FN) - TP
-        iou[CLASSES[i]] = float(tp / denom) if denom else None
+        tp = int(cm[i, i])
+        denom = int(cm[:, i].sum() + cm[i, :].sum()) - tp  # (TP + FP) + (TP + FN) - TP
+        iou[CLASSES[i]] = tp / denom if denom else None
     present = [v for v in iou.values() if v is not None]
     absent = [name for name, v in iou.items() if v is None]
     total = cm.sum()
     return {
-        "miou": float(np.mean(present)) if present else float("nan"),
+        "miou": _course_mean(present) if not absent else math.nan,
+        "miou_present": _course_mean(present) if present else math.nan,
         "iou": iou,
         "absent_classes": absent,
-        "mean_over": f"{len(present)} of {NUM_SCORED} classes" if absent else "all 6 classes",
-        "pixel_acc": float(np.trace(cm) / total) if total else float("nan"),
+        "pixel_acc": float(np.trace(cm) / total) if total else math.nan,
         "confusion": cm.tolist(),
     }
 
 
 def format_scores(s: dict[str, Any]) -> str:
-    """Per-class IoU and the mIoU, printed like the course's evaluator."""
-    lines = []
-    for name, v in s["iou"].items():
-        lines.append(
-            f"class #{CLASSES.index(name)} ({name}) : "
-            + (f"{v:.5f}" if v is not None else "absent from truth and prediction (0/0)")
-        )
-    note = f" (mean over {s['mean_over']})" if s["absent_classes"] else ""
-    lines.append(f"mean_iou: {s['miou']:.6f}{note}")
+    """The lines mean_iou_evaluate.py prints, character for character (print adds a newline
+    after the last, blank, one)."""
+    lines = [
+        f"class #{i} : " + ("nan" if v is None else f"{v:1.5f}")  # the course's '%1.5f'
+        for i, v in enumerate(s["iou"].values())
+    ]
+    return "\n".join([*lines, "", f"mean_iou: {s['miou']:f}", ""])
+
+
+def format_details(s: dict[str, Any]) -> str:
+    """What vislab adds (evaluate --verbose): class names, the mean over the present classes
+    when one is absent, pixel accuracy."""
+    lines = [
+        f"{name}: " + ("absent from truth and prediction (0/0)" if v is None else f"{v:.5f}")
+        for name, v in s["iou"].items()
+    ]
+    if s["absent_classes"]:
+        n = NUM_SCORED - len(s["absent_classes"])
+        lines.append(f"mean over the {n} present classes: {s['miou_present']:.6f}")
     lines.append(f"pixel accuracy: {s['pixel_acc']:.4f}")
     return "\n".join(lines)

@@ -1,10 +1,14 @@
-"""The course's mask overlay, vectorised (no torch).
+"""The course's mask overlay (viz_mask.py), vectorised, equal to it pixel for pixel (no torch).
 
-For each class present: tint its region with the class colour at alpha 0.3, then paint an
-inner edge band 5 pixels wide in the solid class colour. A pixel is in the band when a pixel of
-another class lies within 5 pixels of it along its row or its column; the image border is not
-an edge. The course's version loops over pixels (0.4-0.7 s a tile); this one shifts the whole
-mask 20 times.
+For each class present, in class order: tint its region with the class colour at alpha 0.3,
+then paint its edge band in the solid colour; the float image is truncated to uint8 at the end
+(``np.uint8``). The course's band has three accidents, kept by default so that the overlays
+equal its own: below a region it is 1 pixel deep, not 5 (the loop meant to widen it compares
+with ``==`` where it meant to assign); column 0 gets no vertical edges (its loop starts at
+column 1); and the 5-pixel band on the other sides takes any pixel of the region within 5 of
+the edge, joined to it or not. ``full_band=True`` draws what was meant: every pixel with a
+pixel of another class within 5 along its row or column, on all four sides. The course's
+script loops over pixels (several seconds a tile); this one shifts whole masks.
 """
 
 from __future__ import annotations
@@ -21,7 +25,25 @@ ALPHA = 0.3
 EDGE_WIDTH = 5
 
 
-def edge_band(mask: np.ndarray, width: int = EDGE_WIDTH) -> np.ndarray:
+def course_edges(region: np.ndarray, width: int = EDGE_WIDTH) -> np.ndarray:
+    """viz_mask.py's mask_edge_detection of one class's (H, W) bool region."""
+    h, w = region.shape
+    enter, leave = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    enter[:, 1:] = region[:, 1:] & ~region[:, :-1]  # the region starts at column j
+    leave[:, 1:] = ~region[:, 1:] & region[:, :-1]  # it ended at column j - 1
+    down, up = np.zeros((h, w), bool), np.zeros((h, w), bool)  # column 0 left out, as there
+    down[1:, 1:] = region[1:, 1:] & ~region[:-1, 1:]  # it starts at row i
+    up[1:, 1:] = ~region[1:, 1:] & region[:-1, 1:]  # it ended at row i - 1
+    edge = np.zeros((h, w), bool)
+    for a in range(width):
+        edge[:, a:] |= enter[:, : w - a]  # columns j .. j + width - 1
+        edge[:, : w - 1 - a] |= leave[:, 1 + a :]  # columns j - 1 .. j - width
+        edge[a:, :] |= down[: h - a, :]  # rows i .. i + width - 1
+    edge[:-1, :] |= up[1:, :]  # row i - 1 only
+    return edge & region
+
+
+def full_band(mask: np.ndarray, width: int = EDGE_WIDTH) -> np.ndarray:
     """(H, W) bool: pixels with a pixel of another class within `width` along row or column."""
     edge = np.zeros(mask.shape, dtype=bool)
     for d in range(1, width + 1):
@@ -35,26 +57,33 @@ def edge_band(mask: np.ndarray, width: int = EDGE_WIDTH) -> np.ndarray:
     return edge
 
 
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 image and (H, W) class indices -> (H, W, 3) uint8 overlay."""
+def overlay(image: np.ndarray, mask: np.ndarray, full: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 image and (H, W) class indices -> (H, W, 3) uint8 overlay; the float
+    steps are the course's own, so that its truncation gives the same bytes."""
     if image.shape[:2] != mask.shape:
         (ih, iw), (mh, mw) = image.shape[:2], mask.shape
         raise VislabError(f"image is {iw}x{ih} but mask is {mw}x{mh}")
-    color = COLORS[mask].astype(np.float64)
-    out = (1 - ALPHA) * image.astype(np.float64) + ALPHA * color
-    edge = edge_band(mask)
-    out[edge] = color[edge]
-    return np.round(out).astype(np.uint8)
+    out = image.astype(np.float64)
+    band = full_band(mask) if full else None
+    for c in np.flatnonzero(np.bincount(mask.ravel(), minlength=len(COLORS))):
+        region = mask == c
+        edge = band & region if full else course_edges(region)
+        color = COLORS[c].astype(np.float64)
+        out[region] = out[region] * (1 - ALPHA) + color * ALPHA
+        out[edge] = color
+    return out.astype(np.uint8)  # truncation, as np.uint8(img) in viz_mask.py
 
 
-def overlay_file(image_path: Path, mask_path: Path, out_path: Path) -> None:
+def overlay_file(image_path: Path, mask_path: Path, out_path: Path, full: bool = False) -> int:
+    """Write the overlay of one tile; returns the mask's number of red pixels (read as urban)."""
     from vislab.data.images import read_rgb
 
     image = read_rgb(image_path)
-    mask, _ = read_mask(mask_path, size=image.shape[:2])
+    mask, red = read_mask(mask_path, size=image.shape[:2])
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(image, mask)).save(out_path)
+    Image.fromarray(overlay(image, mask, full)).save(out_path)
+    return red
 
 
 def pair_overlay_folders(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path, str]]:

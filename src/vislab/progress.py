@@ -14,7 +14,7 @@ import yaml
 from vislab.checkpoint import load_model
 from vislab.data.batches import normalize
 from vislab.data.images import read_rgb
-from vislab.data.landcover import read_mask
+from vislab.data.landcover import read_mask, warn_red
 from vislab.errors import VislabError
 from vislab.inference import as_input, prepare, segment_logits
 from vislab.miou import confusion, scores
@@ -68,21 +68,24 @@ def progress(
     snaps = pick_snapshots(run)
     folder = val_folder(run, data)
     tiles = list(tiles or default_tiles(folder))
-    images, truths = [], []
+    images, truths, red = [], [], {}
     for t in tiles:
         sat = folder / f"{t}_sat.jpg"
         if not sat.is_file():
             raise VislabError(f"no tile {sat} (pick tiles with --tiles, the folder with --data)")
         images.append(read_rgb(sat))
-        truths.append(read_mask(folder / f"{t}_mask.png", size=images[-1].shape[:2])[0])
+        truth, red[f"{t}_mask.png"] = read_mask(folder / f"{t}_mask.png", images[-1].shape[:2])
+        truths.append(truth)
+    warn_red(red)
     epochs, preds = [], []
     for snap in snaps:
         model, meta = load_model(snap, task="segmentation")
         model = prepare(model)
         epochs.append(meta["epoch"])
         preds.append([predict_tile(model, meta, im) for im in images])
-    miou = {
-        t: [scores(confusion(truths[i], p[i]))["miou"] for p in preds] for i, t in enumerate(tiles)
+    miou = {  # per tile: a class absent from the tile is left out of its mean
+        t: [scores(confusion(truths[i], p[i]))["miou_present"] for p in preds]
+        for i, t in enumerate(tiles)
     }
     from vislab.data.landcover import CLASSES
 

@@ -5,7 +5,14 @@ Each mask channel is thresholded at 128 and packed as code = 4R + 2G + B:
     code 3 cyan    -> 0 urban        code 1 blue  -> 4 water
     code 6 yellow  -> 1 agriculture  code 7 white -> 5 barren
     code 5 magenta -> 2 rangeland    code 0 black -> 6 unknown
-    code 2 green   -> 3 forest       code 4 red   -> no class (read as unknown, with a warning)
+    code 2 green   -> 3 forest       code 4 red   -> 0 urban (see below)
+
+Red belongs to no class. The course's scripts never assign it, so a red pixel keeps the 0 that
+their fresh arrays hold (``np.zeros`` in viz_mask.py; ``np.empty`` over hundreds of masks in
+mean_iou_evaluate.py, which the system hands out zeroed) and counts as urban. vislab reads it
+the same way everywhere (training, evaluation, overlay, progress) and warns once per command
+with the count. RGBA and palette masks are read by their first three channels, as the
+course's ``imageio.imread`` reads them.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from PIL import Image, UnidentifiedImageError
 from vislab.errors import VislabError, VislabWarning
 
 CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
-UNKNOWN = 6
 NUM_SCORED = 6  # the course's mIoU averages classes 0..5
 COLORS = np.array(
     [
@@ -35,8 +41,8 @@ COLORS = np.array(
     dtype=np.uint8,
 )
 RED_CODE = 4
-# code (0..7) -> class index; red (4, no class) is read as unknown
-CODE_TO_CLASS = np.array([6, 4, 3, 0, UNKNOWN, 2, 1, 5], dtype=np.uint8)
+# code (0..7) -> class index; red (4, no class) is read as urban (0), as the course reads it
+CODE_TO_CLASS = np.array([6, 4, 3, 0, 0, 2, 1, 5], dtype=np.uint8)
 
 
 class RedPixelsWarning(VislabWarning):
@@ -61,21 +67,27 @@ def index_to_rgb(index: np.ndarray) -> np.ndarray:
 
 
 def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode an RGB mask file to (H, W, 3) uint8. libspng decodes PNG 2-3x faster than
-    Pillow, which matters when scoring hundreds of masks; other formats go through Pillow.
+    """Decode a mask file to (H, W, 3) uint8: RGB, or the first three channels of RGBA and
+    palette images. libspng decodes PNG 2-3x faster than Pillow, which matters when scoring
+    hundreds of masks; other formats (and PNGs libspng cannot take) go through Pillow.
     size (H, W), when given, is the size the mask must have (its image's)."""
     path = Path(path)
     try:
+        rgb = None
         if path.suffix.lower() == ".png":
-            rgb = pyspng.load(path.read_bytes())
-        else:
+            try:
+                rgb = pyspng.load(path.read_bytes())  # palette images come out as RGB
+            except RuntimeError:
+                pass  # e.g. grey + alpha: Pillow names what it is below
+        if rgb is None:
             with Image.open(path) as im:
-                rgb = np.asarray(im)
-    except (UnidentifiedImageError, OSError, RuntimeError, SyntaxError, ValueError) as e:
+                rgb = np.asarray(im.convert("RGB") if im.mode == "P" else im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise VislabError(f"cannot read mask {path}: {e}") from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
         kind = f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
-        raise VislabError(f"{path}: mask must be an 8-bit RGB image, got {kind}")
+        raise VislabError(f"{path}: mask must be an 8-bit RGB (or RGBA) image, got {kind}")
+    rgb = rgb[..., :3]
     if size is not None and rgb.shape[:2] != tuple(size):
         raise VislabError(
             f"{path} is {rgb.shape[1]}x{rgb.shape[0]} but its image is {size[1]}x{size[0]}"
@@ -84,19 +96,19 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
 
 
 def read_mask(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
-    """Read an RGB mask file as ((H, W) class indices, number of red pixels read as unknown)."""
+    """Read a mask file as ((H, W) class indices, number of red pixels read as urban)."""
     return rgb_to_index(read_mask_rgb(path, size))
 
 
 def warn_red(red: dict[str, int]) -> None:
-    """One warning for all masks that held pure red pixels (read as unknown)."""
+    """One warning for all masks (truth and predictions alike) that held pure red pixels."""
     red = {k: v for k, v in red.items() if v}
     if red:
         files = ", ".join(f"{k} ({v})" for k, v in sorted(red.items())[:12])
         more = f" and {len(red) - 12} more" if len(red) > 12 else ""
         warnings.warn(
             f"{len(red)} mask(s) hold {sum(red.values())} pure red pixel(s), a colour of no "
-            f"class, read as unknown: {files}{more}",
+            f"class, read as urban as the course's scripts read them: {files}{more}",
             RedPixelsWarning,
             stacklevel=2,
         )

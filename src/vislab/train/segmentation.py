@@ -120,7 +120,7 @@ class SegmentationTask(Task):
     def on_validation_epoch_end(self) -> None:
         s = scores(self.val_cm.compute().cpu().numpy().astype(np.int64))
         self.val_cm.reset()
-        self.log("val_miou", s["miou"], prog_bar=True)
+        self.log("val_miou", s["miou_present"], prog_bar=True)  # a 0/0 class left out
         self.log("val_pixel_acc", s["pixel_acc"])
         for name, v in s["iou"].items():
             self.log(f"val_iou_{name}", float("nan") if v is None else v)
