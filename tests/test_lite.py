@@ -100,9 +100,10 @@ def test_weights_from_a_path_in_either_layout_and_bad_files(tmp_path):
         create_model("fpn_efficientnet_lite", num_classes=7, variant=3)
 
 
-def test_a_run_records_the_weights_preprocessing(p1_tiny, tmp_path):
+def test_a_run_records_the_weights_preprocessing_and_keeps_the_frozen_stages(p1_tiny, tmp_path):
     """data.mean/std unset: the weights' own normalisation, not the train set's, reaches the
-    checkpoint, and predict reads it from there."""
+    checkpoint, and predict reads it from there. The recipe's frozen stem and stages 1-3 end
+    the run with their ImageNet weights and batch-norm statistics, to the bit."""
     out = tmp_path / "run"
     args = [
         "train",
@@ -124,6 +125,16 @@ def test_a_run_records_the_weights_preprocessing(p1_tiny, tmp_path):
     images = str(p1_tiny / "val_50")
     assert main(["predict", "--ckpt", str(best), "--images", images, "--out", str(pred)]) == 0
     assert len(pred.read_text().splitlines()) == 1 + 16
+    state = torch.load(best, weights_only=True)["state_dict"]
+    frozen = ("conv_stem.", "bn1.", "blocks.0.", "blocks.1.", "blocks.2.")
+    assert meta["model_kwargs"]["frozen_stages"] == 3
+    for key, start in lite.imagenet_weights("imagenet", 0).items():
+        if key.startswith(frozen):
+            assert torch.equal(state[f"model.net.{key}"], start), key
+    moved = "blocks.3.0.conv_pw.weight"
+    assert not torch.equal(state[f"model.net.{moved}"], lite.imagenet_weights("imagenet", 0)[moved])
+    with pytest.raises(VislabError, match="frozen_stages must be 0 to 7, got 8"):
+        create_model("efficientnet_lite0", num_classes=4, frozen_stages=8)
 
 
 def test_the_segmentation_recipe_fine_tunes_from_the_pip_weights(p2_tiny, tmp_path):

@@ -77,7 +77,7 @@ def lite_state_dict(
             f"({len(target)} tensors)"
         )
     out = {}
-    for (theirs, t), (ours, o) in zip(state.items(), target.items(), strict=True):
+    for (theirs, t), (ours, o) in zip(state.items(), target.items()):
         if t.shape != o.shape:
             raise VislabError(
                 f"{source}: {theirs} {tuple(t.shape)} does not fit EfficientNet-Lite{variant}'s "
@@ -134,9 +134,10 @@ def _frozen_modules(net: nn.Module, stages: int) -> list[nn.Module]:
 
 
 def freeze_stages(net: nn.Module, stages: int) -> None:
-    """Keeps the stem and the first ``stages`` stages at their weights: no gradients, and
-    (see ``LiteClassifier.train``) batch norm on its stored statistics. They are the stages at
-    the highest resolutions, so their backward pass is the costliest to skip."""
+    """Keeps the stem and the first ``stages`` stages at the weights they start from (ImageNet's
+    with weights: imagenet): no gradients, and (see ``LiteClassifier.forward_features``) batch
+    norm on its stored statistics. They are the stages at the highest resolutions, so their
+    backward pass is the costliest to skip."""
     n = len(net.blocks)
     if not (isinstance(stages, int) and 0 <= stages <= n):
         raise VislabError(f"EfficientNet-Lite: frozen_stages must be 0 to {n}, got {stages!r}")
@@ -158,13 +159,12 @@ class LiteClassifier(nn.Module):
         freeze_stages(net, frozen_stages)
         self.frozen_stages = frozen_stages
 
-    def train(self, mode: bool = True) -> LiteClassifier:
-        super().train(mode)
-        for module in _frozen_modules(self.net, self.frozen_stages):
-            module.eval()  # batch norm keeps the stored statistics of the frozen stages
-        return self
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            # batch norm of the frozen stages on its stored statistics, whatever set the modes
+            # (Lightning restores each submodule's own mode after validation)
+            for module in _frozen_modules(self.net, self.frozen_stages):
+                module.eval()
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         return self.net.forward_features(x)  # (B, 1280, input_size/32, input_size/32)
@@ -186,11 +186,6 @@ def _classifier(variant: int):
         frozen_stages: int = 0,
     ) -> nn.Module:
         # drop_rate: dropout before the classifier, timm's default for these networks
-        if frozen_stages and weights is None:
-            raise VislabError(
-                "EfficientNet-Lite: frozen_stages keeps stages at their ImageNet weights; "
-                "set model.kwargs.weights too"
-            )
         net = _encoder(variant, weights, drop_rate=drop_rate)
         return LiteClassifier(net, num_classes, input_size, frozen_stages)
 
