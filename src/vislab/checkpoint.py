@@ -58,13 +58,14 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
             state = {
                 k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
             }
-        model = _build(path, meta, state)
+        model = build_model(path, meta, state)
     if task is not None and meta["task"] != task:
         raise VislabError(f"{path} is a {meta['task']} model, not {task}")
     return model.eval(), meta
 
 
-def _build(path: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+def build_model(path: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+    """The model that meta names, with the weights of state (path names them in errors)."""
     from vislab.models import create_model
 
     kwargs = {k: v for k, v in meta["model_kwargs"].items() if k != "weights"}

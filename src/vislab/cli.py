@@ -35,6 +35,9 @@ EXAMPLES = {
     "  vislab data demo demo_data",
     "reproduce": "vislab reproduce hw1 --profile cpu --out runs/reproduce-cpu\n"
     "  vislab reproduce demo_data --profile demo --out runs/demo",
+    "submission": "vislab submission --p1 runs/p1_lite/checkpoints/best.ckpt "
+    "--p2 runs/p2_lite/checkpoints/best.ckpt --out hw1\n"
+    "  cd hw1 && bash hw1_1.sh ../val_50 pred.csv",
     "export": "vislab export --ckpt runs/p2_cpu/checkpoints/best.ckpt --format onnx\n"
     "  vislab predict --ckpt runs/p2_cpu/checkpoints/best.onnx --images validation --out m/",
     "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
@@ -149,6 +152,16 @@ def cmd_export(args: argparse.Namespace) -> None:
     from vislab.export import export
 
     print(f"wrote {export(args.ckpt, args.format, args.out)}")
+
+
+def cmd_submission(args: argparse.Namespace) -> None:
+    from vislab.submission import build_submission
+
+    parts = build_submission(args.out, args.p1, args.p2, args.p1_url, args.p2_url)
+    for problem, part in parts.items():
+        where = "fetched by hw1_download.sh" if part["download"] else "in the folder"
+        print(f"problem {problem}: {part['model']}, weights {part['mb']:.1f} MB ({where})")
+    print(f"wrote {args.out} (bash hw1_1.sh / hw1_2.sh IMG_DIR OUT; see its README.md)")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -352,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--out", type=Path, help="output file (default: CKPT with the new suffix)")
     x.set_defaults(func=cmd_export)
+
+    sb = add("submission", "a folder of hw1_1.sh / hw1_2.sh that runs in the course's environment")
+    sb.add_argument(
+        "--p1", type=Path, help="problem 1: a classifier's checkpoint (or .safetensors)"
+    )
+    sb.add_argument("--p2", type=Path, help="problem 2: a segmenter's checkpoint (or .safetensors)")
+    sb.add_argument("--out", required=True, type=Path, help="the folder, written afresh")
+    for problem in ("1", "2"):
+        sb.add_argument(
+            f"--p{problem}-url",
+            help=f"where you will upload p{problem}_model.pt: hw1_download.sh then fetches it "
+            "with wget (needed when it is over GitHub's 50 MB)",
+        )
+    sb.set_defaults(func=cmd_submission)
 
     d = add("data", "fetch the course data, or write a small demo set in the same layout")
     d.add_argument(

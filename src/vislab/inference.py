@@ -29,6 +29,12 @@ def as_input(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without any, as ONNX Runtime's)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 @torch.inference_mode()
 def classify(
     model: nn.Module,
@@ -39,18 +45,19 @@ def classify(
     precision: str = "32",
     tta: bool = False,
 ) -> torch.Tensor:
-    """Class index for each (N, 3, H, W) uint8 image. tta: average the class probabilities of
-    the image and its mirror image (test-time flip)."""
+    """Class index for each (N, 3, H, W) uint8 image (on the CPU), predicted on the model's
+    device. tta: average the class probabilities of the image and its mirror image."""
     model = prepare(model)
-    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    device = model_device(model)
+    mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
     out = []
     for i in range(0, len(images), batch_size):
-        x = as_input(normalize(images[i : i + batch_size], mean_t, std_t))
+        x = as_input(normalize(images[i : i + batch_size].to(device), mean_t, std_t))
         with precision_context(precision):
             p = model(x).float().softmax(1)
             if tta:
                 p = p + model(x.flip(3)).float().softmax(1)
-        out.append(p.argmax(1))
+        out.append(p.argmax(1).cpu())
     return torch.cat(out)
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vislab.checkpoint import load_model
 from vislab.data.batches import normalize
@@ -22,7 +21,14 @@ from vislab.data.landcover import write_mask
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
-from vislab.inference import as_input, classify, precision_context, prepare, segment_logits
+from vislab.inference import (
+    as_input,
+    classify,
+    model_device,
+    precision_context,
+    prepare,
+    segment_logits,
+)
 from vislab.runtime import set_threads
 
 
@@ -35,7 +41,7 @@ def predict_classes(
     labels = classify(model, images, meta["mean"], meta["std"], batch_size, precision, tta)
     buf = io.StringIO()
     buf.write("filename,label\n")
-    for name, label in zip(data.names, labels.tolist(), strict=True):
+    for name, label in zip(data.names, labels.tolist()):
         buf.write(f"{name},{label}\n")
     out_csv = Path(out_csv)
     if out_csv.is_dir():
@@ -68,12 +74,24 @@ def predict_masks(
     return len(files)
 
 
+def progress_bar(total: int):
+    """tqdm's bar on a terminal, else None. tqdm is imported only then: a submission folder
+    runs where it may be missing."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="tile", desc="predict")
+
+
 def _write_masks(
     model, meta, files, ids, folder: Path, batch_size: int, precision: str, tta: bool
 ) -> None:
     model = prepare(model)
-    mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
-    bar = tqdm(total=len(files), unit="tile", desc="predict", disable=not sys.stderr.isatty())
+    device = model_device(model)
+    mean = torch.tensor(meta["mean"], device=device)
+    std = torch.tensor(meta["std"], device=device)
+    bar = progress_bar(len(files))
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
         if len({c.shape for c in chunk}) > 1:  # mixed sizes: one at a time
@@ -83,14 +101,16 @@ def _write_masks(
         preds = []
         for g in groups:
             x = torch.from_numpy(np.stack(g)).permute(0, 3, 1, 2)
-            x = as_input(normalize(x, mean, std))
+            x = as_input(normalize(x.to(device), mean, std))
             with precision_context(precision):
                 logits = segment_logits(model, x, meta["image_size"], tta)
-            preds += list(logits.float().argmax(1).to(torch.uint8).numpy())
-        for tile, pred in zip(ids[i : i + batch_size], preds, strict=True):
+            preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
+        for tile, pred in zip(ids[i : i + batch_size], preds):
             write_mask(pred, folder / f"{tile}.png")
-        bar.update(len(chunk))
-    bar.close()
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
 
 
 def predict_folder(

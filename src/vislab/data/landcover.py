@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pyspng
 from PIL import Image, UnidentifiedImageError
 
 from vislab.errors import VislabError, VislabWarning
@@ -75,6 +74,8 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
     try:
         rgb = None
         if path.suffix.lower() == ".png":
+            import pyspng  # here: a submission folder writes masks where it is not installed
+
             try:
                 rgb = pyspng.load(path.read_bytes())  # palette images come out as RGB
             except RuntimeError:

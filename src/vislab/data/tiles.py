@@ -67,12 +67,12 @@ def load_tiles(folder: Path, size: int | None = None, limit: int | None = None) 
     shapes = {im.shape for im, _, _ in loaded}
     if len(shapes) > 1:
         first = loaded[0][0].shape
-        odd = next(t for t, (im, _, _) in zip(ids, loaded, strict=True) if im.shape != first)
+        odd = next(t for t, (im, _, _) in zip(ids, loaded) if im.shape != first)
         raise VislabError(
             f"{folder / (odd + SAT)} differs in size from {ids[0] + SAT}: tiles must share one "
             "size (set data.image_size to resize them all)"
         )
-    warn_red({t + MASK: red for t, (_, _, red) in zip(ids, loaded, strict=True)})
+    warn_red({t + MASK: red for t, (_, _, red) in zip(ids, loaded)})
     images = np.stack([im for im, _, _ in loaded])
     masks = np.stack([m for _, m, _ in loaded])
     return TileSet(images, masks, ids)

@@ -54,7 +54,7 @@ def load_backbone(
     are ignored; with select_prefix, only keys starting with it are used, with it removed
     (``features.`` of an ImageNet classifier for a segmenter's backbone). Any other mismatch
     is an error."""
-    state = read_state_dict(path) if isinstance(path, Path | str) else path
+    state = read_state_dict(path) if isinstance(path, (Path, str)) else path
     if select_prefix:
         state = {
             k[len(select_prefix) :]: v for k, v in state.items() if k.startswith(select_prefix)

@@ -1,0 +1,217 @@
+"""`vislab submission`: a folder that the course's grader runs as it is, in the course's
+environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for the Lite models).
+
+    DIR/hw1_1.sh, DIR/hw1_2.sh   bash hw1_N.sh IMG_DIR OUT, no path written in
+    DIR/hw1_infer.py             the entry point (vislab/submission_infer.py)
+    DIR/vislab/...               vislab's own model, checkpoint and prediction code (SHIPPED)
+    DIR/pN_model.pt, .json       a plain state dict and the model's metadata
+    DIR/hw1_download.sh          only for weights over the course's 50 MB: fetched with wget
+    DIR/README.md
+
+The folder predicts with the very functions `vislab predict` uses, so its outputs are vislab
+predict's (tests/test_submission.py runs it in the course's pinned environment and compares).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vislab.errors import VislabError
+from vislab.fileio import atomic_write_bytes
+
+PACKAGE = Path(__file__).resolve().parent
+# the vislab files hw1_infer.py imports, copied verbatim; they keep to Python 3.8 and torch
+# 1.12 (pyproject.toml holds ruff to that for them)
+SHIPPED = (
+    "__init__.py",
+    "errors.py",
+    "fileio.py",
+    "checkpoint.py",
+    "inference.py",
+    "predict.py",
+    "runtime.py",
+    "data/__init__.py",
+    "data/batches.py",
+    "data/images.py",
+    "data/landcover.py",
+    "data/tiles.py",
+    "models/__init__.py",
+    "models/registry.py",
+    "models/classifiers.py",
+    "models/lite.py",
+    "models/resnext.py",
+    "models/segmenters.py",
+    "models/weights.py",
+)
+LIMIT = 50_000_000  # bytes: the course's "GitHub's maximum capacity (50 MB)"
+# the course's environment (its slides; timm is one of its optional packages)
+COURSE_PYTHON = "3.8"
+COURSE_PINS = (
+    "torch==1.12.1",
+    "torchvision==0.13.1",
+    "numpy==1.23.1",
+    "Pillow==9.2.0",
+    "scipy==1.9.1",
+    "imageio==2.21.2",
+    "matplotlib==3.5.3",
+    "timm==0.6.7",
+)
+PROBLEMS = {"1": "classification", "2": "segmentation"}
+OUTPUT = {"1": "OUT_CSV", "2": "OUT_DIR"}
+
+
+def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
+    """(torch.save bytes of the plain state dict, inference metadata, needs timm)."""
+    from vislab.checkpoint import load_model
+    from vislab.export import inference_meta
+
+    if Path(ckpt).suffix == ".onnx":
+        raise VislabError(
+            f"--p{problem} {ckpt}: an ONNX model cannot run in the course's environment (no "
+            "ONNX Runtime there); give the checkpoint or its .safetensors export"
+        )
+    model, meta = load_model(ckpt)
+    if meta["task"] != PROBLEMS[problem]:
+        raise VislabError(
+            f"--p{problem} {ckpt} is a {meta['task']} model; problem {problem} needs a "
+            f"{PROBLEMS[problem]} model"
+        )
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    timm = any(type(m).__module__.startswith("timm.") for m in model.modules())
+    return buf.getvalue(), inference_meta(meta), timm
+
+
+def _script(problem: str, model: str) -> str:
+    return f"""#!/usr/bin/env bash
+# bash hw1_{problem}.sh IMG_DIR {OUTPUT[problem]}  ({model}, written by `vislab submission`)
+here="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+exec python3 "$here/hw1_infer.py" {problem} "$1" "$2"
+"""
+
+
+def _download_script(urls: dict[str, str]) -> str:
+    lines = [
+        "#!/usr/bin/env bash",
+        "# Fetches the weights kept out of the repository (written by `vislab submission`).",
+        "set -e",
+        'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+    ]
+    for problem, url in urls.items():
+        lines.append(f'wget -q -O "$here/p{problem}_model.pt" {shlex.quote(url)}')
+    return "\n".join(lines) + "\n"
+
+
+def _readme(parts: dict[str, dict[str, Any]], urls: dict[str, str]) -> str:
+    rows = "\n".join(
+        f"| {p} | `bash hw1_{p}.sh IMG_DIR {OUTPUT[p]}` | `{i['source']}` | {i['meta']['model']} "
+        f"| {i['mb']:.1f} MB |"
+        for p, i in parts.items()
+    )
+    timm = [p for p, i in parts.items() if i["timm"]]
+    extra = (
+        f", and timm 0.6.7 (one of the course's optional packages) for problem {' and '.join(timm)}"
+        if timm
+        else ""
+    )
+    text = f"""# HW1 submission (written by `vislab submission`)
+
+| problem | command | from | model | weights |
+|---|---|---|---|---|
+{rows}
+
+Needs `python3` = Python 3.8 with torch 1.12.1, torchvision 0.13.1, numpy and Pillow, as the
+course's environment has them{extra}. Runs on the
+GPU when there is one, else on the CPU. `hw1_infer.py` builds each model from `pN_model.json`
+and the plain state dict `pN_model.pt`, with vislab's own code in `vislab/`, and predicts as
+`vislab predict` does. No path is written in: the scripts find their files beside themselves.
+Copy the folder's contents to the root of your hw1 repository, beside your training code and
+your report.
+"""
+    for p, url in urls.items():
+        text += f"""
+`p{p}_model.pt` is fetched from {url} by `hw1_download.sh` (with `wget -O`), which the course
+runs before grading: upload it there, and do not commit it (`.gitignore` lists it; GitHub
+takes files up to 50 MB).
+"""
+    return text
+
+
+def _check_out(out: Path) -> None:
+    """--out is written afresh: it may not exist, be empty, or hold an earlier submission
+    and nothing else."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise VislabError(f"--out {out} is a file; give a folder")
+    ours = {"vislab", "hw1_infer.py", "hw1_download.sh", ".gitignore", "README.md"}
+    for p in PROBLEMS:
+        ours |= {f"hw1_{p}.sh", f"p{p}_model.pt", f"p{p}_model.json"}
+    others = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if others or (any(out.iterdir()) and not (out / "hw1_infer.py").is_file()):
+        shown = ", ".join(others[:3]) or "no hw1_infer.py"
+        raise VislabError(
+            f"--out {out} holds files that are not an earlier submission's ({shown}); "
+            "it is written afresh, so give a new or empty folder"
+        )
+
+
+def build_submission(
+    out: Path,
+    p1: Path | None = None,
+    p2: Path | None = None,
+    p1_url: str | None = None,
+    p2_url: str | None = None,
+) -> dict[str, Any]:
+    """Write the folder; returns {problem: {"model", "mb", "download"}}."""
+    if p1 is None and p2 is None:
+        raise VislabError("give --p1 CKPT, --p2 CKPT or both")
+    out = Path(out)
+    _check_out(out)
+    given = {"1": (p1, p1_url), "2": (p2, p2_url)}
+    parts, urls = {}, {}
+    for problem, (ckpt, url) in given.items():
+        if ckpt is None:
+            if url is not None:
+                raise VislabError(f"--p{problem}-url without --p{problem}")
+            continue
+        data, meta, timm = _weights(Path(ckpt), problem)
+        if url is not None:
+            urls[problem] = url
+        elif len(data) > LIMIT:
+            raise VislabError(
+                f"--p{problem} {ckpt}: its weights are {len(data) / 1e6:.0f} MB, over the "
+                f"course's 50 MB; give --p{problem}-url URL where you will upload "
+                f"p{problem}_model.pt, and hw1_download.sh will fetch it from there"
+            )
+        parts[problem] = dict(data=data, meta=meta, timm=timm, source=str(ckpt), mb=len(data) / 1e6)
+    if out.exists():
+        shutil.rmtree(out)  # an earlier submission, nothing else in it (_check_out)
+    out.mkdir(parents=True)
+    for rel in SHIPPED:
+        (out / "vislab" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PACKAGE / rel, out / "vislab" / rel)
+    shutil.copyfile(PACKAGE / "submission_infer.py", out / "hw1_infer.py")
+    for problem, part in parts.items():
+        atomic_write_bytes(out / f"p{problem}_model.pt", part["data"])
+        text = json.dumps(part["meta"], indent=1) + "\n"
+        atomic_write_bytes(out / f"p{problem}_model.json", text.encode())
+        script = _script(problem, part["meta"]["model"])
+        atomic_write_bytes(out / f"hw1_{problem}.sh", script.encode())
+    if urls:
+        atomic_write_bytes(out / "hw1_download.sh", _download_script(urls).encode())
+        ignore = "".join(f"p{p}_model.pt\n" for p in urls)
+        atomic_write_bytes(out / ".gitignore", ignore.encode())
+    atomic_write_bytes(out / "README.md", _readme(parts, urls).encode())
+    return {
+        p: {"model": i["meta"]["model"], "mb": i["mb"], "download": p in urls}
+        for p, i in parts.items()
+    }

@@ -1,0 +1,68 @@
+"""The inference entry point of a `vislab submission` folder, shipped there as hw1_infer.py.
+
+    python3 hw1_infer.py 1 IMG_DIR OUT_CSV     # what hw1_1.sh runs
+    python3 hw1_infer.py 2 IMG_DIR OUT_DIR     # what hw1_2.sh runs
+
+It reads pN_model.json (the model and its preprocessing, vislab's export metadata) and
+pN_model.pt (a plain state dict) from its own folder, builds the model with the vislab code
+shipped beside it, and predicts with vislab's own prediction functions: on the GPU when there
+is one, else on the CPU. It imports only what the course's environment has (Python 3.8,
+torch 1.12.1, torchvision 0.13.1, numpy, Pillow; timm 0.6.7 for the EfficientNet-Lite models).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load(problem: str, device):
+    """The model of pN_model.pt / pN_model.json in this folder, on device; (model, meta)."""
+    import torch
+
+    from vislab.checkpoint import build_model
+
+    weights = os.path.join(HERE, f"p{problem}_model.pt")
+    if not os.path.isfile(weights):
+        download = os.path.join(HERE, "hw1_download.sh")
+        hint = f"; run `bash {download}` first" if os.path.isfile(download) else ""
+        raise SystemExit(f"hw1_infer.py: no weights file {weights}{hint}")
+    with open(os.path.join(HERE, f"p{problem}_model.json")) as f:
+        meta = json.load(f)
+    state = torch.load(weights, map_location="cpu")
+    return build_model(weights, meta, state).to(device).eval(), meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3 or argv[0] not in ("1", "2"):
+        raise SystemExit(
+            "usage: python3 hw1_infer.py {1,2} IMG_DIR OUT (a CSV for 1, a folder for 2)"
+        )
+    problem, images, out = argv
+    import torch
+
+    from vislab.errors import VislabError
+    from vislab.predict import predict_classes, predict_masks
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    try:
+        model, meta = load(problem, device)
+        if problem == "1":
+            n = predict_classes(model, meta, images, out, 500, "32", False)
+        else:
+            n = predict_masks(model, meta, images, out, 4, "32", False)
+    except VislabError as e:
+        raise SystemExit(f"hw1_infer.py: error: {e}") from None
+    took = time.perf_counter() - start
+    print(f"wrote {out} ({n} images, {meta['model']} on {device.type}, {took:.1f} s)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)  # the vislab code shipped beside this file
+    main()

@@ -1,0 +1,232 @@
+"""`vislab submission`: the folder's contents and refusals, and the folder run where the course
+runs it: Python 3.8 with exactly the course's pins, in a virtual environment built once per
+machine in a cache folder ($VISLAB_COURSE_ENV, default ~/.cache/vislab/course-py38), for a
+model of every recipe; its outputs against `vislab predict`'s."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, _cli_train
+from PIL import Image
+
+from vislab import submission
+from vislab.cli import main
+
+COURSE_ENV = Path(
+    os.environ.get("VISLAB_COURSE_ENV", Path.home() / ".cache" / "vislab" / "course-py38")
+)
+# the same versions, read inside the environment (torch reports 1.12.1+cu102)
+CHECK = """import importlib.metadata as m, sys
+sys.exit(any(m.version(p.split("==")[0]).split("+")[0] != p.split("==")[1] for p in sys.argv[1:]))
+"""
+
+
+def _python38() -> str | None:
+    found = shutil.which(f"python{submission.COURSE_PYTHON}")
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{submission.COURSE_PYTHON}.*/bin/python"))
+    return found or (str(pyenv[-1]) if pyenv else None)
+
+
+def _has_pins(python: Path) -> bool:
+    if not python.is_file():
+        return False
+    done = subprocess.run([str(python), "-c", CHECK, *submission.COURSE_PINS], capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def course_env() -> Path:
+    """The environment's bin folder (its python3 first on PATH is the course's python3);
+    built here on first use (about 2 GB, most of it torch's wheel), skipped if it cannot be."""
+    python = COURSE_ENV / "bin" / "python"
+    if _has_pins(python):
+        return python.parent
+    base = _python38()
+    if base is None:
+        pytest.skip(
+            f"no Python {submission.COURSE_PYTHON} (on PATH or in pyenv) for the course's env"
+        )
+    partial = COURSE_ENV.with_name(COURSE_ENV.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    subprocess.run([base, "-m", "venv", str(partial)], check=True)
+    pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir"]
+    done = subprocess.run([*pip, *submission.COURSE_PINS], capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"cannot install the course's pins for Python 3.8: {tail}")
+    shutil.rmtree(COURSE_ENV, ignore_errors=True)
+    partial.rename(COURSE_ENV)  # a venv's python finds its packages from where it lies
+    assert _has_pins(python)
+    return python.parent
+
+
+# tiny runs of every recipe's model: its own config, 1 epoch, at small sizes; weights that
+# would come from the torch hub cache start from scratch (the Lite weights come from pip)
+RECIPES = {
+    "p1_model_a.yaml": [],
+    "p1_cpu.yaml": [],
+    "p1_lite.yaml": ["model.kwargs.input_size=64"],
+    "p1_model_b.yaml": ["model.kwargs.input_size=64", "model.kwargs.weights=null"],
+    "p2_cpu.yaml": ["data.image_size=32"],
+    "p2_lite.yaml": ["data.image_size=64"],
+    "p2_fcn32s.yaml": ["model.kwargs.weights=null", "data.batch_size=4"],
+    "p2_deeplabv3.yaml": ["model.kwargs.weights=null", "data.batch_size=4"],
+}
+P1 = ["model.num_classes=4", "data.batch_size=16"]
+
+
+def tiny_run(recipe: str, data: Path, root: Path) -> Path:
+    out = root / recipe[:-5]
+    if not (out / "checkpoints" / "best.ckpt").is_file():
+        sets = (P1 if recipe.startswith("p1") else []) + RECIPES[recipe]
+        assert main(_cli_train(recipe, data, out, 1, sets, [])) == 0
+    return out / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("submission_runs")
+    return lambda recipe, data: tiny_run(recipe, data, root)
+
+
+def build(out: Path, p1=None, p2=None, *urls) -> int:
+    args = ["submission", "--out", str(out)]
+    args += ["--p1", str(p1)] if p1 else []
+    args += ["--p2", str(p2)] if p2 else []
+    return main(args + list(urls))
+
+
+def test_every_recipe_is_covered():
+    assert sorted(RECIPES) == sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
+
+
+def test_the_folder_holds_scripts_weights_and_vislabs_own_code(
+    tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys
+):
+    p1 = tiny_runs("p1_model_a.yaml", p1_tiny)
+    p2 = tiny_runs("p2_cpu.yaml", p2_tiny)
+    out = tmp_path / "hw1"
+    assert build(out, p1, p2) == 0
+    assert "problem 1: model_a" in capsys.readouterr().out
+    for rel in submission.SHIPPED:
+        assert (out / "vislab" / rel).read_bytes() == (submission.PACKAGE / rel).read_bytes()
+    assert (out / "hw1_infer.py").read_bytes() == (
+        submission.PACKAGE / "submission_infer.py"
+    ).read_bytes()
+    for p in ("1", "2"):
+        script = (out / f"hw1_{p}.sh").read_text()
+        assert f'python3 "$here/hw1_infer.py" {p} "$1" "$2"' in script
+        assert str(tmp_path) not in script  # no path written in
+    assert not (out / "hw1_download.sh").exists()
+    readme = (out / "README.md").read_text()
+    assert "model_a" in readme and "lraspp_mobilenet_v3" in readme
+    # rebuilt in place: an earlier submission is replaced, problem 1 alone this time
+    assert build(out, p1) == 0
+    assert not (out / "hw1_2.sh").exists() and (out / "hw1_1.sh").is_file()
+
+
+def test_it_runs_in_this_python_too_and_equals_predict(tiny_runs, p1_tiny, p2_tiny, tmp_path):
+    p1 = tiny_runs("p1_lite.yaml", p1_tiny)
+    p2 = tiny_runs("p2_lite.yaml", p2_tiny)
+    out = tmp_path / "hw1"
+    assert build(out, p1, p2) == 0
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    compare(out, p1, p2, p1_tiny, p2_tiny, tmp_path, env)
+
+
+def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys, monkeypatch):
+    p1 = tiny_runs("p1_model_a.yaml", p1_tiny)
+    p2 = tiny_runs("p2_cpu.yaml", p2_tiny)
+
+    def refused(message, *args):
+        assert main(["submission", *map(str, args)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+    refused("give --p1 CKPT, --p2 CKPT or both", "--out", tmp_path / "a")
+    refused(
+        "is a segmentation model; problem 1 needs a classification model",
+        "--p1",
+        p2,
+        "--out",
+        tmp_path / "a",
+    )
+    refused("checkpoint not found", "--p2", tmp_path / "none.ckpt", "--out", tmp_path / "a")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.pdf").write_bytes(b"%PDF")
+    refused(
+        "holds files that are not an earlier submission's (report.pdf)", "--p1", p1, "--out", mine
+    )
+    assert (mine / "report.pdf").read_bytes() == b"%PDF"
+    assert main(["export", "--ckpt", str(p1), "--format", "onnx"]) == 0
+    refused(
+        "an ONNX model cannot run in the course's environment",
+        "--p1",
+        p1.with_suffix(".onnx"),
+        "--out",
+        tmp_path / "a",
+    )
+    monkeypatch.setattr(submission, "LIMIT", 1000)  # as if the weights were over 50 MB
+    refused("over the course's 50 MB; give --p2-url URL", "--p2", p2, "--out", tmp_path / "a")
+    url = "https://example.org/w?id=1&x=2"
+    assert build(tmp_path / "big", None, p2, "--p2-url", url) == 0
+    download = (tmp_path / "big" / "hw1_download.sh").read_text()
+    assert f"wget -q -O \"$here/p2_model.pt\" '{url}'" in download
+    assert (tmp_path / "big" / ".gitignore").read_text() == "p2_model.pt\n"
+    assert url in (tmp_path / "big" / "README.md").read_text()
+
+
+def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> None:
+    """Run the folder's scripts as the course does (from another folder, python3 on PATH)
+    and compare with `vislab predict` on the same checkpoints."""
+    work = tmp_path / "grader"
+    work.mkdir(exist_ok=True)
+    for p, images, out in (
+        ("1", p1_tiny / "val_50", work / "out" / "pred.csv"),
+        ("2", p2_tiny / "validation", work / "out" / "masks"),
+    ):
+        script = [str(folder / f"hw1_{p}.sh"), str(images), str(out)]
+        subprocess.run(["bash", *script], cwd=work, env=env, check=True, capture_output=True)
+
+    def predict(ckpt, images, out):
+        assert (
+            main(["predict", "--ckpt", str(ckpt), "--images", str(images), "--out", str(out)]) == 0
+        )
+
+    predict(p1, p1_tiny / "val_50", work / "ref.csv")
+    assert (work / "out" / "pred.csv").read_text() == (work / "ref.csv").read_text()
+    predict(p2, p2_tiny / "validation", work / "ref")
+    ours = sorted((work / "ref").glob("*.png"))
+    assert [p.name for p in ours] == sorted(p.name for p in (work / "out" / "masks").glob("*.png"))
+    for ref in ours:
+        got = np.asarray(Image.open(work / "out" / "masks" / ref.name))
+        assert np.array_equal(got, np.asarray(Image.open(ref))), ref.name
+
+
+@pytest.mark.parametrize(
+    "p1_recipe, p2_recipe",
+    [
+        ("p1_model_a.yaml", "p2_cpu.yaml"),
+        ("p1_cpu.yaml", "p2_fcn32s.yaml"),
+        ("p1_model_b.yaml", "p2_deeplabv3.yaml"),
+        ("p1_lite.yaml", "p2_lite.yaml"),
+    ],
+)
+def test_the_folder_runs_in_the_courses_environment(
+    course_env, tiny_runs, p1_tiny, p2_tiny, tmp_path, p1_recipe, p2_recipe
+):
+    p1, p2 = tiny_runs(p1_recipe, p1_tiny), tiny_runs(p2_recipe, p2_tiny)
+    folder = tmp_path / "hw1"
+    urls = ["--p1-url", "https://example.org/p1", "--p2-url", "https://example.org/p2"]
+    assert build(folder, p1, p2, *urls) == 0  # the large ones also stay in the folder
+    env = {"PATH": f"{course_env}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env)
