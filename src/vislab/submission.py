@@ -83,7 +83,7 @@ def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
             f"--p{problem} {ckpt} is a {meta['task']} model; problem {problem} needs a "
             f"{PROBLEMS[problem]} model"
         )
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save(state, buf)
     timm = any(type(m).__module__.startswith("timm.") for m in model.modules())
