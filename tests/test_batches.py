@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -5,6 +6,7 @@ from vislab.data.batches import (
     EpochSampler,
     TensorImageDataset,
     channel_stats,
+    mix_batch,
     normalize,
     random_crop_flip,
 )
@@ -91,3 +93,38 @@ def test_channel_stats_over_chunks_equal_the_whole_set_in_float64():
     x = images.double() / 255
     assert torch.allclose(mean, x.mean(dim=(0, 2, 3)), atol=1e-12)
     assert torch.allclose(std, x.std(dim=(0, 2, 3)), atol=1e-12)
+
+
+def test_mixup_is_the_weighted_sum_of_each_image_and_its_partner():
+    x = torch.rand(8, 3, 6, 6)
+    out, order, lam = mix_batch(x, 0.4, 0.0, torch.Generator().manual_seed(2))
+    assert sorted(order.tolist()) == list(range(8)) and 0 < lam < 1
+    assert torch.allclose(out, lam * x + (1 - lam) * x[order])
+
+
+def test_cutmix_pastes_one_box_and_lam_is_the_share_kept():
+    x = torch.arange(8.0)[:, None, None, None].expand(8, 3, 10, 10).contiguous()  # image i is i
+    for seed in range(20):
+        out, order, lam = mix_batch(x, 0.0, 1.0, torch.Generator().manual_seed(seed))
+        for i in range(8):
+            own = out[i] == i
+            pasted = out[i] == order[i]
+            if order[i] != i:
+                assert (own | pasted).all() and torch.equal(own[0], own[1])  # all channels
+                assert own[0].float().mean().item() == pytest.approx(lam)
+                rows, cols = torch.nonzero(pasted[0], as_tuple=True)
+                if len(rows):  # the pasted pixels fill one rectangle
+                    box = pasted[0, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+                    assert box.all() and box.sum() == pasted[0].sum()
+
+
+def test_mixing_is_fixed_by_the_generator_and_both_kinds_are_drawn():
+    x = torch.rand(8, 3, 8, 8)
+    a = mix_batch(x, 0.2, 1.0, torch.Generator().manual_seed(7))
+    b = mix_batch(x, 0.2, 1.0, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+    kinds = set()
+    for seed in range(20):
+        out, order, lam = mix_batch(x, 0.2, 1.0, torch.Generator().manual_seed(seed))
+        kinds.add(torch.allclose(out, lam * x + (1 - lam) * x[order]))
+    assert kinds == {True, False}  # some batches mixed whole, some cut

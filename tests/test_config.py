@@ -43,11 +43,14 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("novalue", "must look like key.sub=value"),
         ("optim.class_weights=balanced", "optim.class_weights: only for task segmentation"),
         ("optim.lovasz_weight=1", "optim.lovasz_weight: 1.0 must be >= 0, and is only for task"),
+        ("data.mixup=-0.2", "data.mixup: -0.2 must be >= 0, and is only for task classification"),
+        ("data.cutmix=.nan", "data.cutmix: nan must be >= 0"),
+        ("task=segmentation data.cutmix=1", "data.cutmix: 1.0 must be >= 0, and is only for"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):
     with pytest.raises(VislabError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_config(None, [override])
+        load_config(None, override.split(" "))
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,10 @@ def test_the_segmentation_recipe_fine_tunes_from_the_pip_weights(p2_tiny, tmp_pa
     stem = ckpt["state_dict"]["model.encoder.conv_stem.weight"]
     start = lite.imagenet_weights("imagenet", 0)["conv_stem.weight"]
     assert stem.shape == start.shape and (stem - start).abs().max() < 0.05  # fine-tuned, not new
+
+
+def test_stochastic_depth_reaches_the_blocks_and_grows_to_the_rate():
+    model = create_model("efficientnet_lite0", num_classes=4, drop_path_rate=0.2)
+    rates = [m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"]
+    assert len(rates) == 15 and rates == sorted(rates)  # the 15 residual blocks of 16
+    assert rates[-1] == pytest.approx(0.2 * 15 / 16)  # block i of 16: rate * i / 16

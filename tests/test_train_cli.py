@@ -224,3 +224,14 @@ def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_one(p1_tiny, t
         assert state["epoch"] in (0, 1)  # epoch 1: Lightning's 0-based, the snapshot's 1-based
     assert main(train_args(p1_tiny, out, 2, "--resume")) == 0  # and the run goes on from there
     assert [r["epoch"] for r in _rows(out / "metrics.csv")] == ["1", "2"]
+
+
+def test_mixup_and_cutmix_raise_the_training_loss_of_the_same_seeded_run(p1_tiny, tmp_path):
+    """The same weights meet the same batches; mixed labels are harder to fit."""
+    runs = {}
+    for name, extra in (("plain", []), ("mixed", ["data.mixup=0.4", "data.cutmix=1.0"])):
+        out = tmp_path / name
+        sets = [a for s in extra for a in ("--set", s)]
+        assert main(train_args(p1_tiny, out, 1, *sets)) == 0
+        runs[name] = _rows(out / "metrics.csv")[0]
+    assert float(runs["mixed"]["train_loss"]) > float(runs["plain"]["train_loss"])

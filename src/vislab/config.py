@@ -32,6 +32,10 @@ class DataConfig:
     eval_batch_size: int = 500
     crop_padding: int = 0  # random crop after reflect padding by this many pixels; 0 = off
     hflip: bool = False  # random horizontal flips
+    # classification: MixUp / CutMix, each the alpha of lam ~ Beta(alpha, alpha); 0 = off;
+    # with both on, each batch takes one of the two at even odds
+    mixup: float = 0.0
+    cutmix: float = 0.0
     vflip: bool = False  # segmentation: random vertical flips
     rot90: bool = False  # segmentation: random rotations by multiples of 90 degrees
     crop_size: int | None = None  # segmentation: random square crops of this size
@@ -88,6 +92,13 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
+        for key in ("mixup", "cutmix"):
+            alpha = getattr(self.data, key)
+            if not alpha >= 0 or (alpha and self.task != "classification"):
+                raise VislabError(
+                    f"config key data.{key}: {alpha} must be >= 0, and is only for task "
+                    "classification"
+                )
         lw = self.optim.lovasz_weight
         if not lw >= 0 or (lw and self.task != "segmentation"):  # not >= 0: NaN too
             raise VislabError(

@@ -304,6 +304,8 @@ def details(run: Run) -> list[tuple[str, str]]:
             ("horizontal flips", d.get("hflip")),
             ("vertical flips", d.get("vflip")),
             ("90-degree rotations", d.get("rot90")),
+            (f"MixUp (alpha {d.get('mixup')})", d.get("mixup")),
+            (f"CutMix (alpha {d.get('cutmix')})", d.get("cutmix")),
         )
         if on
     ]

@@ -183,10 +183,12 @@ def _classifier(variant: int):
         weights: str | None = None,
         input_size: int = 128,
         drop_rate: float = 0.2,
+        drop_path_rate: float = 0.0,
         frozen_stages: int = 0,
     ) -> nn.Module:
-        # drop_rate: dropout before the classifier, timm's default for these networks
-        net = _encoder(variant, weights, drop_rate=drop_rate)
+        # drop_rate: dropout before the classifier, timm's default for these networks;
+        # drop_path_rate: stochastic depth, block i of n skipped at rate * i / n (timm's rule)
+        net = _encoder(variant, weights, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
         return LiteClassifier(net, num_classes, input_size, frozen_stages)
 
     build.__name__ = f"efficientnet_lite{variant}"

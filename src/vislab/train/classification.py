@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from vislab.config import Config
-from vislab.data.batches import TensorImageDataset, random_crop_flip
+from vislab.data.batches import TensorImageDataset, mix_batch, random_crop_flip
 from vislab.data.images import ImageSet, load_labeled
 from vislab.errors import VislabError
 from vislab.train.datamodule import InMemoryData, resolve_path
@@ -57,11 +57,20 @@ class ClassificationTask(Task):
         x, y = batch
         x = self._input(x)
         d = self.cfg.data
+        g = self._generator(x.device, batch_idx)
         if d.crop_padding or d.hflip:
-            g = self._generator(x.device, batch_idx)
             x = random_crop_flip(x, d.crop_padding, d.hflip, g)
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.optim.label_smoothing)
+        smoothing = self.cfg.optim.label_smoothing
+        if d.mixup or d.cutmix:
+            x, order, lam = mix_batch(x, d.mixup, d.cutmix, g)
+            logits = self.model(x)
+            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (
+                1 - lam
+            ) * F.cross_entropy(logits, y[order], label_smoothing=smoothing)
+            y = y if lam >= 0.5 else y[order]  # train accuracy: against the larger share
+        else:
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         self.train_acc(logits, y)
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
