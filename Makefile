@@ -1,9 +1,6 @@
 # The commands a newcomer needs. `make demo` and `make test` work on a fresh machine.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# glibc's allocator costs up to 1.4x in torch throughput; these make runs faster and steadier.
-export MALLOC_MMAP_THRESHOLD_ = 33554432
-export MALLOC_TRIM_THRESHOLD_ = 1073741824
 
 .PHONY: setup test demo reproduce lint format bench clean
 

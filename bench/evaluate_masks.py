@@ -4,7 +4,10 @@ side, alternating, medians of --repeats. Both score the same prediction folder: 
 truth rolled by one tile, so every class has errors. Their printed lines are asserted equal.
 
     python bench/evaluate_masks.py [--gt ../shared/data/dlcv-p2/validation]
-        [--course ../shared/course] [--repeats 5]
+        [--course ../shared/course] [--course-python ~/.cache/vislab/course-py38/bin/python]
+        [--repeats 5]
+
+--course-python runs the course's script in another environment (default: this Python).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gt", type=Path, default=REPO.parent / "shared/data/dlcv-p2/validation")
     p.add_argument("--course", type=Path, default=REPO.parent / "shared/course")
+    p.add_argument("--course-python", default=sys.executable)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     script = args.course / "mean_iou_evaluate.py"
@@ -42,7 +46,7 @@ def main() -> None:
             (gt_dir / m.name).symlink_to(m.resolve())
         for m, src in zip(masks, masks[1:] + masks[:1], strict=True):  # roll by one tile
             (pred_dir / (m.name.replace("_mask", ""))).symlink_to(src.resolve())
-        course_cmd = [sys.executable, "-W", "ignore", str(script), "-g", str(gt_dir)]
+        course_cmd = [args.course_python, "-W", "ignore", str(script), "-g", str(gt_dir)]
         course_cmd += ["-p", str(pred_dir)]
         ours_cmd = [sys.executable, "-W", "ignore", "-m", "vislab", "evaluate"]
         ours_cmd += ["--gt", str(gt_dir), "--pred", str(pred_dir)]

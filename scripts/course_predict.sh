@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shared by hw1_1.sh and hw1_2.sh: course_predict.sh USAGE CKPT IN OUT
-# Runs `vislab predict` with the repository's .venv (or python3) and the fast-allocator settings.
+# Runs `vislab predict` with the repository's .venv (or python3).
 set -euo pipefail
 usage=$1
 shift
@@ -11,5 +11,4 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="$here/.venv/bin/python"
 [ -x "$py" ] || py=python3
-export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
 exec "$py" -m vislab predict --ckpt "$1" --images "$2" --out "$3"

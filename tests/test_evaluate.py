@@ -45,6 +45,12 @@ def test_ground_truth_from_a_labeled_folder(tmp_path, p1_tiny):
         ([("a.png", 0), ("a.png", 0), ("b.png", 1)], "filename,label", "a.png is listed twice"),
         ([("a.png", 0), ("b.png", 1)], "file,label", "first row must be 'filename,label'"),
         ([("a.png", 0), ("b.png", "cat")], "filename,label", "label 'cat' is not an integer"),
+        (  # one wild label: a one-line error, not a 10^12-cell confusion matrix
+            [("a.png", 0), ("b.png", 1000000)],
+            "filename,label",
+            r"b.png is predicted as 1000000, not a class of the ground truth \(0..1\)",
+        ),
+        ([("a.png", -1), ("b.png", 1)], "filename,label", "a.png is predicted as -1"),
     ],
 )
 def test_mismatched_predictions_are_refused_through_the_cli(
@@ -60,3 +66,10 @@ def test_mismatched_predictions_are_refused_through_the_cli(
 
     assert re.search(message, err), err
     assert not (tmp_path / "p_eval").exists()
+
+
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path):
+    gt = _csv(tmp_path / "gt.csv", [("a.png", 0), ("b.png", 1)])
+    pred = tmp_path / "p.csv"
+    pred.write_bytes("filename,label\r\na.png,0\r\nb.png,0\r\n".encode("utf-8-sig"))
+    assert evaluate_classification(pred, gt, tmp_path / "ev")["accuracy"] == 0.5

@@ -90,3 +90,30 @@ def test_miou_on_the_real_validation_masks():
     red_tile = REAL_P2 / "validation" / "0177_mask.png"  # holds 7 pure red pixels
     index, red = read_mask(red_tile)
     assert red == 7 and np.array_equal(index, slow_decode(np.asarray(Image.open(red_tile))))
+
+
+def test_evaluate_over_worker_processes_equals_the_course_formula(tmp_path):
+    """Enough masks to split over processes: the pooled scores, the red count of every file
+    and a bad file's error come back as one process would give them."""
+    from vislab.errors import VislabError
+    from vislab.evaluate import evaluate_masks
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 7, (70, 16, 16), dtype=np.uint8)
+    pred = np.where(rng.random(truth.shape) < 0.7, truth, rng.integers(0, 7, truth.shape))
+    (tmp_path / "gt").mkdir(), (tmp_path / "pred").mkdir()
+    for i, (t, p) in enumerate(zip(truth, pred, strict=True)):
+        rgb = index_to_rgb(p)
+        if i % 9 == 0:
+            rgb[0, 0] = (255, 0, 0)  # red: read as urban, counted per file
+            pred[i, 0, 0] = 0
+        Image.fromarray(index_to_rgb(t)).save(tmp_path / "gt" / f"{i:04d}_mask.png")
+        Image.fromarray(rgb).save(tmp_path / "pred" / f"{i:04d}.png")
+    with pytest.warns(UserWarning, match=r"8 mask\(s\) hold 8 pure red") as caught:
+        result = evaluate_masks(tmp_path / "gt", tmp_path / "pred")
+    assert "pred/0063.png (1)" in str(caught[0].message)
+    expected, per_class = course_miou(pred, truth)
+    assert result["miou"] == expected and list(result["iou"].values()) == per_class
+    (tmp_path / "pred" / "0050.png").write_bytes(b"not a png")
+    with pytest.raises(VislabError, match="cannot read mask .*0050.png"):
+        evaluate_masks(tmp_path / "gt", tmp_path / "pred")

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from vislab.errors import VislabError, VislabWarning
+from vislab.runtime import tune_allocator
 
 EXAMPLES = {
     "train": "vislab train configs/p1_model_a.yaml --data ../shared/data/dlcv-p1 --out runs/a\n"
@@ -66,11 +67,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
         args.ckpt,
         args.images,
         args.out,
-        args.batch_size,
-        args.precision,
-        args.threads,
-        args.engine,
-        args.tta,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        threads=args.threads,
+        engine=args.engine,
+        tta=args.tta,
     )
     print(f"wrote {args.out} ({n} images, {engine})")
 
@@ -438,6 +439,7 @@ _default_formatwarning = warnings.formatwarning
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     warnings.formatwarning = _format_warning
     try:
         args.func(args)

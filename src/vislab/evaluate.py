@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from vislab.data.images import label_from_name, list_images, read_label_csv
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 
 
 def read_truth(gt: Path) -> dict[str, int]:
     """Ground truth from a filename,label CSV or a flat folder of {label}_{id} images."""
+    from vislab.data.images import label_from_name, list_images, read_label_csv
+
     gt = Path(gt)
     if gt.is_dir():
         return {p.name: label_from_name(p) for p in list_images(gt)}
@@ -45,19 +46,25 @@ def check_pairing(pred: dict[str, int], truth: dict[str, int], pred_path: Path) 
         raise VislabError(f"{pred_path}: " + "; ".join(problems))
 
 
-def confusion_matrix(truth: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """(k, k) counts; row = true class, column = predicted class."""
-    return np.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
-
-
-def score(pred: dict[str, int], truth: dict[str, int]) -> dict[str, Any]:
+def score(pred: dict[str, int], truth: dict[str, int], pred_path: Path) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion over the classes 0..K-1 of the truth; a
+    predicted label outside them is an error naming its file (not a K-times-larger matrix)."""
     names = sorted(truth)
     t = np.asarray([truth[n] for n in names], dtype=np.int64)
     p = np.asarray([pred[n] for n in names], dtype=np.int64)
-    if (p < 0).any() or (t < 0).any():
-        raise VislabError("labels must be non-negative integers")
-    k = int(max(t.max(), p.max())) + 1
-    cm = confusion_matrix(t, p, k)
+    if (t < 0).any():
+        raise VislabError("ground-truth labels must be non-negative integers")
+    k = int(t.max()) + 1
+    bad = np.flatnonzero((p < 0) | (p >= k))
+    if bad.size:
+        i = int(bad[0])
+        raise VislabError(
+            f"{pred_path}: {names[i]} is predicted as {int(p[i])}, not a class of the ground "
+            f"truth (0..{k - 1}); {bad.size} prediction(s) out of range"
+        )
+    from vislab.miou import confusion
+
+    cm = confusion(t, p, k)
     support = cm.sum(1)
     per_class = {str(c): (float(cm[c, c] / support[c]) if support[c] else None) for c in range(k)}
     return {
@@ -98,11 +105,13 @@ def evaluate_classification(
 ) -> dict[str, Any]:
     """Score pred_csv against gt; write metrics.json, confusion.csv and confusion.png to out_dir
     (default <pred>_eval), and the metrics to json_path when given."""
+    from vislab.data.images import read_label_csv
+
     pred_csv = Path(pred_csv)
     pred = read_label_csv(pred_csv)
     truth = read_truth(gt)
     check_pairing(pred, truth, pred_csv)
-    result = score(pred, truth)
+    result = score(pred, truth, pred_csv)
     result["prediction"], result["ground_truth"] = str(pred_csv), str(gt)
     if out_dir is None:
         out_dir = pred_csv.with_name(pred_csv.stem + "_eval")
@@ -178,21 +187,39 @@ def _pair_codes(pair: tuple[Path, Path]) -> np.ndarray:
     return np.bincount((truth * np.uint8(8) + guess).ravel(), minlength=64).reshape(8, 8)
 
 
+def _codes_of(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
+    return [_pair_codes(pair) for pair in pairs]
+
+
+def _all_pair_codes(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
+    """_pair_codes of every pair, split over the free cores: this process and forked children
+    (the PNG decoder holds the GIL, so threads would take turns); one process for a few masks."""
+    import os
+
+    from vislab.runtime import forked_map
+
+    workers = min(len(os.sched_getaffinity(0)), len(pairs) // 32)
+    if workers < 2:
+        return _codes_of(pairs)
+    parts = forked_map(_codes_of, [pairs[i::workers] for i in range(workers)])
+    out: list[np.ndarray] = [np.empty(0)] * len(pairs)
+    for i, part in enumerate(parts):
+        out[i::workers] = part
+    return out
+
+
 def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
     """The course's mIoU over all pixels of all masks, per-class IoU, pixel accuracy."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from vislab.data.landcover import CODE_TO_CLASS, RED_CODE, warn_red
     from vislab.miou import K, scores
 
     pairs = pair_masks(gt_dir, pred_dir)
     codes = np.zeros((8, 8), dtype=np.int64)
     red = {}
-    with ThreadPoolExecutor(2) as pool:  # the decoders release the GIL
-        for (gt, pred), part in zip(pairs, pool.map(_pair_codes, pairs), strict=True):
-            codes += part
-            red[f"{gt.parent.name}/{gt.name}"] = int(part[RED_CODE].sum())
-            red[f"{pred.parent.name}/{pred.name}"] = int(part[:, RED_CODE].sum())
+    for (gt, pred), part in zip(pairs, _all_pair_codes(pairs), strict=True):
+        codes += part
+        red[f"{gt.parent.name}/{gt.name}"] = int(part[RED_CODE].sum())
+        red[f"{pred.parent.name}/{pred.name}"] = int(part[:, RED_CODE].sum())
     warn_red(red)
     cm = np.zeros((K, K), dtype=np.int64)  # fold code counts into class counts
     np.add.at(cm, (CODE_TO_CLASS[:, None], CODE_TO_CLASS[None, :]), codes)

@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from vislab.errors import VislabError, VislabWarning
 
@@ -71,20 +70,24 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
     hundreds of masks; other formats (and PNGs libspng cannot take) go through Pillow.
     size (H, W), when given, is the size the mask must have (its image's)."""
     path = Path(path)
-    try:
-        rgb = None
-        if path.suffix.lower() == ".png":
-            import pyspng  # here: a submission folder writes masks where it is not installed
+    rgb = None
+    if path.suffix.lower() == ".png":
+        import pyspng  # here: a submission folder writes masks where it is not installed
 
-            try:
-                rgb = pyspng.load(path.read_bytes())  # palette images come out as RGB
-            except RuntimeError:
-                pass  # e.g. grey + alpha: Pillow names what it is below
-        if rgb is None:
+        try:
+            rgb = pyspng.load(path.read_bytes())  # palette images come out as RGB
+        except RuntimeError:
+            pass  # e.g. grey + alpha: Pillow names what it is below
+        except OSError as e:
+            raise VislabError(f"cannot read mask {path}: {e}") from None
+    if rgb is None:
+        from PIL import Image, UnidentifiedImageError  # here: scoring PNGs needs no Pillow
+
+        try:
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB") if im.mode == "P" else im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise VislabError(f"cannot read mask {path}: {e}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise VislabError(f"cannot read mask {path}: {e}") from None
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
         kind = f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
         raise VislabError(f"{path}: mask must be an 8-bit RGB (or RGBA) image, got {kind}")
@@ -117,4 +120,6 @@ def warn_red(red: dict[str, int]) -> None:
 
 def write_mask(index: np.ndarray, path) -> None:
     """Write (H, W) class indices as an RGB PNG in the course's colours (path or file)."""
+    from PIL import Image
+
     Image.fromarray(index_to_rgb(index)).save(path, format="PNG")
