@@ -195,3 +195,12 @@ def test_configs_users_get_wrong(p1_tiny, tmp_path, capsys):
     fails(capsys, ["train", bad, "--data", p1_tiny, "--out", out], "not valid YAML")
     fails(capsys, train_args(tmp_path / "nodata", out, 1), "nodata")
     assert not out.exists()  # no refused run left a folder behind
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_with_no_nan_weights_saved(
+    p1_tiny, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    fails(capsys, train_args(p1_tiny, out, 2, "--set", "optim.lr=1e30"),
+          "the training loss is nan at epoch 1")  # fmt: skip
+    assert not (out / "checkpoints").exists()  # before: NaN weights saved as best.ckpt, exit 0

@@ -46,6 +46,14 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("data.mixup=-0.2", "data.mixup: -0.2 must be >= 0, and is only for task classification"),
         ("data.cutmix=.nan", "data.cutmix: nan must be >= 0"),
         ("task=segmentation data.cutmix=1", "data.cutmix: 1.0 must be >= 0, and is only for"),
+        ("trainer.epochs=0", "trainer.epochs: 0 must be >= 1"),
+        ("trainer.epochs=-1", "trainer.epochs: -1 must be >= 1"),
+        ("data.batch_size=0", "data.batch_size: 0 must be >= 1"),
+        ("trainer.threads=-1", "trainer.threads: -1 must be >= 1"),
+        ("data.crop_padding=-4", "data.crop_padding: -4 must be >= 0"),
+        ("optim.lr=.nan", "optim.lr: nan is not a finite number"),
+        ("optim.lr=0", "optim.lr: 0.0 must be > 0"),
+        ("optim.weight_decay=-1e-4", "optim.weight_decay: -0.0001 must be >= 0.0"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):

@@ -46,6 +46,30 @@ def test_image_folder_tree(tmp_path):
     assert s.names[0] == "cat/0.jpg"
 
 
+def test_a_validation_tree_is_numbered_by_the_training_sets_classes(tmp_path):
+    """A validation tree that lacks a class keeps the labels after it; hidden entries
+    (.ipynb_checkpoints/, macOS's ._ files) are neither classes nor images; a class the
+    training set has not is refused."""
+    for cls in ("ant", "bee", "cat"):
+        _png(tmp_path / "train" / cls / "0.png")
+    _png(tmp_path / "val" / "cat" / "0.png")
+    _png(tmp_path / "val" / ".ipynb_checkpoints" / "0.png")
+    (tmp_path / "val" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    train = load_labeled(tmp_path / "train", num_classes=3)
+    val = load_labeled(tmp_path / "val", num_classes=3, classes=train.classes)
+    assert val.labels.tolist() == [2] and val.names == ["cat/0.png"]
+    assert val.classes == ["ant", "bee", "cat"]
+    _png(tmp_path / "val" / "dog" / "0.png")
+    with pytest.raises(VislabError, match="class folder\\(s\\) the training set has not: dog"):
+        load_labeled(tmp_path / "val", num_classes=3, classes=train.classes)
+
+
+def test_hidden_files_in_a_flat_folder_are_left_out(tmp_path):
+    write_flat_folder(tmp_path, num_classes=2, per_class=2)
+    (tmp_path / "._0_0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert len(load_unlabeled(tmp_path).names) == 4
+
+
 def test_unlabeled_folder_and_grayscale_becomes_rgb(tmp_path):
     _png(tmp_path / "x.png", mode="L", value=7)
     _png(tmp_path / "y.png", mode="RGBA", value=(1, 2, 3, 4))

@@ -10,7 +10,8 @@ import yaml
 from conftest import REPO, seg_train_args, train_args
 
 from vislab.cli import main
-from vislab.config import load_config, save_config
+from vislab.config import load_config
+from vislab.run_folder import RunFolder
 from vislab.train.run import config_changes
 
 MEAN, STD = [0.25, 0.5, 0.75], [0.2, 0.3, 0.4]
@@ -160,7 +161,7 @@ def test_a_relative_init_path_is_saved_absolute(first, p2_tiny, tmp_path, monkey
 def test_a_resume_compares_the_init_path_resolved(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipe = REPO / "configs" / "p2_cpu.yaml"
-    save_config(load_config(recipe, ["model.init=runs/a/last.ckpt"]), tmp_path / "config.yaml")
+    RunFolder(tmp_path).write_config(load_config(recipe, ["model.init=runs/a/last.ckpt"]))
     same = load_config(recipe, [f"model.init={tmp_path}/runs/a/last.ckpt"])
     other = load_config(recipe, ["model.init=runs/b/last.ckpt"])
     assert config_changes(same, tmp_path) == []

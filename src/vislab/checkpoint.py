@@ -14,6 +14,8 @@ import torch.nn as nn
 
 from vislab.errors import VislabError
 
+META_KEY = "vislab"  # the metadata entry of checkpoints and of both export formats
+
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
@@ -23,7 +25,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise VislabError(f"cannot read checkpoint {path}: {_first_cause(e)}") from None
-    if not isinstance(ckpt, dict) or "vislab" not in ckpt or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or META_KEY not in ckpt or "state_dict" not in ckpt:
         raise VislabError(f"{path} is not a vislab checkpoint (no 'vislab' metadata)")
     return ckpt
 
@@ -53,7 +55,7 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
             ckpt = read_checkpoint(path)
             lightning = "pytorch-lightning_version" in ckpt
             epoch = int(ckpt.get("epoch", -1)) + (1 if lightning else 0)
-            meta = dict(ckpt["vislab"], epoch=epoch, format="checkpoint")
+            meta = dict(ckpt[META_KEY], epoch=epoch, format="checkpoint")
             prefix = "model."
             state = {
                 k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
@@ -66,9 +68,9 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
 
 def build_model(path: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     """The model that meta names, with the weights of state (path names them in errors)."""
-    from vislab.models import create_model
+    from vislab.models import create_model, without_weights
 
-    kwargs = {k: v for k, v in meta["model_kwargs"].items() if k != "weights"}
+    kwargs = without_weights(meta["model_kwargs"])
     model = create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
     try:
         model.load_state_dict(state)
@@ -88,8 +90,6 @@ def _exported_meta(path: Path, text: str | None) -> dict[str, Any]:
 def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
-
-    from vislab.export import META_KEY
 
     if not path.is_file():
         raise VislabError(f"model file not found: {path}")
@@ -121,8 +121,6 @@ class OnnxModel(nn.Module):
 
 
 def _load_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-
-    from vislab.export import META_KEY
 
     if not path.is_file():
         raise VislabError(f"model file not found: {path}")

@@ -8,6 +8,7 @@ falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from vislab.errors import VislabError
+from vislab.tasks import TASKS
 
 
 @dataclass
@@ -41,6 +43,14 @@ class DataConfig:
     crop_size: int | None = None  # segmentation: random square crops of this size
     mean: list[float] | None = None  # per-channel, 0-1 scale; null = train set (or model.init)
     std: list[float] | None = None
+
+    def resolve(self, sub: str | None) -> Path | None:
+        """A folder or file of the data (train, val, val_labels) relative to the root;
+        absolute paths stay as they are."""
+        if sub is None:
+            return None
+        p = Path(sub)
+        return p if p.is_absolute() or self.root is None else Path(self.root) / p
 
 
 @dataclass
@@ -126,11 +136,44 @@ class Config:
 
 
 CHOICES = {
-    "task": ("classification", "segmentation"),
+    "task": tuple(TASKS),
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "trainer.precision": ("32-true", "bf16-mixed"),
 }
+
+
+# the smallest value each number may take (None passes where the key allows it); a float
+# must also be finite
+MINIMUM = {
+    "seed": 0,
+    "data.image_size": 1,
+    "data.max_per_class": 1,
+    "data.limit": 1,
+    "data.batch_size": 1,
+    "data.eval_batch_size": 1,
+    "data.crop_padding": 0,
+    "data.crop_size": 1,
+    "model.num_classes": 1,
+    "optim.lr": 0.0,
+    "optim.momentum": 0.0,
+    "optim.weight_decay": 0.0,
+    "optim.label_smoothing": 0.0,
+    "trainer.epochs": 1,
+    "trainer.threads": 1,
+    "trainer.num_nodes": 1,
+}
+
+
+def _check_range(value: Any, key: str) -> None:
+    low = MINIMUM.get(key)
+    if low is None or value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise VislabError(f"config key {key}: {value} is not a finite number")
+    if value < low or (key == "optim.lr" and value == 0):
+        bound = "> 0" if key == "optim.lr" else f">= {low}"
+        raise VislabError(f"config key {key}: {value} must be {bound}")
 
 
 def _check_type(value: Any, hint: Any, key: str) -> Any:
@@ -191,6 +234,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
             kwargs[name] = _build(hint, value or {}, key + ".")
         else:
             kwargs[name] = _check_type(value, hint, key)
+            _check_range(kwargs[name], key)
             if key in CHOICES and kwargs[name] not in CHOICES[key]:
                 raise VislabError(
                     f"config key {key}: {value!r} is not one of {', '.join(CHOICES[key])}"
@@ -224,12 +268,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         path = Path(path)
         if not path.is_file():
             raise VislabError(f"config file not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise VislabError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(tree, dict):
-            raise VislabError(f"{path}: the top level must be a mapping of keys")
+        tree = read_yaml_mapping(path, empty_ok=True)
     for text in overrides:
         keys, value = parse_override(text)
         _set(tree, keys, value)
@@ -240,5 +279,16 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
     return _build(Config, tree)
 
 
-def save_config(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+def read_yaml_mapping(path: Path, empty_ok: bool = False) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file is {} when empty_ok); anything
+    else is a one-line error naming the file."""
+    try:
+        tree = yaml.safe_load(Path(path).read_bytes())
+    except yaml.YAMLError as e:
+        raise VislabError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if tree is None and empty_ok:
+        return {}
+    if not isinstance(tree, dict):
+        what = "empty" if tree is None else "not a mapping of keys at the top level"
+        raise VislabError(f"{path}: {what}")
+    return tree

@@ -15,26 +15,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from vislab.checkpoint import load_model
-from vislab.data.batches import normalize
 from vislab.data.images import load_labeled
 from vislab.errors import VislabError
-from vislab.inference import as_input, prepare
-from vislab.progress import pick_snapshots
-from vislab.train.datamodule import resolve_path
+from vislab.fileio import atomic_write_bytes
+from vislab.inference import model_inputs, prepare, to_nchw
+from vislab.run_folder import RunFolder
 
 
 @torch.inference_mode()
 def features(model, meta: dict[str, Any], images: torch.Tensor, batch: int = 500) -> np.ndarray:
     """(N, D) outputs of the second-to-last layer (forward_head(..., pre_logits=True))."""
     model = prepare(model)
-    mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
     out = []
-    for i in range(0, len(images), batch):
-        x = as_input(normalize(images[i : i + batch], mean, std))
-        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
+    for x in model_inputs(model, images, meta["mean"], meta["std"], batch):
+        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
     return torch.cat(out).numpy()
 
 
@@ -67,11 +63,12 @@ def embed(
 
     source = Path(source)
     if source.is_dir():
-        ckpts = pick_snapshots(source)
-        cfg = yaml.safe_load((source / "config.yaml").read_text())["data"]
-        folder = data or resolve_path(cfg["root"], cfg["val"])
-        labels_csv = None if data else resolve_path(cfg["root"], cfg["val_labels"])
-        out = Path(out) if out else source / "embed"
+        run = RunFolder(source)
+        d = run.config().data
+        ckpts = run.pick_snapshots()
+        folder = data or d.resolve(d.val)
+        labels_csv = None if data else d.resolve(d.val_labels)
+        out = Path(out) if out else run.embed_dir
     else:
         ckpts = [source]
         if data is None:
@@ -83,10 +80,9 @@ def embed(
         model, meta = load_model(ckpt, task="classification")
         if not metas:
             h, w = meta["image_size"]
-            s = load_labeled(
-                folder, meta["num_classes"], labels_csv, image_size=h if h == w else None
-            )
-            images = torch.from_numpy(s.images).permute(0, 3, 1, 2).contiguous()
+            size = h if h == w else None
+            s = load_labeled(folder, meta["num_classes"], labels_csv, size, classes=meta["classes"])
+            images = to_nchw(s.images)
         metas.append(meta)
         feats.append(features(model, meta, images))
         epochs.append(meta["epoch"])
@@ -115,7 +111,7 @@ def embed(
         pca=pca_xy,
         **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
     )
-    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    atomic_write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())
     from vislab.embed_plots import plot_pca, plot_tsne
 
     plot_pca(pca_xy, labels, result, out / "pca.png")

@@ -15,19 +15,21 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from vislab.checkpoint import META_KEY, load_model
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 
 FORMATS = ("safetensors", "onnx")
 ENGINES = ("auto", "torch", "onnxruntime")
-META_KEY = "vislab"  # the metadata entry, in both formats
 
 
 def inference_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """What prediction needs: no training config, no optimizer state."""
+    from vislab.models import without_weights
+
     keep = ("task", "model", "model_kwargs", "num_classes", "classes", "mean", "std")
     out = {k: meta[k] for k in keep}
-    out["model_kwargs"] = {k: v for k, v in meta["model_kwargs"].items() if k != "weights"}
+    out["model_kwargs"] = without_weights(meta["model_kwargs"])
     out["image_size"] = list(meta["image_size"]) if meta["image_size"] is not None else None
     out["epoch"] = meta.get("epoch")
     return out
@@ -47,8 +49,6 @@ class _Logits(nn.Module):
 
 def export(ckpt: Path, fmt: str, out: Path | None = None) -> Path:
     """Write ckpt's model as fmt next to it (or to out); returns the path written."""
-    from vislab.checkpoint import load_model
-
     if fmt not in FORMATS:
         raise VislabError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     ckpt = Path(ckpt)

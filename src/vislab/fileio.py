@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file in the same folder and a rename."""
+    """Write data to path through a temporary file of its own in the same folder (two
+    writers never share one) and a rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    f = open(tmp, "xb")  # noqa: SIM115 (closed below; a name taken already is not ours to remove)
     try:
-        with open(tmp, "wb") as f:
+        with f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -1,10 +1,13 @@
-"""Running a trained model on batches: the one place where inference numerics live, used by
-validation during training and by `vislab predict` alike."""
+"""Running a trained model on batches: the one place where inference numerics live (layout,
+normalisation, memory format, device, test-time augmentation), used by `vislab predict`,
+`embed` and `progress`; training's validation shares the normalisation and memory format."""
 
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -35,6 +38,27 @@ def model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+def to_nchw(images: np.ndarray) -> torch.Tensor:
+    """Decoded (N, H, W, 3) or (H, W, 3) uint8 images -> an (N, 3, H, W) uint8 tensor, a
+    contiguous copy."""
+    if not images.flags.writeable:  # torch shares writable memory only
+        images = images.copy()
+    x = torch.from_numpy(images)
+    x = x[None] if x.ndim == 3 else x
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def model_inputs(
+    model: nn.Module, images: torch.Tensor, mean: list[float], std: list[float], batch_size: int
+) -> Iterator[torch.Tensor]:
+    """(N, 3, H, W) uint8 images, batch by batch, as the model takes them: on its device,
+    normalised with its statistics, channels_last."""
+    device = model_device(model)
+    mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
+    for i in range(0, len(images), batch_size):
+        yield as_input(normalize(images[i : i + batch_size].to(device), mean_t, std_t))
+
+
 @torch.inference_mode()
 def classify(
     model: nn.Module,
@@ -48,11 +72,8 @@ def classify(
     """Class index for each (N, 3, H, W) uint8 image (on the CPU), predicted on the model's
     device. tta: average the class probabilities of the image and its mirror image."""
     model = prepare(model)
-    device = model_device(model)
-    mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
     out = []
-    for i in range(0, len(images), batch_size):
-        x = as_input(normalize(images[i : i + batch_size].to(device), mean_t, std_t))
+    for x in model_inputs(model, images, mean, std, batch_size):
         with precision_context(precision):
             p = model(x).float().softmax(1)
             if tta:

@@ -15,19 +15,18 @@ import numpy as np
 import torch
 
 from vislab.checkpoint import load_model
-from vislab.data.batches import normalize
 from vislab.data.images import load_unlabeled, read_rgb
 from vislab.data.landcover import write_mask
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.inference import (
-    as_input,
     classify,
-    model_device,
+    model_inputs,
     precision_context,
     prepare,
     segment_logits,
+    to_nchw,
 )
 from vislab.runtime import set_threads
 
@@ -37,7 +36,7 @@ def predict_classes(
 ) -> int:
     h, w = meta["image_size"]
     data = load_unlabeled(images_dir, image_size=h if h == w else None)
-    images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
+    images = to_nchw(data.images)
     labels = classify(model, images, meta["mean"], meta["std"], batch_size, precision, tta)
     buf = io.StringIO()
     buf.write("filename,label\n")
@@ -88,9 +87,6 @@ def _write_masks(
     model, meta, files, ids, folder: Path, batch_size: int, precision: str, tta: bool
 ) -> None:
     model = prepare(model)
-    device = model_device(model)
-    mean = torch.tensor(meta["mean"], device=device)
-    std = torch.tensor(meta["std"], device=device)
     bar = progress_bar(len(files))
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
@@ -100,8 +96,7 @@ def _write_masks(
             groups = [chunk]
         preds = []
         for g in groups:
-            x = torch.from_numpy(np.stack(g)).permute(0, 3, 1, 2)
-            x = as_input(normalize(x.to(device), mean, std))
+            (x,) = model_inputs(model, to_nchw(np.stack(g)), meta["mean"], meta["std"], len(g))
             with precision_context(precision):
                 logits = segment_logits(model, x, meta["image_size"], tta)
             preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
@@ -117,6 +112,7 @@ def predict_folder(
     ckpt: Path,
     images_dir: Path,
     out: Path,
+    *,
     batch_size: int | None = None,
     precision: str = "32",
     threads: int | None = None,

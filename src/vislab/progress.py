@@ -9,41 +9,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from vislab.checkpoint import load_model
-from vislab.data.batches import normalize
 from vislab.data.images import read_rgb
 from vislab.data.landcover import read_mask, warn_red
 from vislab.errors import VislabError
-from vislab.inference import as_input, prepare, segment_logits
+from vislab.fileio import atomic_write_bytes
+from vislab.inference import model_inputs, prepare, segment_logits, to_nchw
 from vislab.miou import confusion, scores
 from vislab.overlay import overlay
-from vislab.train.datamodule import resolve_path
+from vislab.run_folder import RunFolder
 
 DEFAULT_TILES = ("0013", "0062", "0104")
 
 
-def pick_snapshots(run: Path) -> list[Path]:
-    """Early, middle and final snapshot (fewer when the run kept fewer)."""
-    snaps = sorted((run / "checkpoints").glob("epoch_*.ckpt"))
-    if not snaps:
-        raise VislabError(f"{run} has no snapshots (checkpoints/epoch_NNN.ckpt)")
-    picks = [snaps[0], snaps[len(snaps) // 2], snaps[-1]]
-    return list(dict.fromkeys(picks))  # drop repeats, keep order
-
-
-def val_folder(run: Path, data: Path | None) -> Path:
-    if data is not None:
-        return data
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    return resolve_path(cfg["data"]["root"], cfg["data"]["val"])
-
-
 @torch.inference_mode()
 def predict_tile(model, meta: dict[str, Any], image: np.ndarray) -> np.ndarray:
-    x = torch.tensor(image).permute(2, 0, 1)[None]  # a copy: decoded arrays are read-only
-    x = as_input(normalize(x, torch.tensor(meta["mean"]), torch.tensor(meta["std"])))
+    (x,) = model_inputs(model, to_nchw(image), meta["mean"], meta["std"], 1)
     return segment_logits(model, x, meta["image_size"]).argmax(1)[0].numpy().astype(np.uint8)
 
 
@@ -59,14 +41,12 @@ def progress(
     run: Path, out: Path | None = None, tiles: list[str] | None = None, data: Path | None = None
 ) -> dict[str, Any]:
     """Draw the grid; returns {"figure", "epochs", "miou": {tile: [per snapshot]}}."""
-    run = Path(run)
-    if not (run / "config.yaml").is_file():
-        raise VislabError(f"{run} is not a run folder (no config.yaml)")
-    task = yaml.safe_load((run / "config.yaml").read_text()).get("task")
-    if task != "segmentation":
-        raise VislabError(f"{run} is a {task} run; progress draws segmentation runs")
-    snaps = pick_snapshots(run)
-    folder = val_folder(run, data)
+    run = RunFolder(run)
+    cfg = run.config()
+    if cfg.task != "segmentation":
+        raise VislabError(f"{run.path} is a {cfg.task} run; progress draws segmentation runs")
+    snaps = run.pick_snapshots()
+    folder = data if data is not None else cfg.data.resolve(cfg.data.val)
     tiles = list(tiles or default_tiles(folder))
     images, truths, red = [], [], {}
     for t in tiles:
@@ -93,7 +73,7 @@ def progress(
         counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=len(CLASSES))
         return {c: float(n / counts.sum()) for c, n in zip(CLASSES, counts, strict=True)}
 
-    out = Path(out) if out else run / "progress.png"
+    out = Path(out) if out else run.progress_figure
     draw_grid(images, truths, preds, epochs, tiles, miou, out)
     result = {
         "figure": str(out),
@@ -102,7 +82,7 @@ def progress(
         "truth_share": shares(truths),  # class shares of the pixels of the chosen tiles
         "predicted_share": [shares(p) for p in preds],
     }
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    atomic_write_bytes(out.with_suffix(".json"), json.dumps(result, indent=1).encode())
     return result
 
 

@@ -9,16 +9,15 @@ is shown as missing, never invented.
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vislab.errors import VislabError
+from vislab.run_folder import RunFolder
+from vislab.tasks import task_spec
 
 REPORT_MODELS = {
     "classification": {"model_a": "Model A", "resnext101_64x4d": "Model B"},
@@ -78,16 +77,10 @@ def _f(row: dict[str, str], key: str) -> float | None:
 
 
 def read_run(path: Path) -> Run:
-    path = Path(path)
-    if not (path / "config.yaml").is_file():
-        raise VislabError(f"{path} is not a run folder (no config.yaml)")
-    cfg = yaml.safe_load((path / "config.yaml").read_text())
-    rows: list[dict[str, str]] = []
-    if (path / "metrics.csv").is_file():
-        with (path / "metrics.csv").open(newline="") as f:
-            rows = list(csv.DictReader(f))
+    folder = RunFolder(path)
+    cfg = folder.config().to_dict()  # checked as training checks it; the templates read a dict
     task, model = cfg["task"], cfg["model"]["name"]
-    return Run(path.name, path, task, model, _role(cfg), cfg, rows)
+    return Run(folder.path.name, folder.path, task, model, _role(cfg), cfg, folder.metrics())
 
 
 def _stage_minutes(run: Run) -> tuple[float, bool]:
@@ -104,7 +97,7 @@ def _stage_minutes(run: Run) -> tuple[float, bool]:
         if folder in seen:
             run.missing.append(f"the first stage: model.init of {folder} leads back to itself")
             return minutes, False
-        if not (folder / "config.yaml").is_file():
+        if not RunFolder(folder).exists():
             run.missing.append(f"the run folder of {init} (train time leaves that stage out)")
             return minutes, False
         seen.add(folder)
@@ -112,7 +105,8 @@ def _stage_minutes(run: Run) -> tuple[float, bool]:
 
 
 def _facts(run: Run) -> None:
-    key = "val_acc" if run.task == "classification" else "val_miou"
+    spec = task_spec(run.task)
+    key = spec.monitor
     scored = [r for r in run.rows if _f(r, key) is not None]
     if not scored:
         run.missing.append("metrics.csv with validation scores")
@@ -120,7 +114,7 @@ def _facts(run: Run) -> None:
     best = max(scored, key=lambda r: _f(r, key))
     minutes, all_stages = _stage_minutes(run)
     run.facts = {
-        "metric": "accuracy" if run.task == "classification" else "mIoU",
+        "metric": spec.metric,
         "best": _f(best, key),
         "best_epoch": int(best["epoch"]),
         "final": _f(scored[-1], key),
@@ -135,8 +129,10 @@ def _facts(run: Run) -> None:
 
 
 def _architecture(run: Run) -> None:
-    kwargs = {k: v for k, v in run.config["model"]["kwargs"].items() if k != "weights"}
-    size = run.config["data"]["image_size"] or (32 if run.task == "classification" else 512)
+    from vislab.models import without_weights
+
+    kwargs = without_weights(run.config["model"]["kwargs"])
+    size = run.config["data"]["image_size"] or task_spec(run.task).image_size
     run.architecture = architecture(run.model, run.config["model"]["num_classes"], size, kwargs)
 
 
@@ -172,10 +168,10 @@ def _analysis(run: Run, figures: Path) -> None:
 
     if run.rows:
         curves = figures / f"{run.name}_curves.png"
-        plot_curves(run.rows, run.task, f"{run.name} ({run.model})", curves)
+        plot_curves(run.rows, task_spec(run.task).curves, f"{run.name} ({run.model})", curves)
         run.figures["curves"] = curves
-    if run.task == "classification":
-        embed = run.path / "embed"
+    if task_spec(run.task).analysis == "embed":
+        embed = RunFolder(run.path).embed_dir
         if (embed / "metrics.json").is_file():
             run.facts["embed"] = json.loads((embed / "metrics.json").read_text())
             for name in ("pca", "tsne"):
@@ -184,7 +180,7 @@ def _analysis(run: Run, figures: Path) -> None:
         else:
             run.missing.append(f"PCA and t-SNE figures (run `vislab embed {run.path}`)")
     else:
-        prog = run.path / "progress.png"
+        prog = RunFolder(run.path).progress_figure
         if prog.is_file() and prog.with_suffix(".json").is_file():
             run.figures["progress"] = prog
             run.facts["progress"] = json.loads(prog.with_suffix(".json").read_text())
@@ -198,7 +194,8 @@ def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | 
     has scores."""
     from vislab.report_figures import plot_budget
 
-    key = "val_acc" if task == "classification" else "val_miou"
+    spec = task_spec(task)
+    key = spec.monitor
     lines, said = [], []
     for run in runs:
         if run.task != task:
@@ -215,7 +212,7 @@ def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | 
             said.append(f"{run.name} {scores[best]:.4f} after {minutes[best]:.0f} min")
     if not lines:
         return None
-    plot_budget(lines, "accuracy" if task == "classification" else "mIoU", path)
+    plot_budget(lines, spec.metric, path)
     return path, "Best validation score and when it was reached: " + "; ".join(said) + "."
 
 

@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_curves(rows: list[dict[str, str]], task: str, title: str, path: Path) -> None:
-    """Loss (left) and the task's score (right) per epoch."""
+def plot_curves(
+    rows: list[dict[str, str]], curves: tuple[tuple[str, str], ...], title: str, path: Path
+) -> None:
+    """Loss (left) and the task's scores (right; (metrics.csv column, label)) per epoch."""
     epochs = [int(r["epoch"]) for r in rows]
 
     def series(key: str) -> list[float] | None:
@@ -26,12 +28,7 @@ def plot_curves(rows: list[dict[str, str]], task: str, title: str, path: Path) -
     a.set_xlabel("epoch")
     a.set_ylabel("cross-entropy")
     a.legend()
-    keys = (
-        [("train_acc", "train accuracy"), ("val_acc", "val accuracy")]
-        if task == "classification"
-        else [("val_miou", "val mIoU"), ("val_pixel_acc", "val pixel accuracy")]
-    )
-    for key, label in keys:
+    for key, label in curves:
         if (v := series(key)) is not None:
             b.plot(epochs, v, label=label)
     b.set_xlabel("epoch")

@@ -22,7 +22,8 @@ from functools import partial
 from pathlib import Path
 
 from vislab.errors import VislabError
-from vislab.train.datamodule import resolve_path
+from vislab.run_folder import RunFolder
+from vislab.tasks import task_spec
 from vislab.train.run import config_changes, epochs_done, train
 
 
@@ -113,20 +114,20 @@ def plan(
             from vislab.models import create_model
 
             create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)
-        run = Path(out) / r.config
-        runs.append(run)
+        run = RunFolder(Path(out) / r.config)
+        runs.append(run.path)
         steps.append(
             Step(f"train {r.config}", partial(_trained, run, cfg), partial(_train, run, cfg))
         )
         steps.append(
-            Step(f"evaluate {r.config}", (run / "val_eval").exists, partial(_evaluate, run, cfg))
+            Step(f"evaluate {r.config}", run.eval_dir.exists, partial(_evaluate, run, cfg))
         )
-        if cfg.task == "classification":
-            done = (run / "embed" / "metrics.json").exists
-            steps.append(Step(f"embed {r.config}", done, partial(embed, run)))
+        if task_spec(cfg.task).analysis == "embed":
+            done = (run.embed_dir / "metrics.json").exists
+            steps.append(Step(f"embed {r.config}", done, partial(embed, run.path)))
         else:
-            done = (run / "progress.json").exists
-            steps.append(Step(f"progress {r.config}", done, partial(progress, run)))
+            done = run.progress_figure.with_suffix(".json").exists
+            steps.append(Step(f"progress {r.config}", done, partial(progress, run.path)))
     report = Path(out) / "report"
     # always rebuilt: it takes seconds and must reflect every run as it is now
     steps.append(Step("report", lambda: False, partial(build, runs, report)))
@@ -152,37 +153,36 @@ def reproduce(
     return Path(out) / "report" / "report.html"
 
 
-def _trained(run: Path, cfg) -> bool:
+def _trained(run: RunFolder, cfg) -> bool:
     # a run of another config is not done: training it then names the differences
-    last = run / "checkpoints" / "last.ckpt"
-    if not last.is_file() or config_changes(cfg, run):
+    if not run.last.is_file() or config_changes(cfg, run.path):
         return False
-    return epochs_done(last) >= cfg.trainer.epochs
+    return epochs_done(run.last) >= cfg.trainer.epochs
 
 
-def _train(run: Path, cfg) -> None:
-    train(cfg, run, resume=(run / "config.yaml").is_file())
+def _train(run: RunFolder, cfg) -> None:
+    train(cfg, run.path, resume=run.exists())
 
 
-def _evaluate(run: Path, cfg) -> None:
+def _evaluate(run: RunFolder, cfg) -> None:
     """Predict the validation set with best.ckpt as the course's scripts would, and score it."""
     from vislab.evaluate import evaluate_classification, evaluate_masks, write_mask_scores
     from vislab.miou import format_scores
     from vislab.predict import predict_folder
 
-    ckpt = run / "checkpoints" / "best.ckpt"
-    images = resolve_path(cfg.data.root, cfg.data.val)
-    scratch = run / ".val_eval.partial"
+    ckpt = run.best
+    images = cfg.data.resolve(cfg.data.val)
+    scratch = run.path / ".val_eval.partial"
     if cfg.task == "classification":
-        pred = run / "val_pred.csv"
+        pred = run.path / "val_pred.csv"
         predict_folder(ckpt, images, pred, engine="torch")
-        gt = resolve_path(cfg.data.root, cfg.data.val_labels) or images
+        gt = cfg.data.resolve(cfg.data.val_labels) or images
         result = evaluate_classification(pred, gt, scratch)
         print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
     else:
-        masks = run / "val_masks"
+        masks = run.path / "val_masks"
         predict_folder(ckpt, images, masks, engine="torch")
         result = evaluate_masks(images, masks)
         write_mask_scores(result, None, scratch)
         print(format_scores(result))
-    scratch.rename(run / "val_eval")  # the marker of this step appears whole or not at all
+    scratch.rename(run.eval_dir)  # the marker of this step appears whole or not at all

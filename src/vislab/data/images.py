@@ -38,12 +38,18 @@ class ImageSet:
     classes: list[str]  # class names, index = label
 
 
+def visible(folder: Path) -> list[Path]:
+    """The entries of folder, sorted, without hidden ones (.ipynb_checkpoints/, macOS's ._
+    files, .DS_Store): tools leave them, and they are no one's images or classes."""
+    return sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+
+
 def list_images(folder: Path) -> list[Path]:
     """The image files directly in folder, sorted by name; errors if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in visible(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise VislabError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
@@ -103,7 +109,7 @@ def read_label_csv(path: Path) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise VislabError(f"label file not found: {path}")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" too
         rows = list(csv.reader(f))
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
         raise VislabError(f"{path}: the first row must be 'filename,label'")
@@ -125,9 +131,9 @@ def read_label_csv(path: Path) -> dict[str, int]:
 
 def is_image_folder_tree(root: Path) -> bool:
     """True when root holds class sub-folders and no images of its own."""
-    root = Path(root)
-    has_dirs = any(p.is_dir() for p in root.iterdir())
-    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir())
+    entries = visible(root)
+    has_dirs = any(p.is_dir() for p in entries)
+    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in entries)
     return has_dirs and not has_images
 
 
@@ -147,30 +153,38 @@ def load_labeled(
     labels_csv: Path | None = None,
     image_size: int | None = None,
     max_per_class: int | None = None,
+    classes: list[str] | None = None,
 ) -> ImageSet:
-    """Load a flat labeled folder or an ImageFolder tree."""
+    """Load a flat labeled folder or an ImageFolder tree. classes: the class folders' names
+    in label order, the training set's, for a validation tree (which may lack some of them,
+    but holds no other); None: the tree's own folders, sorted."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
     if is_image_folder_tree(folder):
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        found = [p.name for p in visible(folder) if p.is_dir()]
+        if classes is None:
+            classes = found
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise VislabError(
+                f"{folder} has class folder(s) the training set has not: {', '.join(unknown[:5])}"
+            )
         if len(classes) > num_classes:
             raise VislabError(
                 f"{folder} has {len(classes)} class folders but model.num_classes={num_classes}"
             )
         files, labels = [], []
-        for idx, cls in enumerate(classes):
-            found = sorted(
-                p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            files += found
-            labels += [idx] * len(found)
+        for cls in found:
+            images = [p for p in visible(folder / cls) if p.suffix.lower() in IMAGE_SUFFIXES]
+            files += images
+            labels += [classes.index(cls)] * len(images)
         if not files:
             raise VislabError(f"no images in the class folders of {folder}")
         label_arr = np.asarray(labels, dtype=np.int64)
         names = [f"{p.parent.name}/{p.name}" for p in files]
     else:
-        classes = [str(i) for i in range(num_classes)]
+        classes = [str(i) for i in range(num_classes)]  # a flat folder's labels are numbers
         files = list_images(folder)
         if labels_csv is not None:
             table = read_label_csv(labels_csv)

@@ -12,6 +12,7 @@ from vislab.models.registry import (
     model_doc,
     model_task,
     pretrained_normalization,
+    without_weights,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "model_doc",
     "model_task",
     "pretrained_normalization",
+    "without_weights",
 ]

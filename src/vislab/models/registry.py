@@ -16,6 +16,12 @@ _NORMS: dict[str, tuple[list[float], list[float]]] = {}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
+def without_weights(kwargs: dict) -> dict:
+    """A builder's kwargs without ``weights``: the model then starts from weights that a
+    checkpoint brings, not from ImageNet's."""
+    return {k: v for k, v in kwargs.items() if k != "weights"}
+
+
 def register_model(
     task: str,
     name: str | None = None,

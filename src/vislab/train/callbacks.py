@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,9 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
 
-from vislab.fileio import atomic_torch_save, atomic_write_bytes
+from vislab.checkpoint import META_KEY
+from vislab.fileio import atomic_torch_save
+from vislab.run_folder import RunFolder
 
 
 class EpochMetricsCSV(L.Callback):
@@ -22,8 +22,8 @@ class EpochMetricsCSV(L.Callback):
     the history up to the checkpoint and appends from there.
     """
 
-    def __init__(self, path: Path, echo: bool = False):
-        self.path = Path(path)
+    def __init__(self, run: RunFolder, echo: bool = False):
+        self.run = run
         self.echo = echo  # print one line per epoch (for logs, where no progress bar runs)
         self.rows: list[dict[str, float]] = []
         self._t0 = self._t_val = 0.0
@@ -57,7 +57,7 @@ class EpochMetricsCSV(L.Callback):
         row["train_img_per_s"] = round(self._seen * trainer.world_size / max(train_s, 1e-9), 1)
         self.rows.append(row)
         if trainer.is_global_zero:
-            self.write()
+            self.run.write_metrics(self.rows)
             if self.echo:
                 shown = [k for k in ("train_loss", "val_loss", "val_acc", "val_miou") if k in row]
                 print(
@@ -67,16 +67,6 @@ class EpochMetricsCSV(L.Callback):
                     flush=True,
                 )
 
-    def write(self) -> None:
-        fields: list[str] = []
-        for r in self.rows:
-            fields += [k for k in r if k not in fields]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=fields)
-        w.writeheader()
-        w.writerows(self.rows)
-        atomic_write_bytes(self.path, buf.getvalue().encode())
-
 
 def _rate(x: float) -> str:
     return f"{x:.0f}" if x >= 10 else f"{x:.2f}"
@@ -85,8 +75,8 @@ def _rate(x: float) -> str:
 class Snapshots(L.Callback):
     """Weights-only checkpoints at chosen epochs (1-based), for the analysis step."""
 
-    def __init__(self, folder: Path, epochs: set[int]):
-        self.folder, self.epochs = Path(folder), set(epochs)
+    def __init__(self, run: RunFolder, epochs: set[int]):
+        self.run, self.epochs = run, set(epochs)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
@@ -97,10 +87,10 @@ class Snapshots(L.Callback):
             "state_dict": pl_module.state_dict(),
             "epoch": epoch,
             "metrics": metrics,
-            "vislab": pl_module.meta,
+            META_KEY: pl_module.meta,
         }
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(ckpt, self.folder / f"epoch_{epoch:03d}.ckpt")
+        self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(ckpt, self.run.snapshot(epoch))
 
 
 def default_snapshots(epochs: int) -> set[int]:

@@ -12,12 +12,13 @@ from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, mix_batch, random_crop_flip
 from vislab.data.images import ImageSet, load_labeled
 from vislab.errors import VislabError
-from vislab.train.datamodule import InMemoryData, resolve_path
+from vislab.inference import to_nchw
+from vislab.train.datamodule import InMemoryData
 from vislab.train.task import Task
 
 
 def _to_tensors(s: ImageSet) -> TensorImageDataset:
-    images = torch.from_numpy(s.images).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    images = to_nchw(s.images)
     return TensorImageDataset(images, torch.from_numpy(s.labels))
 
 
@@ -28,13 +29,14 @@ class ClassificationData(InMemoryData):
         super().__init__(cfg)
         d, n = cfg.data, cfg.model.num_classes
         train = load_labeled(
-            resolve_path(d.root, d.train), n, image_size=d.image_size, max_per_class=d.max_per_class
+            d.resolve(d.train), n, image_size=d.image_size, max_per_class=d.max_per_class
         )
         val = load_labeled(
-            resolve_path(d.root, d.val),
+            d.resolve(d.val),
             n,
-            resolve_path(d.root, d.val_labels),
+            d.resolve(d.val_labels),
             image_size=d.image_size,
+            classes=train.classes,  # a class-folder tree is numbered as the training set's
         )
         if train.images.shape[1:] != val.images.shape[1:]:
             raise VislabError(

@@ -3,22 +3,12 @@ the train set's channel statistics, and the loaders."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 from torch.utils.data import DataLoader
 
 from vislab.config import Config
 from vislab.data.batches import EpochSampler, TensorImageDataset, channel_stats, keep_batch
 from vislab.models import pretrained_normalization
-
-
-def resolve_path(root: str | None, sub: str | None) -> Path | None:
-    """sub relative to the data root (absolute paths stay as they are)."""
-    if sub is None:
-        return None
-    p = Path(sub)
-    return p if p.is_absolute() or root is None else Path(root) / p
 
 
 class InMemoryData(L.LightningDataModule):

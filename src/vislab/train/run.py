@@ -1,11 +1,4 @@
-"""`vislab train`: one recipe -> one run folder.
-
-<run>/config.yaml            the resolved config
-<run>/metrics.csv            one row per epoch
-<run>/checkpoints/best.ckpt  best val accuracy or mIoU (Lightning checkpoint, plain dict)
-<run>/checkpoints/last.ckpt  end of the latest epoch; --resume continues from it
-<run>/checkpoints/epoch_NNN.ckpt  weights-only snapshots (default: first, middle, last epoch)
-"""
+"""`vislab train`: one recipe -> one run folder (its layout: vislab/run_folder.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +9,11 @@ import time
 import warnings
 from pathlib import Path
 
-import yaml
-
 from vislab import __version__
-from vislab.config import Config, config_from_dict, save_config
+from vislab.config import Config
 from vislab.errors import VislabError
+from vislab.run_folder import RunFolder
+from vislab.tasks import task_spec
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -44,7 +37,7 @@ def config_changes(cfg: Config, out: Path) -> list[str]:
 
     The data root and model.init are compared as resolved paths; trainer.threads and
     trainer.progress_bar are not compared."""
-    saved = config_from_dict(yaml.safe_load((out / "config.yaml").read_text())).to_dict()
+    saved = RunFolder(out).config().to_dict()
     now = cfg.to_dict()
     for c in (saved, now):
         for section, key in (("data", "root"), ("model", "init")):
@@ -55,30 +48,30 @@ def config_changes(cfg: Config, out: Path) -> list[str]:
     return _diff(saved, now)
 
 
-def _prepare_run_dir(cfg: Config, out: Path, resume: bool) -> Path | None:
+def _prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path | None:
     """Check the run folder against --resume; return the checkpoint to resume from."""
-    saved = out / "config.yaml"
-    last = out / "checkpoints" / "last.ckpt"
     if not resume:
         # the other processes of a multi-process run start after or while rank 0 writes the
-        # folder: only rank 0 checks that it is new (the rank comes from the launcher's env)
-        from lightning.pytorch.utilities import rank_zero_only
-
-        if rank_zero_only.rank == 0 and (saved.exists() or (out / "checkpoints").exists()):
+        # folder: only rank 0 checks that it is new
+        if rank == 0 and (run.config_file.exists() or run.checkpoints.exists()):
             raise VislabError(
-                f"{out} already holds a run; pass --resume to continue it or --out for a new one"
+                f"{run.path} already holds a run; pass --resume to continue it or --out for a "
+                "new one"
             )
         return None
-    if not saved.exists():
-        raise VislabError(f"--resume: {out} holds no run (no config.yaml)")
-    changes = config_changes(cfg, out)
+    if not run.exists():
+        raise VislabError(f"--resume: {run.path} holds no run (no config.yaml)")
+    changes = config_changes(cfg, run.path)
     if changes:
         raise VislabError(
-            f"--resume: the config differs from the one in {saved}: "
+            f"--resume: the config differs from the one in {run.config_file}: "
             + "; ".join(changes)
             + " (to start over, remove the folder or pick another --out)"
         )
-    return last if last.exists() else None
+    if not run.last.exists():
+        print(f"--resume: {run.path} holds no checkpoint yet; training from epoch 1")
+        return None
+    return run.last
 
 
 def epochs_done(last: Path) -> int:
@@ -121,24 +114,40 @@ def _init_weights(cfg: Config) -> tuple[dict | None, dict | None]:
     return state, meta
 
 
-def _with_init(cfg: Config) -> Config:
-    """model.init as an absolute path (the run folder names the same file from any folder)
-    and no model.kwargs.weights: the checkpoint's weights replace ImageNet's."""
+def _resolved(cfg: Config) -> Config:
+    """The data root and model.init as absolute paths (the run folder names the same files
+    from any folder), and with model.init no model.kwargs.weights: the checkpoint's weights
+    replace ImageNet's."""
+    if cfg.data.root is not None:
+        root = str(Path(cfg.data.root).resolve())
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=root))
     if cfg.model.init is None:
         return cfg
-    kwargs = {k: v for k, v in cfg.model.kwargs.items() if k != "weights"}
+    from vislab.models import without_weights
+
+    kwargs = without_weights(cfg.model.kwargs)
     init = str(Path(cfg.model.init).resolve())
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init=init, kwargs=kwargs))
 
 
 def train(cfg: Config, out: Path, resume: bool = False) -> Path:
-    """Train cfg into the run folder out; returns the path of the best checkpoint."""
-    out = Path(out)
-    cfg = _with_init(cfg)
-    ckpt_path = _prepare_run_dir(cfg, out, resume)
+    """Train cfg into the run folder out; returns the path of the best checkpoint. One
+    process at a time trains into a folder (the others of a multi-process run join it)."""
+    from lightning.pytorch.utilities import rank_zero_only  # the rank from the launcher's env
+
+    run = RunFolder(out)
+    if rank_zero_only.rank != 0:
+        return _train(_resolved(cfg), run, resume, rank_zero_only.rank)
+    with run.lock():
+        return _train(_resolved(cfg), run, resume, 0)
+
+
+def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
+    out = run.path
+    ckpt_path = _prepare_run_dir(cfg, run, resume, rank)
     if ckpt_path is not None and epochs_done(ckpt_path) >= cfg.trainer.epochs:
         print(f"{out} is complete ({cfg.trainer.epochs} epochs); nothing to train")
-        return out / "checkpoints" / "best.ckpt"
+        return run.best
 
     import lightning as L
 
@@ -151,16 +160,9 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         default_snapshots,
     )
 
-    if cfg.task == "classification":
-        from vislab.train.classification import ClassificationData as Data
-        from vislab.train.classification import ClassificationTask as Task
-
-        monitor = "val_acc"
-    else:
-        from vislab.train.segmentation import SegmentationData as Data
-        from vislab.train.segmentation import SegmentationTask as Task
-
-        monitor = "val_miou"
+    spec = task_spec(cfg.task)
+    Data, Task = spec.lightning()
+    monitor = spec.monitor
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # data is in memory
     warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # Lightning 2.6 on torch 2.14
@@ -200,7 +202,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         del init_state  # not a second copy of every weight for the whole run
         print(f"weights from {cfg.model.init} (epoch {init_meta['epoch']})")
 
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = run.checkpoints
     t = cfg.trainer
     snapshots = set(t.snapshots) if t.snapshots is not None else default_snapshots(t.epochs)
     # Two checkpoint callbacks: Lightning 2.6's save_last=True writes last.ckpt only when the
@@ -224,8 +226,8 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     # a progress bar on a terminal; in a log file, one line per epoch instead
     progress_bar = t.progress_bar and sys.stdout.isatty()
     callbacks = [
-        EpochMetricsCSV(out / "metrics.csv", echo=not progress_bar),
-        Snapshots(ckpt_dir, snapshots),
+        EpochMetricsCSV(run, echo=not progress_bar),
+        Snapshots(run, snapshots),
         best_cb,
         last_cb,
     ]
@@ -246,13 +248,11 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         default_root_dir=out,
     )
     if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        run.write_config(cfg)
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
-    best = ckpt_dir / "best.ckpt"
     if trainer.is_global_zero:
         score = best_cb.best_model_score
         print(f"best {monitor} {float(score):.4f}; run folder: {out}")
-    return best
+    return run.best

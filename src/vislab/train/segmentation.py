@@ -13,9 +13,9 @@ from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.landcover import CLASSES, NUM_SCORED
 from vislab.data.tiles import TileSet, load_tiles
-from vislab.inference import segment_logits
+from vislab.inference import segment_logits, to_nchw
 from vislab.miou import scores
-from vislab.train.datamodule import InMemoryData, resolve_path
+from vislab.train.datamodule import InMemoryData
 from vislab.train.lovasz import lovasz_softmax
 from vislab.train.task import Task
 
@@ -23,7 +23,7 @@ from vislab.train.task import Task
 def _to_dataset(t: TileSet) -> TensorImageDataset:
     """Images and masks stay uint8 (masks become int64 per batch): 2,000 full-size course
     masks take 0.5 GB as uint8, 4.2 GB as int64."""
-    images = torch.from_numpy(t.images).permute(0, 3, 1, 2).contiguous()
+    images = to_nchw(t.images)
     return TensorImageDataset(images, torch.from_numpy(t.masks))
 
 
@@ -48,8 +48,8 @@ class SegmentationData(InMemoryData):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         d = cfg.data
-        train = load_tiles(resolve_path(d.root, d.train), size=d.image_size, limit=d.limit)
-        val = load_tiles(resolve_path(d.root, d.val), size=None, limit=d.limit)
+        train = load_tiles(d.resolve(d.train), size=d.image_size, limit=d.limit)
+        val = load_tiles(d.resolve(d.val), size=None, limit=d.limit)
         self.hold(_to_dataset(train), _to_dataset(val), list(CLASSES))
         w = cfg.optim.class_weights
         if w == "balanced":

@@ -8,8 +8,10 @@ from typing import Any
 import lightning as L
 import torch
 
+from vislab.checkpoint import META_KEY
 from vislab.config import Config
 from vislab.data.batches import normalize
+from vislab.errors import VislabError
 from vislab.models import create_model
 from vislab.train.optim import build_optimizer
 
@@ -38,10 +40,20 @@ class Task(L.LightningModule):
         key = (self.cfg.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
         return torch.Generator(device=device).manual_seed(key * 1_000_003 + batch_idx)
 
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        """A loss that is not finite stops the run before it reaches the weights: the run
+        folder keeps the checkpoints of the epochs before."""
+        if not torch.isfinite(loss):
+            raise VislabError(
+                f"the training loss is {loss.item()} at epoch {self.current_epoch + 1}, step "
+                f"{self.global_step + 1}; the run stops, keeping the checkpoints of the epochs "
+                "before (optim.lr too high?)"
+            )
+
     def configure_optimizers(self):
         steps = int(self.trainer.estimated_stepping_batches)
         trainable = [p for p in self.model.parameters() if p.requires_grad]  # not frozen stages
         return build_optimizer(self.cfg, trainable, steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vislab"] = self.meta
+        checkpoint[META_KEY] = self.meta

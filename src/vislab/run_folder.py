@@ -1,0 +1,152 @@
+"""The run folder: what `vislab train` writes and everything after it reads.
+
+<run>/config.yaml                     the resolved config (data root and model.init absolute)
+<run>/metrics.csv                     one row per epoch
+<run>/checkpoints/best.ckpt           best val accuracy or mIoU (Lightning checkpoint, plain dict)
+<run>/checkpoints/last.ckpt           end of the latest epoch; --resume continues from it
+<run>/checkpoints/epoch_NNN.ckpt      weights-only snapshots (default: first, middle, last epoch)
+<run>/embed/                          `vislab embed`: figures, coords.npz, metrics.json
+<run>/progress.png, progress.json     `vislab progress`
+<run>/val_pred.csv or val_masks/, val_eval/   `vislab reproduce`'s scoring of best.ckpt
+<run>/.lock                           held by the process that trains into the folder
+
+No torch and no Lightning here: analysis and the report read runs through this.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vislab.config import Config, config_from_dict, read_yaml_mapping
+from vislab.errors import VislabError
+from vislab.fileio import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    def snapshot(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch:03d}.ckpt"
+
+    @property
+    def embed_dir(self) -> Path:
+        return self.path / "embed"
+
+    @property
+    def progress_figure(self) -> Path:
+        return self.path / "progress.png"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "val_eval"
+
+    def exists(self) -> bool:
+        return self.config_file.is_file()
+
+    def require(self) -> RunFolder:
+        if not self.exists():
+            raise VislabError(f"{self.path} is not a run folder (no config.yaml)")
+        return self
+
+    def config(self) -> Config:
+        """The typed config the run was trained with."""
+        tree = read_yaml_mapping(self.require().config_file)
+        try:
+            return config_from_dict(tree)
+        except VislabError as e:
+            raise VislabError(f"{self.config_file}: {e}") from None
+
+    def write_config(self, cfg: Config) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        atomic_write_bytes(self.config_file, text.encode())
+
+    def metrics(self) -> list[dict[str, str]]:
+        """metrics.csv's rows ([] before the first epoch ends)."""
+        if not self.metrics_file.is_file():
+            return []
+        with self.metrics_file.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def write_metrics(self, rows: list[dict[str, float]]) -> None:
+        fields: list[str] = []
+        for r in rows:
+            fields += [k for k in r if k not in fields]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_bytes(self.metrics_file, buf.getvalue().encode())
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.checkpoints.glob("epoch_*.ckpt"))
+
+    def pick_snapshots(self) -> list[Path]:
+        """Early, middle and final snapshot (fewer when the run kept fewer)."""
+        snaps = self.snapshots()
+        if not snaps:
+            raise VislabError(f"{self.path} has no snapshots (checkpoints/epoch_NNN.ckpt)")
+        picks = [snaps[0], snaps[len(snaps) // 2], snaps[-1]]
+        return list(dict.fromkeys(picks))  # drop repeats, keep order
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for one training process; a second is refused at once. The lock is
+        the kernel's (flock): a process that dies releases it. A folder made here and left
+        with nothing but the lock (a run refused before it wrote anything) is removed."""
+        made = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / ".lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        held = False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise VislabError(
+                    f"{self.path} is in use by another vislab train (process {holder}); wait "
+                    "for it to end or pick another --out"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            if held and made and [p.name for p in self.path.iterdir()] == [lock.name]:
+                lock.unlink()
+                self.path.rmdir()
+            os.close(fd)  # closing releases the lock

@@ -1,0 +1,62 @@
+"""What differs between the tasks, declared once per task: the score training keeps its best
+checkpoint by, how the report names it and draws it, which analysis a run gets, and the
+Lightning modules that train it (imported only by training). No torch here."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from vislab.errors import VislabError
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    monitor: str  # the metrics.csv column of the validation score (best.ckpt maximises it)
+    metric: str  # the score's name in the report
+    curves: tuple[tuple[str, str], ...]  # (metrics.csv column, label) of the score panel
+    analysis: str  # "embed" (features of a classifier) or "progress" (masks over snapshots)
+    image_size: int  # the side the report's layer table assumes when data.image_size is unset
+    data_module: str  # "module:Class" of the Lightning data module
+    lightning_module: str  # "module:Class" of the LightningModule
+
+    def lightning(self) -> tuple[type, type]:
+        """(data module class, LightningModule class); imports Lightning."""
+        return _load(self.data_module), _load(self.lightning_module)
+
+
+def _load(name: str) -> type:
+    module, cls = name.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+TASKS = {
+    "classification": TaskSpec(
+        name="classification",
+        monitor="val_acc",
+        metric="accuracy",
+        curves=(("train_acc", "train accuracy"), ("val_acc", "val accuracy")),
+        analysis="embed",
+        image_size=32,
+        data_module="vislab.train.classification:ClassificationData",
+        lightning_module="vislab.train.classification:ClassificationTask",
+    ),
+    "segmentation": TaskSpec(
+        name="segmentation",
+        monitor="val_miou",
+        metric="mIoU",
+        curves=(("val_miou", "val mIoU"), ("val_pixel_acc", "val pixel accuracy")),
+        analysis="progress",
+        image_size=512,
+        data_module="vislab.train.segmentation:SegmentationData",
+        lightning_module="vislab.train.segmentation:SegmentationTask",
+    ),
+}
+
+
+def task_spec(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise VislabError(f"unknown task {name!r} (known: {', '.join(TASKS)})") from None
