@@ -29,9 +29,19 @@ sys.exit(any(m.version(p.split("==")[0]).split("+")[0] != p.split("==")[1] for p
 
 
 def _python38() -> str | None:
-    found = shutil.which(f"python{submission.COURSE_PYTHON}")
+    """A Python 3.8 that runs: pyenv's own builds first, then PATH (where pyenv's shim of
+    python3.8 exists but fails unless 3.8 is a selected version)."""
     pyenv = sorted(Path.home().glob(f".pyenv/versions/{submission.COURSE_PYTHON}.*/bin/python"))
-    return found or (str(pyenv[-1]) if pyenv else None)
+    found = shutil.which(f"python{submission.COURSE_PYTHON}")
+    for candidate in [*map(str, reversed(pyenv)), *([found] if found else [])]:
+        done = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode == 0 and done.stdout.strip() == submission.COURSE_PYTHON:
+            return candidate
+    return None
 
 
 def _has_pins(python: Path) -> bool:
@@ -55,7 +65,9 @@ def course_env() -> Path:
         )
     partial = COURSE_ENV.with_name(COURSE_ENV.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run([base, "-m", "venv", str(partial)], check=True)
+    made = subprocess.run([base, "-m", "venv", str(partial)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"{base} cannot make a virtual environment: {made.stderr.strip()[-200:]}")
     pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir"]
     done = subprocess.run([*pip, *submission.COURSE_PINS], capture_output=True, text=True)
     if done.returncode != 0:
