@@ -59,6 +59,7 @@ def test_two_processes_match_one_and_only_rank_0_writes(p1_tiny, tmp_path):
         p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*")
     )
     assert files == [
+        ".lock",  # rank 0's: the other ranks join the folder it holds
         "checkpoints",
         "checkpoints/best.ckpt",
         "checkpoints/epoch_001.ckpt",
