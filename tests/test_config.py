@@ -52,7 +52,7 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("trainer.threads=-1", "trainer.threads: -1 must be >= 1"),
         ("data.crop_padding=-4", "data.crop_padding: -4 must be >= 0"),
         ("optim.lr=.nan", "optim.lr: nan is not a finite number"),
-        ("optim.lr=0", "optim.lr: 0.0 must be > 0"),
+        ("optim.lr=-0.1", "optim.lr: -0.1 must be >= 0.0"),
         ("optim.weight_decay=-1e-4", "optim.weight_decay: -0.0001 must be >= 0.0"),
     ],
 )

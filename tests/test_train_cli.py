@@ -204,7 +204,7 @@ def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_one(p1_tiny, t
 
     def faulty_open(file, mode="r", *args, **kwargs):
         f = real_open(file, mode, *args, **kwargs)
-        if "w" in mode and Path(file).resolve().parent == ckpt_dir:
+        if ("w" in mode or "x" in mode) and Path(file).resolve().parent == ckpt_dir:
             writes.append(Path(file).name)
             if len(writes) > 3:
                 return HalfWrite(f)

@@ -171,9 +171,8 @@ def _check_range(value: Any, key: str) -> None:
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise VislabError(f"config key {key}: {value} is not a finite number")
-    if value < low or (key == "optim.lr" and value == 0):
-        bound = "> 0" if key == "optim.lr" else f">= {low}"
-        raise VislabError(f"config key {key}: {value} must be {bound}")
+    if value < low:
+        raise VislabError(f"config key {key}: {value} must be >= {low}")
 
 
 def _check_type(value: Any, hint: Any, key: str) -> Any:
