@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from vislab.checkpoint import load_model
 from vislab.data.batches import normalize
 from vislab.data.images import load_unlabeled
 from vislab.data.tiles import load_tiles
-from vislab.export import export
-from vislab.inference import as_input, prepare, segment_logits
+from vislab.infer.checkpoint import load_model
+from vislab.infer.export import export
+from vislab.infer.forward import as_input, prepare, segment_logits
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vislab.checkpoint import load_model
 from vislab.data.batches import normalize
 from vislab.data.tiles import load_tiles
-from vislab.inference import precision_context, segment_logits
+from vislab.infer.checkpoint import load_model
+from vislab.infer.forward import precision_context, segment_logits
 from vislab.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 import pytest
 
-from vislab.architecture import layer_table
+from vislab.analysis.architecture import layer_table
 from vislab.models import create_model
 
 

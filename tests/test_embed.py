@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import train_args
 
+from vislab.analysis.embed import scores_2d
 from vislab.cli import main
-from vislab.embed import scores_2d
 
 
 def test_embed_a_run_writes_figures_coordinates_and_scores(p1_tiny, tmp_path):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from vislab.cli import main
-from vislab.evaluate import evaluate_classification
+from vislab.metrics.evaluate import evaluate_classification
 
 
 def _csv(path, rows, header="filename,label"):

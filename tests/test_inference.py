@@ -4,7 +4,7 @@ averaged."""
 import torch
 import torch.nn as nn
 
-from vislab.inference import classify, segment_logits
+from vislab.infer.forward import classify, segment_logits
 
 
 class Ramp(nn.Module):

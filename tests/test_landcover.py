@@ -6,7 +6,7 @@ from conftest import REAL_P2
 from PIL import Image
 
 from vislab.data.landcover import CLASSES, COLORS, index_to_rgb, read_mask, rgb_to_index
-from vislab.miou import confusion, format_scores, scores
+from vislab.metrics.miou import confusion, format_scores, scores
 
 
 def course_miou(pred: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
@@ -96,7 +96,7 @@ def test_evaluate_over_worker_processes_equals_the_course_formula(tmp_path):
     """Enough masks to split over processes: the pooled scores, the red count of every file
     and a bad file's error come back as one process would give them."""
     from vislab.errors import VislabError
-    from vislab.evaluate import evaluate_masks
+    from vislab.metrics.evaluate import evaluate_masks
 
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 7, (70, 16, 16), dtype=np.uint8)

@@ -11,7 +11,7 @@ from conftest import REPO, seg_train_args
 from vislab.cli import main
 from vislab.config import load_config
 from vislab.errors import VislabError
-from vislab.miou import scores
+from vislab.metrics.miou import scores
 from vislab.train.lovasz import lovasz_softmax
 from vislab.train.segmentation import SegmentationTask
 

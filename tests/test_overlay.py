@@ -8,10 +8,10 @@ import pytest
 from conftest import REAL_P2
 from PIL import Image
 
+from vislab.analysis.overlay import overlay
 from vislab.cli import main
 from vislab.data.landcover import COLORS, read_mask
 from vislab.data.synthetic import write_tile_folder
-from vislab.overlay import overlay
 
 
 def per_pixel_overlay(image, mask, alpha=0.3, width=5):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from vislab.cli import main
 from vislab.data.landcover import read_mask
-from vislab.miou import confusion, scores
+from vislab.metrics.miou import confusion, scores
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import torch
 from conftest import REPO, seg_train_args
 from PIL import Image
 
-import vislab.predict
-from vislab.checkpoint import load_model
+import vislab.infer.predict
 from vislab.cli import main
 from vislab.data.batches import normalize
 from vislab.data.landcover import read_mask, write_mask
 from vislab.data.tiles import load_tiles
-from vislab.inference import prepare, segment_logits
+from vislab.infer.checkpoint import load_model
+from vislab.infer.forward import prepare, segment_logits
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_predict_tta_writes_the_average_of_the_eight_views(seg_run, p2_tiny, tmp
         asked.append(tta)
         return segment_logits(model, x, size, tta)
 
-    monkeypatch.setattr(vislab.predict, "segment_logits", recording)
+    monkeypatch.setattr(vislab.infer.predict, "segment_logits", recording)
     out = tmp_path / "masks"
     ckpt = seg_run / "checkpoints" / "best.ckpt"
     val = p2_tiny / "validation"

@@ -16,8 +16,8 @@ import pytest
 from conftest import REPO, _cli_train
 from PIL import Image
 
-from vislab import submission
 from vislab.cli import main
+from vislab.submission import build as submission
 
 COURSE_ENV = Path(
     os.environ.get("VISLAB_COURSE_ENV", Path.home() / ".cache" / "vislab" / "course-py38")
@@ -131,7 +131,7 @@ def test_the_folder_holds_scripts_weights_and_vislabs_own_code(
     for rel in submission.SHIPPED:
         assert (out / "vislab" / rel).read_bytes() == (submission.PACKAGE / rel).read_bytes()
     assert (out / "hw1_infer.py").read_bytes() == (
-        submission.PACKAGE / "submission_infer.py"
+        submission.PACKAGE / "submission" / "hw1_infer.py"
     ).read_bytes()
     for p in ("1", "2"):
         script = (out / f"hw1_{p}.sh").read_text()

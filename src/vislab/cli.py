@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from vislab.predict import predict_folder
+    from vislab.infer.predict import predict_folder
 
     n, engine = predict_folder(
         args.ckpt,
@@ -78,8 +78,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.pred.is_dir():
-        from vislab.evaluate import evaluate_masks, write_mask_scores
-        from vislab.miou import format_details, format_scores
+        from vislab.metrics.evaluate import evaluate_masks, write_mask_scores
+        from vislab.metrics.miou import format_details, format_scores
 
         result = evaluate_masks(args.gt, args.pred)
         print(format_scores(result))
@@ -87,7 +87,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             print(format_details(result))
         write_mask_scores(result, args.json, args.out)
         return
-    from vislab.evaluate import evaluate_classification, format_report
+    from vislab.metrics.evaluate import evaluate_classification, format_report
 
     result = evaluate_classification(args.pred, args.gt, args.out, args.json)
     print(format_report(result))
@@ -95,8 +95,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_overlay(args: argparse.Namespace) -> None:
+    from vislab.analysis.overlay import overlay_file, pair_overlay_folders
     from vislab.data.landcover import warn_red
-    from vislab.overlay import overlay_file, pair_overlay_folders
 
     if not args.image.is_dir():
         warn_red({args.mask.name: overlay_file(args.image, args.mask, args.out, args.full_band)})
@@ -114,7 +114,7 @@ def cmd_overlay(args: argparse.Namespace) -> None:
 
 
 def cmd_progress(args: argparse.Namespace) -> None:
-    from vislab.progress import progress
+    from vislab.analysis.progress import progress
 
     result = progress(args.run, args.out, args.tiles, args.data)
     for tile, values in result["miou"].items():
@@ -126,7 +126,7 @@ def cmd_progress(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from vislab.embed import embed
+    from vislab.analysis.embed import embed
 
     r = embed(args.source, args.out, args.data)
     p = r["pca"]
@@ -143,20 +143,20 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from vislab.report import build
+    from vislab.report.build import build
 
     path = build(args.runs, args.out)
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from vislab.export import export
+    from vislab.infer.export import export
 
     print(f"wrote {export(args.ckpt, args.format, args.out)}")
 
 
 def cmd_submission(args: argparse.Namespace) -> None:
-    from vislab.submission import build_submission
+    from vislab.submission.build import build_submission
 
     parts = build_submission(args.out, args.p1, args.p2, args.p1_url, args.p2_url)
     for problem, part in parts.items():
@@ -166,7 +166,7 @@ def cmd_submission(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from vislab.course_data import download, write_demo
+    from vislab.data.course import download, write_demo
 
     if args.action == "download":
         for line in download(args.dir, args.url, args.zip):
@@ -189,7 +189,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     from vislab.models import create_model, list_models, model_doc, model_task
 
     if args.name:
-        from vislab.architecture import format_table, layer_table
+        from vislab.analysis.architecture import format_table, layer_table
 
         k = args.num_classes or (50 if model_task(args.name) == "classification" else 7)
         model = create_model(args.name, num_classes=k)

@@ -84,11 +84,11 @@ def plan(
     data: Path, profile: str, out: Path, configs: Path = Path("configs"), epochs: int | None = None
 ) -> list[Step]:
     """The steps of a profile, in order; checks the data and the recipes before anything runs."""
+    from vislab.analysis.embed import embed
+    from vislab.analysis.progress import progress
     from vislab.config import load_config
-    from vislab.course_data import LAYOUTS, check_layout, locate
-    from vislab.embed import embed
-    from vislab.progress import progress
-    from vislab.report import build
+    from vislab.data.course import LAYOUTS, check_layout, locate
+    from vislab.report.build import build
 
     if profile not in PROFILES:
         raise VislabError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
@@ -166,9 +166,9 @@ def _train(run: RunFolder, cfg) -> None:
 
 def _evaluate(run: RunFolder, cfg) -> None:
     """Predict the validation set with best.ckpt as the course's scripts would, and score it."""
-    from vislab.evaluate import evaluate_classification, evaluate_masks, write_mask_scores
-    from vislab.miou import format_scores
-    from vislab.predict import predict_folder
+    from vislab.infer.predict import predict_folder
+    from vislab.metrics.evaluate import evaluate_classification, evaluate_masks, write_mask_scores
+    from vislab.metrics.miou import format_scores
 
     ckpt = run.best
     images = cfg.data.resolve(cfg.data.val)

@@ -10,8 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
 
-from vislab.checkpoint import META_KEY
 from vislab.fileio import atomic_torch_save
+from vislab.infer.checkpoint import META_KEY
 from vislab.run_folder import RunFolder
 
 

@@ -12,7 +12,7 @@ from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, mix_batch, random_crop_flip
 from vislab.data.images import ImageSet, load_labeled
 from vislab.errors import VislabError
-from vislab.inference import to_nchw
+from vislab.infer.forward import to_nchw
 from vislab.train.datamodule import InMemoryData
 from vislab.train.task import Task
 

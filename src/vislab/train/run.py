@@ -89,7 +89,7 @@ def _init_weights(cfg: Config) -> tuple[dict | None, dict | None]:
     once to check that they fit; (None, None) without model.init."""
     if cfg.model.init is None:
         return None, None
-    from vislab.checkpoint import load_model
+    from vislab.infer.checkpoint import load_model
     from vislab.models import create_model
 
     path = Path(cfg.model.init)

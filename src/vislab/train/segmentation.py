@@ -13,8 +13,8 @@ from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.landcover import CLASSES, NUM_SCORED
 from vislab.data.tiles import TileSet, load_tiles
-from vislab.inference import segment_logits, to_nchw
-from vislab.miou import scores
+from vislab.infer.forward import segment_logits, to_nchw
+from vislab.metrics.miou import scores
 from vislab.train.datamodule import InMemoryData
 from vislab.train.lovasz import lovasz_softmax
 from vislab.train.task import Task

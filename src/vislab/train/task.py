@@ -8,10 +8,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from vislab.checkpoint import META_KEY
 from vislab.config import Config
 from vislab.data.batches import normalize
 from vislab.errors import VislabError
+from vislab.infer.checkpoint import META_KEY
 from vislab.models import create_model
 from vislab.train.optim import build_optimizer
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vislab.checkpoint import load_model
 from vislab.data.images import load_unlabeled, read_rgb
 from vislab.data.landcover import write_mask
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
-from vislab.inference import (
+from vislab.infer.checkpoint import load_model
+from vislab.infer.forward import (
     classify,
     model_inputs,
     precision_context,
@@ -121,7 +121,7 @@ def predict_folder(
 ) -> tuple[int, str]:
     """Predict every image of images_dir with the checkpoint (or its export, see
     export.model_file); returns the number of images and the engine that ran them."""
-    from vislab.export import model_file
+    from vislab.infer.export import model_file
 
     set_threads(threads)
     model, meta = load_model(model_file(ckpt, engine))

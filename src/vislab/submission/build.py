@@ -2,7 +2,7 @@
 environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for the Lite models).
 
     DIR/hw1_1.sh, DIR/hw1_2.sh   bash hw1_N.sh IMG_DIR OUT, no path written in
-    DIR/hw1_infer.py             the entry point (vislab/submission_infer.py)
+    DIR/hw1_infer.py             the entry point (vislab/submission/hw1_infer.py)
     DIR/vislab/...               vislab's own model, checkpoint and prediction code (SHIPPED)
     DIR/pN_model.pt, .json       a plain state dict and the model's metadata
     DIR/hw1_download.sh          only for weights over the course's 50 MB: fetched with wget
@@ -26,17 +26,18 @@ import torch
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # src/vislab
 # the vislab files hw1_infer.py imports, copied verbatim; they keep to Python 3.8 and torch
 # 1.12 (pyproject.toml holds ruff to that for them)
 SHIPPED = (
     "__init__.py",
     "errors.py",
     "fileio.py",
-    "checkpoint.py",
-    "inference.py",
-    "predict.py",
     "runtime.py",
+    "infer/__init__.py",
+    "infer/checkpoint.py",
+    "infer/forward.py",
+    "infer/predict.py",
     "data/__init__.py",
     "data/batches.py",
     "data/images.py",
@@ -69,8 +70,8 @@ OUTPUT = {"1": "OUT_CSV", "2": "OUT_DIR"}
 
 def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
     """(torch.save bytes of the plain state dict, inference metadata, needs timm)."""
-    from vislab.checkpoint import load_model
-    from vislab.export import inference_meta
+    from vislab.infer.checkpoint import load_model
+    from vislab.infer.export import inference_meta
 
     if Path(ckpt).suffix == ".onnx":
         raise VislabError(
@@ -199,7 +200,7 @@ def build_submission(
     for rel in SHIPPED:
         (out / "vislab" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PACKAGE / rel, out / "vislab" / rel)
-    shutil.copyfile(PACKAGE / "submission_infer.py", out / "hw1_infer.py")
+    shutil.copyfile(PACKAGE / "submission" / "hw1_infer.py", out / "hw1_infer.py")
     for problem, part in parts.items():
         atomic_write_bytes(out / f"p{problem}_model.pt", part["data"])
         text = json.dumps(part["meta"], indent=1) + "\n"

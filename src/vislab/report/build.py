@@ -137,7 +137,7 @@ def _architecture(run: Run) -> None:
 
 
 def architecture(name: str, num_classes: int, size: int, kwargs: dict | None = None) -> dict:
-    from vislab.architecture import layer_table
+    from vislab.analysis.architecture import layer_table
     from vislab.models import create_model, model_doc
 
     model = create_model(name, num_classes=num_classes, **(kwargs or {}))
@@ -164,7 +164,7 @@ def missing_roles(runs: list[Run], task: str) -> list[tuple[str, str]]:
 
 
 def _analysis(run: Run, figures: Path) -> None:
-    from vislab.report_figures import plot_curves
+    from vislab.report.figures import plot_curves
 
     if run.rows:
         curves = figures / f"{run.name}_curves.png"
@@ -192,7 +192,7 @@ def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | 
     """The score of each run of task against its training minutes (earlier stages of a second
     stage not included), and a sentence of what each reached when; None when no run of task
     has scores."""
-    from vislab.report_figures import plot_budget
+    from vislab.report.figures import plot_budget
 
     spec = task_spec(task)
     key = spec.monitor
@@ -350,7 +350,7 @@ def build(runs: list[Path], out: Path) -> Path:
     from vislab.data.landcover import CLASSES
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("vislab", "templates"),
+        loader=jinja2.PackageLoader("vislab.report", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from vislab.checkpoint import load_model
+from vislab.analysis.overlay import overlay
 from vislab.data.images import read_rgb
 from vislab.data.landcover import read_mask, warn_red
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
-from vislab.inference import model_inputs, prepare, segment_logits, to_nchw
-from vislab.miou import confusion, scores
-from vislab.overlay import overlay
+from vislab.infer.checkpoint import load_model
+from vislab.infer.forward import model_inputs, prepare, segment_logits, to_nchw
+from vislab.metrics.miou import confusion, scores
 from vislab.run_folder import RunFolder
 
 DEFAULT_TILES = ("0013", "0062", "0104")

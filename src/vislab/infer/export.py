@@ -15,9 +15,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from vislab.checkpoint import META_KEY, load_model
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
+from vislab.infer.checkpoint import META_KEY, load_model
 
 FORMATS = ("safetensors", "onnx")
 ENGINES = ("auto", "torch", "onnxruntime")

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vislab.checkpoint import load_model
 from vislab.data.images import load_labeled
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
-from vislab.inference import model_inputs, prepare, to_nchw
+from vislab.infer.checkpoint import load_model
+from vislab.infer.forward import model_inputs, prepare, to_nchw
 from vislab.run_folder import RunFolder
 
 
@@ -112,7 +112,7 @@ def embed(
         **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
     )
     atomic_write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())
-    from vislab.embed_plots import plot_pca, plot_tsne
+    from vislab.analysis.embed_plots import plot_pca, plot_tsne
 
     plot_pca(pca_xy, labels, result, out / "pca.png")
     plot_tsne(tsne_xy, labels, result, out / "tsne.png")

@@ -24,7 +24,7 @@ def load(problem: str, device):
     """The model of pN_model.pt / pN_model.json in this folder, on device; (model, meta)."""
     import torch
 
-    from vislab.checkpoint import build_model
+    from vislab.infer.checkpoint import build_model
 
     weights = os.path.join(HERE, f"p{problem}_model.pt")
     if not os.path.isfile(weights):
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from vislab.errors import VislabError
-    from vislab.predict import predict_classes, predict_masks
+    from vislab.infer.predict import predict_classes, predict_masks
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()

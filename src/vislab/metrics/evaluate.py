@@ -62,7 +62,7 @@ def score(pred: dict[str, int], truth: dict[str, int], pred_path: Path) -> dict[
             f"{pred_path}: {names[i]} is predicted as {int(p[i])}, not a class of the ground "
             f"truth (0..{k - 1}); {bad.size} prediction(s) out of range"
         )
-    from vislab.miou import confusion
+    from vislab.metrics.miou import confusion
 
     cm = confusion(t, p, k)
     support = cm.sum(1)
@@ -211,7 +211,7 @@ def _all_pair_codes(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
 def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
     """The course's mIoU over all pixels of all masks, per-class IoU, pixel accuracy."""
     from vislab.data.landcover import CODE_TO_CLASS, RED_CODE, warn_red
-    from vislab.miou import K, scores
+    from vislab.metrics.miou import K, scores
 
     pairs = pair_masks(gt_dir, pred_dir)
     codes = np.zeros((8, 8), dtype=np.int64)

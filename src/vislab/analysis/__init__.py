@@ -1,0 +1,1 @@
+"""What a trained run shows: embeddings, mask progress, architectures, overlays."""

@@ -1,0 +1,1 @@
+"""Inference: checkpoints and their metadata, the batched forward pass, prediction, export."""

@@ -1,0 +1,1 @@
+"""Scores: the course's mIoU and the `vislab evaluate` command."""

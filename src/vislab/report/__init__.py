@@ -1,0 +1,1 @@
+"""`vislab report`: the HTML and Markdown report of one or more run folders."""

@@ -1,0 +1,1 @@
+"""`vislab submission`: a folder that runs in the course's environment."""
