@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -97,7 +98,7 @@ def test_export_refusals(cls_run, tmp_path, capsys):
     assert "an ONNX model runs in fp32" in capsys.readouterr().err
 
 
-def test_engine_auto_uses_a_fresh_export_beside_the_checkpoint(cls_run, p1_tiny, tmp_path, capsys):
+def test_engine_auto_uses_the_export_of_this_very_checkpoint(cls_run, p1_tiny, tmp_path, capsys):
     ckpt = tmp_path / "best.ckpt"
     shutil.copy(cls_run / "checkpoints" / "best.ckpt", ckpt)
     args = ["predict", "--ckpt", str(ckpt), "--images", str(p1_tiny / "val_50")]
@@ -110,10 +111,44 @@ def test_engine_auto_uses_a_fresh_export_beside_the_checkpoint(cls_run, p1_tiny,
     assert engine_used() == "pytorch"  # nothing exported yet
     assert engine_used("--engine", "onnxruntime") == "onnxruntime"  # exports on demand
     assert ckpt.with_suffix(".onnx").is_file()
-    assert engine_used() == "onnxruntime"  # auto: the fresh export is used
-    os.utime(ckpt)  # the checkpoint is newer than its export: stale, not used
-    ckpt_time = ckpt.stat().st_mtime
-    os.utime(ckpt.with_suffix(".onnx"), (ckpt_time - 10, ckpt_time - 10))
+    assert engine_used() == "onnxruntime"  # auto: the checkpoint's export is used
+    os.utime(ckpt)  # touched, the same bytes: still its export
+    assert engine_used() == "onnxruntime"
+    # `cp -p` of another checkpoint over it: older than the export, but not what it came from
+    other = cls_run / "checkpoints" / "epoch_001.ckpt"
+    assert other.read_bytes() != ckpt.read_bytes()
+    shutil.copy2(other, ckpt)
+    exported_time = ckpt.with_suffix(".onnx").stat().st_mtime
+    os.utime(ckpt, (exported_time - 10, exported_time - 10))
     assert engine_used() == "pytorch"
+    assert engine_used("--engine", "onnxruntime") == "onnxruntime"  # re-exported from it
+    assert engine_used() == "onnxruntime"
     assert main([*args[:2], str(ckpt.with_suffix(".onnx")), *args[3:], "--engine", "torch"]) == 2
     assert "runs with --engine onnxruntime" in capsys.readouterr().err
+
+
+def test_an_export_names_its_checkpoint_and_is_not_exported_again(cls_run, tmp_path, capsys):
+    ckpt = cls_run / "checkpoints" / "best.ckpt"
+    out = tmp_path / "w.safetensors"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "safetensors", "--out", str(out)]) == 0
+    with safe_open(str(out), "pt") as f:
+        meta = json.loads(f.metadata()["vislab"])
+    assert meta["source_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert meta["config"] is None and "weights" not in meta["model_kwargs"]
+    again = ["export", "--ckpt", str(out), "--format", "onnx", "--out", str(tmp_path / "w.onnx")]
+    assert main(again) == 2
+    assert "already an export (safetensors); give its checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field", ["task", "mean", "image_size"])
+def test_a_checkpoint_whose_metadata_lacks_a_field_is_named(
+    cls_run, p1_tiny, tmp_path, capsys, field
+):
+    ckpt = torch.load(cls_run / "checkpoints" / "best.ckpt", weights_only=True)
+    del ckpt["vislab"][field]
+    broken = tmp_path / "broken.ckpt"
+    torch.save(ckpt, broken)
+    args = ["predict", "--ckpt", str(broken), "--images", str(p1_tiny / "val_50")]
+    assert main([*args, "--out", str(tmp_path / "p.csv"), "--engine", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}: its vislab metadata lacks {field}" in err and "Traceback" not in err

@@ -95,9 +95,9 @@ def test_predict_tta_writes_the_average_of_the_eight_views(seg_run, p2_tiny, tmp
     assert asked and all(asked)
     model, meta = load_model(ckpt)
     x = torch.from_numpy(load_tiles(val).images).permute(0, 3, 1, 2)
-    x = normalize(x, torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
+    x = normalize(x, torch.tensor(meta.mean), torch.tensor(meta.std))
     with torch.inference_mode():
-        expected = segment_logits(prepare(model), x, meta["image_size"], tta=True).argmax(1)
+        expected = segment_logits(prepare(model), x, meta.image_size, tta=True).argmax(1)
     written = np.stack([read_mask(out / f"000{i}.png")[0] for i in range(4)])
     assert (written == expected.numpy()).mean() > 0.999  # the same up to float ties
 

@@ -21,15 +21,16 @@ from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import model_inputs, prepare, to_nchw
+from vislab.infer.meta import ModelMeta
 from vislab.run_folder import RunFolder
 
 
 @torch.inference_mode()
-def features(model, meta: dict[str, Any], images: torch.Tensor, batch: int = 500) -> np.ndarray:
+def features(model, meta: ModelMeta, images: torch.Tensor, batch: int = 500) -> np.ndarray:
     """(N, D) outputs of the second-to-last layer (forward_head(..., pre_logits=True))."""
     model = prepare(model)
     out = []
-    for x in model_inputs(model, images, meta["mean"], meta["std"], batch):
+    for x in model_inputs(model, images, meta.mean, meta.std, batch):
         out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
     return torch.cat(out).numpy()
 
@@ -79,19 +80,19 @@ def embed(
     for ckpt in ckpts:
         model, meta = load_model(ckpt, task="classification")
         if not metas:
-            h, w = meta["image_size"]
+            h, w = meta.image_size
             size = h if h == w else None
-            s = load_labeled(folder, meta["num_classes"], labels_csv, size, classes=meta["classes"])
+            s = load_labeled(folder, meta.num_classes, labels_csv, size, classes=meta.classes)
             images = to_nchw(s.images)
         metas.append(meta)
         feats.append(features(model, meta, images))
-        epochs.append(meta["epoch"])
+        epochs.append(meta.epoch)
     labels = s.labels
     pca = PCA(2, random_state=seed).fit(feats[-1])
     pca_xy = pca.transform(feats[-1])
     tsne_xy = [tsne(f, seed) for f in feats]
     result = {
-        "model": metas[-1]["model"],
+        "model": metas[-1].model,
         "data": str(folder),
         "n": int(len(labels)),
         "feature_dim": int(feats[-1].shape[1]),

@@ -17,6 +17,7 @@ from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import model_inputs, prepare, segment_logits, to_nchw
+from vislab.infer.meta import ModelMeta
 from vislab.metrics.miou import confusion, scores
 from vislab.run_folder import RunFolder
 
@@ -24,9 +25,9 @@ DEFAULT_TILES = ("0013", "0062", "0104")
 
 
 @torch.inference_mode()
-def predict_tile(model, meta: dict[str, Any], image: np.ndarray) -> np.ndarray:
-    (x,) = model_inputs(model, to_nchw(image), meta["mean"], meta["std"], 1)
-    return segment_logits(model, x, meta["image_size"]).argmax(1)[0].numpy().astype(np.uint8)
+def predict_tile(model, meta: ModelMeta, image: np.ndarray) -> np.ndarray:
+    (x,) = model_inputs(model, to_nchw(image), meta.mean, meta.std, 1)
+    return segment_logits(model, x, meta.image_size).argmax(1)[0].numpy().astype(np.uint8)
 
 
 def default_tiles(folder: Path) -> tuple[str, ...]:
@@ -61,7 +62,7 @@ def progress(
     for snap in snaps:
         model, meta = load_model(snap, task="segmentation")
         model = prepare(model)
-        epochs.append(meta["epoch"])
+        epochs.append(meta.epoch)
         preds.append([predict_tile(model, meta, im) for im in images])
     miou = {  # per tile: a class absent from the tile is left out of its mean
         t: [scores(confusion(truths[i], p[i]))["miou_present"] for p in preds]

@@ -1,7 +1,8 @@
 """Reading vislab checkpoints (Lightning's best/last, or weights-only snapshots) for inference.
 
-Every checkpoint is a plain dict loadable with ``torch.load(..., weights_only=True)``; the
-``"vislab"`` entry says which model to build and how its inputs were preprocessed.
+Every checkpoint is a plain dict loadable with ``torch.load(..., weights_only=True)``; its
+``"vislab"`` entry (infer/meta.py) says which model to build and how its inputs were
+preprocessed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import torch
 import torch.nn as nn
 
 from vislab.errors import VislabError
-
-META_KEY = "vislab"  # the metadata entry of checkpoints and of both export formats
+from vislab.infer.meta import META_KEY, ModelMeta
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -39,11 +39,11 @@ def _first_cause(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, ModelMeta]:
     """Build the model of a checkpoint, or of a `vislab export` file (.safetensors, .onnx), in
-    eval mode; returns (model, meta). meta["format"] says which.
+    eval mode; returns (model, meta). meta.format says which.
 
-    meta["epoch"] is the 1-based epoch the weights are from: snapshots store it so, Lightning
+    meta.epoch is the 1-based epoch the weights are from: snapshots store it so, Lightning
     stores the 0-based index of the epoch it finished."""
     path = Path(path)
     if path.suffix == ".onnx":
@@ -55,39 +55,43 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
             ckpt = read_checkpoint(path)
             lightning = "pytorch-lightning_version" in ckpt
             epoch = int(ckpt.get("epoch", -1)) + (1 if lightning else 0)
-            meta = dict(ckpt[META_KEY], epoch=epoch, format="checkpoint")
+            meta = ModelMeta.from_dict(ckpt[META_KEY], path, epoch=epoch)
             prefix = "model."
             state = {
                 k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
             }
         model = build_model(path, meta, state)
-    if task is not None and meta["task"] != task:
-        raise VislabError(f"{path} is a {meta['task']} model, not {task}")
+    if task is not None and meta.task != task:
+        raise VislabError(f"{path} is a {meta.task} model, not {task}")
     return model.eval(), meta
 
 
-def build_model(path: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+def build_model(path: Path, meta: ModelMeta, state: dict[str, torch.Tensor]) -> nn.Module:
     """The model that meta names, with the weights of state (path names them in errors)."""
     from vislab.models import create_model, without_weights
 
-    kwargs = without_weights(meta["model_kwargs"])
-    model = create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
+    kwargs = without_weights(meta.model_kwargs)
+    model = create_model(meta.model, num_classes=meta.num_classes, **kwargs)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise VislabError(f"{path}: weights do not fit {meta['model']}: {e}") from None
+        raise VislabError(f"{path}: weights do not fit {meta.model}: {e}") from None
     return model
 
 
-def _exported_meta(path: Path, text: str | None) -> dict[str, Any]:
+def _exported_meta(path: Path, text: str | None, fmt: str) -> ModelMeta:
     import json
 
     if text is None:
         raise VislabError(f"{path} holds no vislab metadata (not written by `vislab export`)")
-    return json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise VislabError(f"{path}: its vislab metadata is not JSON") from None
+    return ModelMeta.from_dict(data, path, format=fmt)
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def _read_safetensors(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
@@ -99,7 +103,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise VislabError(f"cannot read {path}: {e}") from None
-    return dict(_exported_meta(path, text), format="safetensors"), state
+    return _exported_meta(path, text, "safetensors"), state
 
 
 class OnnxModel(nn.Module):
@@ -120,8 +124,7 @@ class OnnxModel(nn.Module):
         return {"out": y} if self.task == "segmentation" else y
 
 
-def _load_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-
+def _load_onnx(path: Path) -> tuple[nn.Module, ModelMeta]:
     if not path.is_file():
         raise VislabError(f"model file not found: {path}")
     try:
@@ -129,6 +132,6 @@ def _load_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     except Exception as e:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) share no base
         raise VislabError(f"cannot read {path}: {_first_cause(e)}") from None
     text = model.session.get_modelmeta().custom_metadata_map.get(META_KEY)
-    meta = dict(_exported_meta(path, text), format="onnx")
-    model.task = meta["task"]
+    meta = _exported_meta(path, text, "onnx")
+    model.task = meta.task
     return model, meta

@@ -7,32 +7,26 @@ cannot run code; ONNX runs in ONNX Runtime without PyTorch's model code.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
 
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
-from vislab.infer.checkpoint import META_KEY, load_model
+from vislab.infer.checkpoint import load_model
+from vislab.infer.meta import META_KEY, ModelMeta
 
 FORMATS = ("safetensors", "onnx")
 ENGINES = ("auto", "torch", "onnxruntime")
 
 
-def inference_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """What prediction needs: no training config, no optimizer state."""
-    from vislab.models import without_weights
-
-    keep = ("task", "model", "model_kwargs", "num_classes", "classes", "mean", "std")
-    out = {k: meta[k] for k in keep}
-    out["model_kwargs"] = without_weights(meta["model_kwargs"])
-    out["image_size"] = list(meta["image_size"]) if meta["image_size"] is not None else None
-    out["epoch"] = meta.get("epoch")
-    return out
+def file_sha256(path: Path) -> str:
+    with Path(path).open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class _Logits(nn.Module):
@@ -56,7 +50,9 @@ def export(ckpt: Path, fmt: str, out: Path | None = None) -> Path:
     if out.suffix != f".{fmt}":
         raise VislabError(f"--out {out} must end in .{fmt}")
     model, meta = load_model(ckpt)
-    info = json.dumps(inference_meta(meta))
+    if meta.format != "checkpoint":
+        raise VislabError(f"{ckpt} is already an export ({meta.format}); give its checkpoint")
+    info = json.dumps(meta.for_export(file_sha256(ckpt)).to_dict())
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "safetensors":
         from safetensors.torch import save
@@ -68,14 +64,14 @@ def export(ckpt: Path, fmt: str, out: Path | None = None) -> Path:
     return out
 
 
-def _onnx_bytes(model: nn.Module, meta: dict[str, Any], info: str) -> bytes:
+def _onnx_bytes(model: nn.Module, meta: ModelMeta, info: str) -> bytes:
     import onnx
 
-    h, w = meta["image_size"]
+    h, w = meta.image_size
     x = torch.zeros(2, 3, h, w)
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(
-        _Logits(model, meta["task"]).eval(),
+        _Logits(model, meta.task).eval(),
         (x,),
         input_names=["image"],
         output_names=["logits"],
@@ -93,10 +89,11 @@ def _onnx_bytes(model: nn.Module, meta: dict[str, Any], info: str) -> bytes:
 def model_file(ckpt: Path, engine: str = "auto") -> Path:
     """The file `vislab predict` loads for an engine: the checkpoint, or its ONNX export.
 
-    auto: ONNX Runtime when given a .onnx file or when an export newer than the checkpoint
-    sits beside it (ONNX Runtime ran 1.3-2.5x faster than PyTorch for every model we measured,
-    docs/RESULTS.md), PyTorch otherwise. onnxruntime: exports first if needed, and keeps the
-    export beside the checkpoint for the next run."""
+    auto: ONNX Runtime when given a .onnx file or when the export beside the checkpoint was
+    made from the checkpoint as it is now (the SHA-256 it records; ONNX Runtime ran 1.3-2.5x
+    faster than PyTorch for every model we measured, docs/RESULTS.md), PyTorch otherwise.
+    onnxruntime: exports first when there is no such export, and keeps it beside the
+    checkpoint for the next run."""
     if engine not in ENGINES:
         raise VislabError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     ckpt = Path(ckpt)
@@ -104,12 +101,24 @@ def model_file(ckpt: Path, engine: str = "auto") -> Path:
         if engine == "torch":
             raise VislabError(f"{ckpt} is an ONNX model: it runs with --engine onnxruntime")
         return ckpt
+    if engine == "torch" or not ckpt.is_file():
+        return ckpt  # a missing checkpoint: load_model says so
     exported = ckpt.with_suffix(".onnx")
-    fresh = (
-        ckpt.is_file() and exported.is_file() and exported.stat().st_mtime >= ckpt.stat().st_mtime
-    )
-    if engine == "torch" or (engine == "auto" and not fresh):
+    current = exported.is_file() and _onnx_source(exported) == file_sha256(ckpt)
+    if engine == "auto" and not current:
         return ckpt
-    if not fresh:
+    if not current:
         export(ckpt, "onnx", exported)
     return exported
+
+
+def _onnx_source(path: Path) -> str | None:
+    """The checkpoint hash an ONNX export records; None for a file that records none."""
+    import onnx
+
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+        props = {p.key: p.value for p in proto.metadata_props}
+        return json.loads(props[META_KEY]).get("source_sha256")
+    except Exception:  # unreadable or foreign: not this checkpoint's export
+        return None

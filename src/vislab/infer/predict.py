@@ -28,16 +28,24 @@ from vislab.infer.forward import (
     segment_logits,
     to_nchw,
 )
+from vislab.infer.meta import ModelMeta
 from vislab.runtime import set_threads
 
 
 def predict_classes(
-    model, meta, images_dir: Path, out_csv: Path, batch_size: int, precision: str, tta: bool
+    model: torch.nn.Module,
+    meta: ModelMeta,
+    images_dir: Path,
+    out_csv: Path,
+    *,
+    batch_size: int,
+    precision: str,
+    tta: bool,
 ) -> int:
-    h, w = meta["image_size"]
+    h, w = meta.image_size
     data = load_unlabeled(images_dir, image_size=h if h == w else None)
     images = to_nchw(data.images)
-    labels = classify(model, images, meta["mean"], meta["std"], batch_size, precision, tta)
+    labels = classify(model, images, meta.mean, meta.std, batch_size, precision, tta)
     buf = io.StringIO()
     buf.write("filename,label\n")
     for name, label in zip(data.names, labels.tolist()):
@@ -52,7 +60,14 @@ def predict_classes(
 
 @torch.inference_mode()
 def predict_masks(
-    model, meta, images_dir: Path, out_dir: Path, batch_size: int, precision: str, tta: bool
+    model: torch.nn.Module,
+    meta: ModelMeta,
+    images_dir: Path,
+    out_dir: Path,
+    *,
+    batch_size: int,
+    precision: str,
+    tta: bool,
 ) -> int:
     """Masks go to a scratch folder beside out_dir and move in only when every tile is done:
     a failure (an unreadable tile, a full disk, Ctrl-C) leaves out_dir as it was."""
@@ -65,7 +80,9 @@ def predict_masks(
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:
-        _write_masks(model, meta, files, ids, scratch, batch_size, precision, tta)
+        _write_masks(
+            model, meta, files, ids, scratch, batch_size=batch_size, precision=precision, tta=tta
+        )
         for tile in ids:
             os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
     finally:
@@ -84,7 +101,15 @@ def progress_bar(total: int):
 
 
 def _write_masks(
-    model, meta, files, ids, folder: Path, batch_size: int, precision: str, tta: bool
+    model: torch.nn.Module,
+    meta: ModelMeta,
+    files: list[Path],
+    ids: list[str],
+    folder: Path,
+    *,
+    batch_size: int,
+    precision: str,
+    tta: bool,
 ) -> None:
     model = prepare(model)
     bar = progress_bar(len(files))
@@ -96,9 +121,9 @@ def _write_masks(
             groups = [chunk]
         preds = []
         for g in groups:
-            (x,) = model_inputs(model, to_nchw(np.stack(g)), meta["mean"], meta["std"], len(g))
+            (x,) = model_inputs(model, to_nchw(np.stack(g)), meta.mean, meta.std, len(g))
             with precision_context(precision):
-                logits = segment_logits(model, x, meta["image_size"], tta)
+                logits = segment_logits(model, x, meta.image_size, tta)
             preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds):
             write_mask(pred, folder / f"{tile}.png")
@@ -125,11 +150,15 @@ def predict_folder(
 
     set_threads(threads)
     model, meta = load_model(model_file(ckpt, engine))
-    ran = "onnxruntime" if meta["format"] == "onnx" else "pytorch"
-    if meta["format"] == "onnx" and precision == "bf16":
+    ran = "onnxruntime" if meta.format == "onnx" else "pytorch"
+    if meta.format == "onnx" and precision == "bf16":
         raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
-    if meta["task"] == "classification":
-        n = predict_classes(model, meta, images_dir, out, batch_size or 500, precision, tta)
+    if meta.task == "classification":
+        n = predict_classes(
+            model, meta, images_dir, out, batch_size=batch_size or 500, precision=precision, tta=tta
+        )
     else:
-        n = predict_masks(model, meta, images_dir, out, batch_size or 4, precision, tta)
+        n = predict_masks(
+            model, meta, images_dir, out, batch_size=batch_size or 4, precision=precision, tta=tta
+        )
     return n, ran

@@ -36,6 +36,7 @@ SHIPPED = (
     "runtime.py",
     "infer/__init__.py",
     "infer/checkpoint.py",
+    "infer/meta.py",
     "infer/forward.py",
     "infer/predict.py",
     "data/__init__.py",
@@ -71,7 +72,7 @@ OUTPUT = {"1": "OUT_CSV", "2": "OUT_DIR"}
 def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
     """(torch.save bytes of the plain state dict, inference metadata, needs timm)."""
     from vislab.infer.checkpoint import load_model
-    from vislab.infer.export import inference_meta
+    from vislab.infer.export import file_sha256
 
     if Path(ckpt).suffix == ".onnx":
         raise VislabError(
@@ -79,16 +80,16 @@ def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
             "ONNX Runtime there); give the checkpoint or its .safetensors export"
         )
     model, meta = load_model(ckpt)
-    if meta["task"] != PROBLEMS[problem]:
+    if meta.task != PROBLEMS[problem]:
         raise VislabError(
-            f"--p{problem} {ckpt} is a {meta['task']} model; problem {problem} needs a "
+            f"--p{problem} {ckpt} is a {meta.task} model; problem {problem} needs a "
             f"{PROBLEMS[problem]} model"
         )
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save(state, buf)
     timm = any(type(m).__module__.startswith("timm.") for m in model.modules())
-    return buf.getvalue(), inference_meta(meta), timm
+    return buf.getvalue(), meta.for_export(file_sha256(ckpt)), timm
 
 
 def _script(problem: str, model: str) -> str:
@@ -113,7 +114,7 @@ def _download_script(urls: dict[str, str]) -> str:
 
 def _readme(parts: dict[str, dict[str, Any]], urls: dict[str, str]) -> str:
     rows = "\n".join(
-        f"| {p} | `bash hw1_{p}.sh IMG_DIR {OUTPUT[p]}` | `{i['source']}` | {i['meta']['model']} "
+        f"| {p} | `bash hw1_{p}.sh IMG_DIR {OUTPUT[p]}` | `{i['source']}` | {i['meta'].model} "
         f"| {i['mb']:.1f} MB |"
         for p, i in parts.items()
     )
@@ -203,9 +204,9 @@ def build_submission(
     shutil.copyfile(PACKAGE / "submission" / "hw1_infer.py", out / "hw1_infer.py")
     for problem, part in parts.items():
         atomic_write_bytes(out / f"p{problem}_model.pt", part["data"])
-        text = json.dumps(part["meta"], indent=1) + "\n"
+        text = json.dumps(part["meta"].to_dict(), indent=1) + "\n"
         atomic_write_bytes(out / f"p{problem}_model.json", text.encode())
-        script = _script(problem, part["meta"]["model"])
+        script = _script(problem, part["meta"].model)
         atomic_write_bytes(out / f"hw1_{problem}.sh", script.encode())
     if urls:
         atomic_write_bytes(out / "hw1_download.sh", _download_script(urls).encode())
@@ -213,6 +214,6 @@ def build_submission(
         atomic_write_bytes(out / ".gitignore", ignore.encode())
     atomic_write_bytes(out / "README.md", _readme(parts, urls).encode())
     return {
-        p: {"model": i["meta"]["model"], "mb": i["mb"], "download": p in urls}
+        p: {"model": i["meta"].model, "mb": i["mb"], "download": p in urls}
         for p, i in parts.items()
     }

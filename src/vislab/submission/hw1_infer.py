@@ -25,14 +25,16 @@ def load(problem: str, device):
     import torch
 
     from vislab.infer.checkpoint import build_model
+    from vislab.infer.meta import ModelMeta
 
     weights = os.path.join(HERE, f"p{problem}_model.pt")
     if not os.path.isfile(weights):
         download = os.path.join(HERE, "hw1_download.sh")
         hint = f"; run `bash {download}` first" if os.path.isfile(download) else ""
         raise SystemExit(f"hw1_infer.py: no weights file {weights}{hint}")
-    with open(os.path.join(HERE, f"p{problem}_model.json")) as f:
-        meta = json.load(f)
+    described = os.path.join(HERE, f"p{problem}_model.json")
+    with open(described) as f:
+        meta = ModelMeta.from_dict(json.load(f), described)
     state = torch.load(weights, map_location="cpu")
     return build_model(weights, meta, state).to(device).eval(), meta
 
@@ -54,13 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model, meta = load(problem, device)
         if problem == "1":
-            n = predict_classes(model, meta, images, out, 500, "32", False)
+            n = predict_classes(model, meta, images, out, batch_size=500, precision="32", tta=False)
         else:
-            n = predict_masks(model, meta, images, out, 4, "32", False)
+            n = predict_masks(model, meta, images, out, batch_size=4, precision="32", tta=False)
     except VislabError as e:
         raise SystemExit(f"hw1_infer.py: error: {e}") from None
     took = time.perf_counter() - start
-    print(f"wrote {out} ({n} images, {meta['model']} on {device.type}, {took:.1f} s)")
+    print(f"wrote {out} ({n} images, {meta.model} on {device.type}, {took:.1f} s)")
 
 
 if __name__ == "__main__":

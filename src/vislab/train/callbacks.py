@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
 
 from vislab.fileio import atomic_torch_save
-from vislab.infer.checkpoint import META_KEY
+from vislab.infer.meta import META_KEY
 from vislab.run_folder import RunFolder
 
 
@@ -87,7 +87,7 @@ class Snapshots(L.Callback):
             "state_dict": pl_module.state_dict(),
             "epoch": epoch,
             "metrics": metrics,
-            META_KEY: pl_module.meta,
+            META_KEY: pl_module.meta.to_dict(),
         }
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_torch_save(ckpt, self.run.snapshot(epoch))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
@@ -13,6 +11,7 @@ from vislab.data.batches import TensorImageDataset, mix_batch, random_crop_flip
 from vislab.data.images import ImageSet, load_labeled
 from vislab.errors import VislabError
 from vislab.infer.forward import to_nchw
+from vislab.infer.meta import ModelMeta
 from vislab.train.datamodule import InMemoryData
 from vislab.train.task import Task
 
@@ -50,7 +49,7 @@ class ClassificationData(InMemoryData):
 class ClassificationTask(Task):
     """Model + cross-entropy + accuracy; augmentation runs on whole batches in training_step."""
 
-    def __init__(self, cfg: Config, meta: dict[str, Any]):
+    def __init__(self, cfg: Config, meta: ModelMeta):
         super().__init__(cfg, meta)
         self.train_acc = MulticlassAccuracy(cfg.model.num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(cfg.model.num_classes, average="micro")

@@ -12,6 +12,7 @@ from pathlib import Path
 from vislab import __version__
 from vislab.config import Config
 from vislab.errors import VislabError
+from vislab.infer.meta import ModelMeta
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
 
@@ -84,7 +85,7 @@ def epochs_done(last: Path) -> int:
         raise VislabError(f"cannot read checkpoint {last}: {e}") from None
 
 
-def _init_weights(cfg: Config) -> tuple[dict | None, dict | None]:
+def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
     """(state dict, meta) of the checkpoint model.init names, loaded into the recipe's model
     once to check that they fit; (None, None) without model.init."""
     if cfg.model.init is None:
@@ -97,9 +98,9 @@ def _init_weights(cfg: Config) -> tuple[dict | None, dict | None]:
         raise VislabError(f"model.init: {path} is an ONNX file; give its run's .ckpt instead")
     model, meta = load_model(path, cfg.task)
     m = cfg.model
-    if (meta["model"], meta["num_classes"]) != (m.name, m.num_classes):
+    if (meta.model, meta.num_classes) != (m.name, m.num_classes):
         raise VislabError(
-            f"model.init: {path} holds {meta['model']} with {meta['num_classes']} classes; "
+            f"model.init: {path} holds {meta.model} with {meta.num_classes} classes; "
             f"the recipe trains {m.name} with {m.num_classes}"
         )
     state = model.state_dict()
@@ -109,7 +110,7 @@ def _init_weights(cfg: Config) -> tuple[dict | None, dict | None]:
         first = str(e).splitlines()[-1].strip()
         raise VislabError(
             f"model.init: the weights of {path} do not fit the recipe's {m.name} "
-            f"(model.kwargs {dict(m.kwargs)} against {meta['model_kwargs']}): {first}"
+            f"(model.kwargs {dict(m.kwargs)} against {meta.model_kwargs}): {first}"
         ) from None
     return state, meta
 
@@ -182,25 +183,25 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     )
     if init_meta is not None and (cfg.data.mean is None or cfg.data.std is None):
         # the weights were trained on inputs normalised with their run's statistics
-        data.mean, data.std = init_meta["mean"], init_meta["std"]
-    meta = {
-        "task": cfg.task,
-        "model": cfg.model.name,
-        "model_kwargs": dict(cfg.model.kwargs),
-        "num_classes": cfg.model.num_classes,
-        "classes": data.classes,
-        "mean": data.mean,
-        "std": data.std,
-        "image_size": data.image_size,
-        "class_weights": data.class_weights,
-        "config": cfg.to_dict(),
-        "vislab_version": __version__,
-    }
+        data.mean, data.std = init_meta.mean, init_meta.std
+    meta = ModelMeta(
+        task=cfg.task,
+        model=cfg.model.name,
+        model_kwargs=dict(cfg.model.kwargs),
+        num_classes=cfg.model.num_classes,
+        classes=data.classes,
+        mean=list(data.mean),
+        std=list(data.std),
+        image_size=data.image_size,
+        class_weights=data.class_weights,
+        config=cfg.to_dict(),
+        vislab_version=__version__,
+    )
     task = Task(cfg, meta)
     if init_state is not None:
         task.model.load_state_dict(init_state)
         del init_state  # not a second copy of every weight for the whole run
-        print(f"weights from {cfg.model.init} (epoch {init_meta['epoch']})")
+        print(f"weights from {cfg.model.init} (epoch {init_meta.epoch})")
 
     ckpt_dir = run.checkpoints
     t = cfg.trainer

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,6 +12,7 @@ from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.landcover import CLASSES, NUM_SCORED
 from vislab.data.tiles import TileSet, load_tiles
 from vislab.infer.forward import segment_logits, to_nchw
+from vislab.infer.meta import ModelMeta
 from vislab.metrics.miou import scores
 from vislab.train.datamodule import InMemoryData
 from vislab.train.lovasz import lovasz_softmax
@@ -64,10 +63,10 @@ class SegmentationTask(Task):
     + the course's pooled mIoU. train_loss and val_loss are the cross-entropy, comparable with
     and without the Lovasz term; the term is logged as train_lovasz."""
 
-    def __init__(self, cfg: Config, meta: dict[str, Any]):
+    def __init__(self, cfg: Config, meta: ModelMeta):
         super().__init__(cfg, meta)
         self.val_cm = MulticlassConfusionMatrix(cfg.model.num_classes)
-        weights = meta["class_weights"]
+        weights = meta.class_weights
         self.register_buffer(
             "class_weights", torch.tensor(weights) if weights else None, persistent=False
         )
@@ -111,7 +110,7 @@ class SegmentationTask(Task):
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         y = y.long()
-        logits = segment_logits(self.model, self._input(x), self.meta["image_size"])
+        logits = segment_logits(self.model, self._input(x), self.meta.image_size)
         self.log(
             "val_loss", self._loss(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True
         )

@@ -11,21 +11,21 @@ import torch
 from vislab.config import Config
 from vislab.data.batches import normalize
 from vislab.errors import VislabError
-from vislab.infer.checkpoint import META_KEY
+from vislab.infer.meta import META_KEY, ModelMeta
 from vislab.models import create_model
 from vislab.train.optim import build_optimizer
 
 
 class Task(L.LightningModule):
-    def __init__(self, cfg: Config, meta: dict[str, Any]):
+    def __init__(self, cfg: Config, meta: ModelMeta):
         super().__init__()
         self.cfg, self.meta = cfg, meta
         m = cfg.model
         self.model = create_model(m.name, num_classes=m.num_classes, **m.kwargs)
         if cfg.trainer.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.register_buffer("mean", torch.tensor(meta["mean"]), persistent=False)
-        self.register_buffer("std", torch.tensor(meta["std"]), persistent=False)
+        self.register_buffer("mean", torch.tensor(meta.mean), persistent=False)
+        self.register_buffer("std", torch.tensor(meta.std), persistent=False)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> normalised float, channels_last when the recipe asks for it."""
@@ -56,4 +56,4 @@ class Task(L.LightningModule):
         return build_optimizer(self.cfg, trainable, steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[META_KEY] = self.meta
+        checkpoint[META_KEY] = self.meta.to_dict()

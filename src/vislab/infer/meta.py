@@ -1,0 +1,98 @@
+"""The metadata every vislab model file carries: which model to build, its classes, and how its
+inputs were preprocessed. Training writes it into each checkpoint; `vislab export` writes its
+reduced form (`for_export`) as JSON into safetensors and ONNX files; every reader gets it back
+as a `ModelMeta` through `from_dict`, which names the fields a file lacks.
+
+No torch here: the record is plain data (checkpoints stay loadable with weights_only=True).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from vislab.errors import VislabError
+
+META_KEY = "vislab"  # the metadata entry of checkpoints and of both export formats
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    task: str  # "classification" or "segmentation"
+    model: str  # a name of the model registry
+    num_classes: int
+    model_kwargs: dict[str, Any]
+    classes: list[str]
+    mean: list[float]  # per channel, of inputs scaled to [0, 1]
+    std: list[float]
+    image_size: list[int] | None  # (H, W) the model was trained at
+    class_weights: list[float] | None = None  # of the loss (segmentation)
+    config: dict[str, Any] | None = None  # the training recipe (checkpoints only)
+    vislab_version: str | None = None
+    epoch: int | None = None  # 1-based epoch the weights are from
+    source_sha256: str | None = None  # exports: the checkpoint file they came from
+    # where the record was read from ("checkpoint", "safetensors", "onnx"); not stored
+    format: str = field(default="checkpoint", compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: Any, **extra: Any) -> ModelMeta:
+        """The record of a file's stored metadata (where names the file in errors); extra sets
+        fields the file keeps elsewhere (epoch, format). Unknown keys are ignored."""
+        if not isinstance(data, dict):
+            raise VislabError(f"{where}: its vislab metadata is not a mapping")
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise VislabError(f"{where}: its vislab metadata lacks {', '.join(missing)}")
+        values = {k: v for k, v in data.items() if k in names and k != "format"}
+        for k in ("mean", "std", "image_size"):  # JSON and torch.save keep lists and tuples
+            if isinstance(values.get(k), tuple):
+                values[k] = list(values[k])
+        values.update(extra)
+        meta = cls(**values)
+        meta._check(where)
+        return meta
+
+    def _check(self, where: Any) -> None:
+        def bad(name: str, what: str) -> VislabError:
+            return VislabError(f"{where}: vislab metadata {name} must be {what}")
+
+        if self.task not in ("classification", "segmentation"):
+            raise bad("task", "classification or segmentation")
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise bad("num_classes", "a positive integer")
+        if not isinstance(self.model_kwargs, dict):
+            raise bad("model_kwargs", "a mapping")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if not isinstance(v, list) or len(v) != 3:
+                raise bad(name, "3 numbers")
+        if self.image_size is not None and (
+            not isinstance(self.image_size, list) or len(self.image_size) != 2
+        ):
+            raise bad("image_size", "(height, width)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: plain data, no format."""
+        out = dataclasses.asdict(self)
+        del out["format"]
+        return out
+
+    def for_export(self, source_sha256: str) -> ModelMeta:
+        """What prediction needs, tied to the checkpoint it came from: no training recipe, no
+        loss weights, no `weights` kwarg."""
+        from vislab.models import without_weights
+
+        return dataclasses.replace(
+            self,
+            model_kwargs=without_weights(self.model_kwargs),
+            class_weights=None,
+            config=None,
+            source_sha256=source_sha256,
+        )
