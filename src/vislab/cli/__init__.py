@@ -1,0 +1,51 @@
+"""The `vislab` command: parses the arguments (cli/parser.py) and calls the verb's function
+(cli/verbs.py) with them by keyword."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+
+from vislab.errors import VislabError, VislabWarning
+from vislab.runtime import tune_allocator
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    if issubclass(category, VislabWarning):
+        return f"vislab: warning: {message}\n"
+    return _default_formatwarning(message, category, filename, lineno, line)
+
+
+_default_formatwarning = warnings.formatwarning
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vislab.cli import verbs
+    from vislab.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    tune_allocator()
+    warnings.formatwarning = _format_warning
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "debug")}
+    try:
+        getattr(verbs, args.command)(**options)
+    except VislabError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"vislab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `vislab evaluate ... | head`: the reader left, as with any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:  # a file or folder the user named: unreadable, unwritable, missing
+        if args.debug:
+            traceback.print_exc()
+        where = f": {e.filename}" if e.filename else ""
+        print(f"vislab {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

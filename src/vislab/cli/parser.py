@@ -1,0 +1,288 @@
+"""The arguments of every `vislab` verb, under the names of the keyword parameters of its
+function in cli/verbs.py."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = {
+    "train": "vislab train configs/p1_model_a.yaml --data ../shared/data/dlcv-p1 --out runs/a\n"
+    "  vislab train configs/p1_model_a.yaml --out runs/a --resume\n"
+    "  vislab train configs/p1_model_a.yaml --set optim.lr=0.05 --set data.hflip=true",
+    "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv\n"
+    "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/",
+    "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
+    "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
+    "report": "vislab report runs/p1_model_a runs/p2_cpu --out report/",
+    "models": "vislab models\n  vislab models model_a\n"
+    "  vislab models deeplabv3_resnet50 --size 512",
+    "embed": "vislab embed runs/p1_model_a\n"
+    "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
+    "progress": "vislab progress runs/p2_cpu\n"
+    "  vislab progress runs/p2_cpu --tiles 0013 0062 0104 --out progress.png",
+    "data": "vislab data download hw1 && vislab train configs/p1_cpu.yaml --data hw1/p1_data\n"
+    "  vislab data download hw1 --zip ~/Downloads/hw1_data.zip\n"
+    "  vislab data demo demo_data",
+    "reproduce": "vislab reproduce hw1 --profile cpu --out runs/reproduce-cpu\n"
+    "  vislab reproduce demo_data --profile demo --out runs/demo",
+    "submission": "vislab submission --p1 runs/p1_lite/checkpoints/best.ckpt "
+    "--p2 runs/p2_lite/checkpoints/best.ckpt --out hw1\n"
+    "  cd hw1 && bash hw1_1.sh ../val_50 pred.csv",
+    "export": "vislab export --ckpt runs/p2_cpu/checkpoints/best.ckpt --format onnx\n"
+    "  vislab predict --ckpt runs/p2_cpu/checkpoints/best.onnx --images validation --out m/",
+    "overlay": "vislab overlay --image validation/0013_sat.jpg --mask masks/0013.png --out o.png\n"
+    "  vislab overlay --image validation --mask masks --out overlays/",
+}
+
+
+def _train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML recipe, e.g. configs/p1_model_a.yaml")
+    p.add_argument(
+        "--data",
+        help="data root in the course layout (p1_data: train_50/, val_50/; "
+        "p2_data: train/, validation/)",
+    )
+    p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    p.add_argument("--epochs", type=int, help="override trainer.epochs")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set optim.lr=0.05 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+
+def _predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ckpt",
+        required=True,
+        type=Path,
+        help="a vislab checkpoint, or a .safetensors / .onnx file from vislab export",
+    )
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="classifier: output CSV (filename,label); segmenter: folder for xxxx.png masks",
+    )
+    p.add_argument("--batch-size", type=int, help="images per batch (default 500 / 4)")
+    p.add_argument(
+        "--precision",
+        choices=["32", "bf16"],
+        default="32",
+        help="bf16: bf16 autocast; slower than fp32 on our 2-core Xeon and not bit-identical, "
+        "may pay on CPUs with AMX or on GPUs (default: 32)",
+    )
+    p.add_argument("--threads", type=int, help="torch threads (default: the free cores)")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each image's prediction with its mirror "
+        "image's (classification, twice the time: +0.7 to +2 points of val accuracy here), "
+        "or with the tile's 8 flips and 90-degree turns (segmentation, 4x the time: +0.0076 "
+        "mIoU here); docs/RESULTS.md",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "torch", "onnxruntime"],
+        default="auto",
+        help="auto: ONNX Runtime for a .onnx file or when the CKPT.onnx beside the checkpoint "
+        "was exported from it (vislab export; its SHA-256 recorded), else PyTorch; "
+        "onnxruntime: export first if needed (default: auto)",
+    )
+
+
+def _evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pred",
+        required=True,
+        type=Path,
+        help="prediction CSV (filename,label), or a folder of predicted masks",
+    )
+    p.add_argument(
+        "--gt",
+        required=True,
+        type=Path,
+        help="ground truth: a CSV or a labeled image folder; for masks, the mask folder",
+    )
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        metavar="JSON",
+        type=Path,
+        help="write the scores as JSON to this file",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="masks: after the course's lines, class names, the mean over present classes "
+        "and pixel accuracy",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for metrics.json, confusion.csv and confusion.png "
+        "(classification default: <pred>_eval beside the CSV; masks: none)",
+    )
+
+
+def _overlay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", required=True, type=Path, help="xxxx_sat.jpg, or a folder of them")
+    p.add_argument(
+        "--mask",
+        required=True,
+        type=Path,
+        help="the mask PNG, or a folder of xxxx_mask.png or xxxx.png masks",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output PNG, or a folder for them")
+    p.add_argument(
+        "--full-band",
+        action="store_true",
+        help="draw the 5-pixel edge band on all four sides of every region (the course's "
+        "script, matched by default, draws 1 pixel below a region and no vertical edges in "
+        "column 0)",
+    )
+
+
+def _embed(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", type=Path, help="a run folder (t-SNE at its snapshots) or one checkpoint"
+    )
+    p.add_argument("--data", type=Path, help="labeled folder (default: the run's val set)")
+    p.add_argument("--out", type=Path, help="output folder (default: RUN/embed)")
+
+
+def _progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, help="a segmentation run folder with snapshots")
+    p.add_argument(
+        "--tiles",
+        nargs="+",
+        help="validation tile ids (default: the report's 0013 0062 0104 when present, "
+        "else the first three)",
+    )
+    p.add_argument("--data", type=Path, help="validation folder (default: from the run's config)")
+    p.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
+
+
+def _report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", type=Path, help="run folders, classification or segmentation")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+
+
+def _export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, type=Path, help="a vislab checkpoint")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        required=True,
+        choices=["safetensors", "onnx"],
+        help="safetensors: weights only, loadable without running code; onnx: the whole "
+        "model for ONNX Runtime; vislab predict --ckpt takes either",
+    )
+    p.add_argument("--out", type=Path, help="output file (default: CKPT with the new suffix)")
+
+
+def _submission(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--p1", type=Path, help="problem 1: a classifier's checkpoint (or .safetensors)")
+    p.add_argument("--p2", type=Path, help="problem 2: a segmenter's checkpoint (or .safetensors)")
+    p.add_argument("--out", required=True, type=Path, help="the folder, written afresh")
+    for problem in ("1", "2"):
+        p.add_argument(
+            f"--p{problem}-url",
+            help=f"where you will upload p{problem}_model.pt: hw1_download.sh then fetches it "
+            "with wget (needed when it is over GitHub's 50 MB)",
+        )
+
+
+def _data(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["download", "demo"],
+        help="download: the course's hw1_data zip, unpacked to DIR/p1_data and DIR/p2_data; "
+        "demo: scikit-learn's digits and generated land-cover tiles in that layout",
+    )
+    p.add_argument("dir", type=Path, help="folder to fill (p1_data/ and p2_data/ must not exist)")
+    p.add_argument("--url", help="download: another address of hw1_data.zip")
+    p.add_argument(
+        "--zip",
+        dest="zip_file",
+        metavar="ZIP",
+        type=Path,
+        help="download: unpack this local hw1_data.zip instead",
+    )
+
+
+def _reproduce(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "data",
+        type=Path,
+        help="folder holding p1_data/ and p2_data/ (or dlcv-p1/ and dlcv-p2/)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=["cpu", "paper", "demo"],
+        default="cpu",
+        help="cpu: from-scratch stand-ins, a few hours on 2 cores; paper: the report's exact "
+        "settings, for a GPU; demo: the cpu profile's models and DeepLabv3 briefly, for "
+        "`vislab data demo` data "
+        "(default: cpu)",
+    )
+    p.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-PROFILE)")
+    p.add_argument(
+        "--configs", type=Path, default=Path("configs"), help="recipe folder (default: configs)"
+    )
+    p.add_argument("--epochs", type=int, help="override every recipe's epochs (a dry run)")
+
+
+def _models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")
+    p.add_argument("--size", type=int, default=32, help="input size for the layer table")
+    p.add_argument(
+        "--task", choices=["classification", "segmentation"], help="only models of this task"
+    )
+    p.add_argument(
+        "--num-classes", type=int, help="head size for the count (default: 50 / 7, the course's)"
+    )
+
+
+VERBS = {  # name: (help, the function that declares its arguments)
+    "train": ("train a model from a YAML recipe into a run folder", _train),
+    "predict": ("predict a folder of images with a checkpoint", _predict),
+    "evaluate": ("score predictions against the ground truth", _evaluate),
+    "overlay": ("draw masks over satellite tiles the way the course does", _overlay),
+    "embed": ("PCA and t-SNE of a classifier's second-to-last layer", _embed),
+    "progress": ("grid of predicted masks at the early, middle and final snapshot", _progress),
+    "report": ("write the HTML report (and its Markdown twin) from run folders", _report),
+    "export": ("write a checkpoint's model as safetensors weights or an ONNX model", _export),
+    "submission": (
+        "a folder of hw1_1.sh / hw1_2.sh that runs in the course's environment",
+        _submission,
+    ),
+    "data": ("fetch the course data, or write a small demo set in the same layout", _data),
+    "reproduce": ("train every run the report needs, analyse them, write the report", _reproduce),
+    "models": ("list the registered models, or show one model's layers", _models),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vislab",
+        description="Train, evaluate and explain image classifiers and segmenters.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (text, declare) in VERBS.items():
+        declare(
+            sub.add_parser(
+                name,
+                help=text,
+                description=text,
+                epilog="example:\n  " + EXAMPLES[name],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
+    return p

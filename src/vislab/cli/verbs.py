@@ -1,0 +1,186 @@
+"""The verbs of the `vislab` command: one typed function each, called by keyword with the
+parsed arguments (cli/parser.py declares them under the same names). Each imports what it
+needs when it runs, so that `vislab evaluate` and `vislab --help` start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vislab.errors import VislabError
+
+
+def train(
+    *,
+    config: str,
+    data: str | None,
+    out: str | None,
+    epochs: int | None,
+    overrides: list[str] | None,
+    resume: bool,
+) -> None:
+    from vislab.config import load_config
+    from vislab.train.run import train as train_run
+
+    overrides = list(overrides or [])
+    if data is not None:
+        overrides.append(f"data.root={data}")
+    if epochs is not None:
+        overrides.append(f"trainer.epochs={epochs}")
+    cfg = load_config(config, overrides)
+    folder = Path(out) if out else Path("runs") / Path(config).stem
+    train_run(cfg, folder, resume=resume)
+
+
+def predict(
+    *,
+    ckpt: Path,
+    images: Path,
+    out: Path,
+    batch_size: int | None,
+    precision: str,
+    threads: int | None,
+    engine: str,
+    tta: bool,
+) -> None:
+    from vislab.infer.predict import predict_folder
+
+    n, ran = predict_folder(
+        ckpt,
+        images,
+        out,
+        batch_size=batch_size,
+        precision=precision,
+        threads=threads,
+        engine=engine,
+        tta=tta,
+    )
+    print(f"wrote {out} ({n} images, {ran})")
+
+
+def evaluate(
+    *, pred: Path, gt: Path, json_path: Path | None, verbose: bool, out: Path | None
+) -> None:
+    if pred.is_dir():
+        from vislab.metrics.evaluate import evaluate_masks, write_mask_scores
+        from vislab.metrics.miou import format_details, format_scores
+
+        result = evaluate_masks(gt, pred)
+        print(format_scores(result))
+        if verbose:
+            print(format_details(result))
+        write_mask_scores(result, json_path=json_path, out_dir=out)
+        return
+    from vislab.metrics.evaluate import evaluate_classification, format_report
+
+    result = evaluate_classification(pred, gt, out_dir=out, json_path=json_path)
+    print(format_report(result))
+    print(f"wrote metrics.json, confusion.csv, confusion.png to {result['out_dir']}")
+
+
+def overlay(*, image: Path, mask: Path, out: Path, full_band: bool) -> None:
+    from vislab.analysis.overlay import overlay_file, pair_overlay_folders
+    from vislab.data.landcover import warn_red
+
+    if not image.is_dir():
+        warn_red({mask.name: overlay_file(image, mask, out, full=full_band)})
+        print(f"wrote {out}")
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = pair_overlay_folders(image, mask)
+    with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
+        red = pool.map(lambda p: overlay_file(p[0], p[1], out / f"{p[2]}.png", full_band), pairs)
+        warn_red({m.name: n for (_, m, _), n in zip(pairs, red, strict=True)})
+    print(f"wrote {len(pairs)} overlays to {out}")
+
+
+def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path | None) -> None:
+    from vislab.analysis.progress import progress as mask_progress
+
+    result = mask_progress(run, out=out, tiles=tiles, data=data)
+    for tile, values in result["miou"].items():
+        shown = ", ".join(
+            f"epoch {e}: {v:.3f}" for e, v in zip(result["epochs"], values, strict=True)
+        )
+        print(f"{tile} mIoU  {shown}")
+    print(f"wrote {result['figure']}")
+
+
+def embed(*, source: Path, data: Path | None, out: Path | None) -> None:
+    from vislab.analysis.embed import embed as embed_run
+
+    r = embed_run(source, out=out, data=data)
+    lines = [(f"PCA (epoch {r['pca']['epoch']})", r["pca"])]
+    lines += [(f"t-SNE epoch {t['epoch']}", t) for t in r["tsne"]]
+    for name, s in lines:
+        print(f"{name}: 10-NN acc {s['knn_acc_2d']:.3f}, silhouette {s['silhouette_2d']:.3f}")
+    print(f"wrote pca.png, tsne.png, coords.npz, metrics.json to {r['out']}")
+
+
+def report(*, runs: list[Path], out: Path) -> None:
+    from vislab.report.build import build
+
+    path = build(runs, out)
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+def export(*, ckpt: Path, fmt: str, out: Path | None) -> None:
+    from vislab.infer.export import export as export_model
+
+    print(f"wrote {export_model(ckpt, fmt, out)}")
+
+
+def submission(
+    *, p1: Path | None, p2: Path | None, out: Path, p1_url: str | None, p2_url: str | None
+) -> None:
+    from vislab.submission.build import build_submission
+
+    parts = build_submission(out, p1=p1, p2=p2, p1_url=p1_url, p2_url=p2_url)
+    for problem, part in parts.items():
+        where = "fetched by hw1_download.sh" if part["download"] else "in the folder"
+        print(f"problem {problem}: {part['model']}, weights {part['mb']:.1f} MB ({where})")
+    print(f"wrote {out} (bash hw1_1.sh / hw1_2.sh IMG_DIR OUT; see its README.md)")
+
+
+def data(*, action: str, dir: Path, url: str | None, zip_file: Path | None) -> None:
+    from vislab.data.course import download, write_demo
+
+    if action == "download":
+        for line in download(dir, url=url, zip_path=zip_file):
+            print(line)
+    elif url or zip_file:
+        raise VislabError("--url and --zip belong to `vislab data download`")
+    else:
+        print(write_demo(dir))
+
+
+def reproduce(
+    *, data: Path, profile: str, out: Path | None, configs: Path, epochs: int | None
+) -> None:
+    from vislab.reproduce import reproduce as reproduce_all
+
+    out = out or Path("runs") / f"reproduce-{profile}"
+    path = reproduce_all(data, profile, out, configs=configs, epochs=epochs)
+    print(f"the report is {path}")
+
+
+def models(*, name: str | None, size: int, task: str | None, num_classes: int | None) -> None:
+    from vislab.models import create_model, list_models, model_doc, model_task
+
+    def build(model: str):
+        k = num_classes or (50 if model_task(model) == "classification" else 7)
+        return create_model(model, num_classes=k)
+
+    if name:
+        from vislab.analysis.architecture import format_table, layer_table
+
+        print(f"{name}: {model_doc(name)}")
+        print(format_table(layer_table(build(name), (size, size))))
+        return
+    names = list_models(task)
+    w = max(len(n) for n in names)
+    print(f"{'name':<{w}} {'task':<15} {'params':>12}  description")
+    for n in names:
+        params = sum(p.numel() for p in build(n).parameters())
+        print(f"{n:<{w}} {model_task(n):<15} {params:>12,}  {model_doc(n)}")
