@@ -1,5 +1,6 @@
 import csv
 import re
+import shutil
 
 import pytest
 from conftest import seg_train_args, train_args
@@ -62,3 +63,43 @@ def test_missing_analysis_is_shown_as_missing_not_invented(runs, tmp_path):
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_two_runs_of_one_folder_name_keep_their_own_figures(runs, tmp_path):
+    cls, _ = runs
+    copies = []
+    for parent in ("a", "b"):
+        copy = tmp_path / parent / cls.name
+        shutil.copytree(cls, copy)
+        copies.append(copy)
+    rows = (copies[1] / "metrics.csv").read_text().splitlines()
+    # the second copy's curve differs: its last epoch's validation accuracy is halved
+    head, last = rows[0].split(","), rows[-1].split(",")
+    i = head.index("val_acc")
+    last[i] = f"{float(last[i]) / 2:.6f}"
+    (copies[1] / "metrics.csv").write_text("\n".join([*rows[:-1], ",".join(last)]) + "\n")
+    out = tmp_path / "rep"
+    assert main(["report", *map(str, copies), "--out", str(out)]) == 0
+    curves = sorted(p.name for p in (out / "figures").glob("*_curves.png"))
+    assert curves == [f"a-{cls.name}_curves.png", f"b-{cls.name}_curves.png"]
+    a, b = ((out / "figures" / c).read_bytes() for c in curves)
+    assert a != b
+    html = (out / "report.html").read_text()
+    assert f"a-{cls.name}" in html and f"b-{cls.name}" in html
+
+
+def test_the_report_replaces_an_old_one_whole(runs, tmp_path, monkeypatch):
+    cls, _ = runs
+    out = tmp_path / "rep"
+    assert main(["report", str(cls), "--out", str(out)]) == 0
+    before = (out / "report.html").read_bytes()
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    import vislab.fileio
+
+    monkeypatch.setattr(vislab.fileio.os, "replace", full_disk)
+    assert main(["report", str(cls), "--out", str(out)]) == 2
+    assert (out / "report.html").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,19 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_savefig(fig: Any, path: Path, dpi: int) -> None:
+    """A matplotlib figure saved as PNG through atomic_write_bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_csv(path: Path, rows: Iterable[Sequence[Any]], newline: str = "\n") -> None:
+    """Rows written by the csv module (fields with commas or quotes quoted), atomically."""
+    import csv
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=newline).writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())

@@ -9,6 +9,7 @@ the explanation can rest on numbers. Coordinates go to coords.npz beside the fig
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -56,26 +57,29 @@ def tsne(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
+def _inputs(
+    source: Path, out: Path | None, data: Path | None
+) -> tuple[list[Path], Path, Path | None, Path]:
+    """(checkpoints, labeled folder, its labels CSV or None, output folder) of embed's
+    arguments: a run folder's snapshots on its validation set, or one checkpoint on --data."""
+    if source.is_dir():
+        run = RunFolder(source)
+        d = run.config().data
+        folder = data or d.resolve(d.val)
+        labels_csv = None if data else d.resolve(d.val_labels)
+        return run.pick_snapshots(), folder, labels_csv, Path(out) if out else run.embed_dir
+    if data is None:
+        raise VislabError("embed of a single checkpoint needs --data (a labeled folder)")
+    return [source], data, None, Path(out) if out else source.parent / f"{source.stem}_embed"
+
+
 def embed(
     source: Path, out: Path | None = None, data: Path | None = None, seed: int = 0
 ) -> dict[str, Any]:
     """source: a run folder (snapshots) or one checkpoint. Returns the metrics written."""
     from sklearn.decomposition import PCA
 
-    source = Path(source)
-    if source.is_dir():
-        run = RunFolder(source)
-        d = run.config().data
-        ckpts = run.pick_snapshots()
-        folder = data or d.resolve(d.val)
-        labels_csv = None if data else d.resolve(d.val_labels)
-        out = Path(out) if out else run.embed_dir
-    else:
-        ckpts = [source]
-        if data is None:
-            raise VislabError("embed of a single checkpoint needs --data (a labeled folder)")
-        folder, labels_csv = data, None
-        out = Path(out) if out else source.parent / f"{source.stem}_embed"
+    ckpts, folder, labels_csv, out = _inputs(Path(source), out, data)
     metas, feats, epochs = [], [], []
     for ckpt in ckpts:
         model, meta = load_model(ckpt, task="classification")
@@ -106,12 +110,14 @@ def embed(
         ],
     }
     out.mkdir(parents=True, exist_ok=True)
+    coords = io.BytesIO()
     np.savez(
-        out / "coords.npz",
+        coords,
         labels=labels,
         pca=pca_xy,
         **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
     )
+    atomic_write_bytes(out / "coords.npz", coords.getvalue())
     atomic_write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())
     from vislab.analysis.embed_plots import plot_pca, plot_tsne
 

@@ -12,6 +12,8 @@ import matplotlib.patheffects as pe  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from vislab.fileio import atomic_savefig  # noqa: E402
+
 
 def class_colors(k: int) -> np.ndarray:
     """k distinct colours: tab10 up to 10 classes, else tab20 + tab20b + tab20c (60)."""
@@ -61,7 +63,7 @@ def plot_pca(xy: np.ndarray, labels: np.ndarray, result: dict[str, Any], path: P
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -84,5 +86,5 @@ def plot_tsne(panels: list[np.ndarray], labels: np.ndarray, result: dict[str, An
         fontsize=12,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

@@ -14,7 +14,7 @@ from vislab.analysis.overlay import overlay
 from vislab.data.images import read_rgb
 from vislab.data.landcover import read_mask, warn_red
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_savefig, atomic_write_bytes
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import model_inputs, prepare, segment_logits, to_nchw
 from vislab.infer.meta import ModelMeta
@@ -116,5 +116,5 @@ def draw_grid(images, truths, preds, epochs, tiles, miou, out: Path) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=len(CLASSES), frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    atomic_savefig(fig, out, dpi=100)
     plt.close(fig)

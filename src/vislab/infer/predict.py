@@ -5,7 +5,6 @@ Classifiers write a filename,label CSV; segmenters write one RGB mask PNG per im
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import sys
@@ -18,7 +17,7 @@ from vislab.data.images import load_unlabeled, read_rgb
 from vislab.data.landcover import write_mask
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_csv
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import (
     classify,
@@ -46,15 +45,12 @@ def predict_classes(
     data = load_unlabeled(images_dir, image_size=h if h == w else None)
     images = to_nchw(data.images)
     labels = classify(model, images, meta.mean, meta.std, batch_size, precision, tta)
-    buf = io.StringIO()
-    buf.write("filename,label\n")
-    for name, label in zip(data.names, labels.tolist()):
-        buf.write(f"{name},{label}\n")
     out_csv = Path(out_csv)
     if out_csv.is_dir():
         raise VislabError(f"--out {out_csv} is a folder; a classifier writes a CSV file")
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_csv, buf.getvalue().encode())
+    rows = zip(data.names, labels.tolist())
+    atomic_write_csv(out_csv, [("filename", "label"), *rows])  # a comma in a name is quoted
     return len(data.names)
 
 

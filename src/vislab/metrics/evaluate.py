@@ -6,7 +6,6 @@ No torch here: scoring a CSV should start in well under a second.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_savefig, atomic_write_bytes, atomic_write_csv
 
 
 def read_truth(gt: Path) -> dict[str, int]:
@@ -96,7 +95,7 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str, names: list[str] | No
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -123,11 +122,8 @@ def evaluate_classification(
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(json_path), text)
-    with (out_dir / "confusion.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["true\\pred", *range(len(cm))])
-        for c, row in enumerate(cm):
-            w.writerow([c, *row])
+    rows = [["true\\pred", *range(len(cm))], *([c, *row] for c, row in enumerate(cm))]
+    atomic_write_csv(out_dir / "confusion.csv", rows, newline="\r\n")
     plot_confusion(cm, out_dir / "confusion.png", f"{pred_csv.name}: acc {result['accuracy']:.4f}")
     result["out_dir"] = str(out_dir)
     return result
@@ -243,9 +239,6 @@ def write_mask_scores(result: dict[str, Any], json_path: Path | None, out_dir: P
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out_dir / "metrics.json", text)
         cm = np.asarray(result["confusion"])
-        with (out_dir / "confusion.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["true\\pred", *CLASSES])
-            for name, row in zip(CLASSES, cm, strict=True):
-                w.writerow([name, *row])
+        rows = [[name, *row] for name, row in zip(CLASSES, cm, strict=True)]
+        atomic_write_csv(out_dir / "confusion.csv", [["true\\pred", *CLASSES], *rows], "\r\n")
         plot_confusion(cm, out_dir / "confusion.png", f"mIoU {result['miou']:.4f}", CLASSES)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vislab.errors import VislabError
+from vislab.fileio import atomic_write_bytes
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
 
@@ -71,7 +71,8 @@ class Run:
     text: dict[str, str] = field(default_factory=dict)
 
 
-def _f(row: dict[str, str], key: str) -> float | None:
+def number(row: dict[str, str], key: str) -> float | None:
+    """A metrics.csv cell as a number; None when empty or nan."""
     v = row.get(key)
     return float(v) if v not in (None, "", "nan") else None
 
@@ -89,7 +90,7 @@ def _stage_minutes(run: Run) -> tuple[float, bool]:
     not is named as missing."""
     minutes, stage, seen = 0.0, run, {run.path.resolve()}
     while True:
-        minutes += sum(_f(r, "epoch_s") or 0 for r in stage.rows) / 60
+        minutes += sum(number(r, "epoch_s") or 0 for r in stage.rows) / 60
         init = stage.config["model"].get("init")
         if not init:
             return minutes, True
@@ -107,25 +108,25 @@ def _stage_minutes(run: Run) -> tuple[float, bool]:
 def _facts(run: Run) -> None:
     spec = task_spec(run.task)
     key = spec.monitor
-    scored = [r for r in run.rows if _f(r, key) is not None]
+    scored = [r for r in run.rows if number(r, key) is not None]
     if not scored:
         run.missing.append("metrics.csv with validation scores")
         return
-    best = max(scored, key=lambda r: _f(r, key))
+    best = max(scored, key=lambda r: number(r, key))
     minutes, all_stages = _stage_minutes(run)
     run.facts = {
         "metric": spec.metric,
-        "best": _f(best, key),
+        "best": number(best, key),
         "best_epoch": int(best["epoch"]),
-        "final": _f(scored[-1], key),
+        "final": number(scored[-1], key),
         "epochs_done": int(scored[-1]["epoch"]),
         "epochs_planned": run.config["trainer"]["epochs"],
         "train_minutes": minutes,  # earlier stages included, when found
         "all_stages": all_stages,
         "best_row": best,
     }
-    if run.task == "classification" and _f(scored[-1], "train_acc") is not None:
-        run.facts["final_train_acc"] = _f(scored[-1], "train_acc")
+    if run.task == "classification" and number(scored[-1], "train_acc") is not None:
+        run.facts["final_train_acc"] = number(scored[-1], "train_acc")
 
 
 def _architecture(run: Run) -> None:
@@ -202,10 +203,10 @@ def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | 
             continue
         minutes, scores, total = [], [], 0.0
         for r in run.rows:
-            total += (_f(r, "epoch_s") or 0) / 60
-            if _f(r, key) is not None:
+            total += (number(r, "epoch_s") or 0) / 60
+            if number(r, key) is not None:
                 minutes.append(total)
-                scores.append(_f(r, key))
+                scores.append(number(r, key))
         if scores:
             lines.append((f"{run.name} ({run.model})", minutes, scores))
             best = max(range(len(scores)), key=scores.__getitem__)
@@ -216,136 +217,27 @@ def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | 
     return path, "Best validation score and when it was reached: " + "; ".join(said) + "."
 
 
-def _stages_said(run: Run) -> str:
-    init = run.config["model"].get("init")
-    if not init:
-        return "."
-    if run.facts["all_stages"]:
-        return f", with the run its weights came from ({init})."
-    return f" in this stage alone; its weights came from {init}, whose run was not found."
-
-
-def _explain(run: Run) -> None:
-    """Short explanations, every number read from the run."""
-    f = run.facts
-    if "best" not in f:
-        return
-    t = (
-        f"{run.name} ({run.model}) reached its best validation {f['metric']} of {f['best']:.4f} "
-        f"at epoch {f['best_epoch']} of {f['epochs_done']} (planned {f['epochs_planned']}); "
-        f"the last epoch scored {f['final']:.4f}. Training took {f['train_minutes']:.1f} min"
-        + _stages_said(run)
-    )
-    if "final_train_acc" in f:
-        gap = f["final_train_acc"] - f["final"]
-        t += f" Train accuracy ended at {f['final_train_acc']:.4f}, {gap:.2f} above validation" + (
-            ": the network memorises the training set." if gap > 0.2 else "."
-        )
-    run.text["result"] = t
-    e = f.get("embed")
-    if e:
-        p = e["pca"]
-        run.text["pca"] = (
-            f"The first two principal components of the {e['feature_dim']}-dimensional "
-            f"second-to-last layer (epoch {p['epoch']}) explain "
-            f"{p['explained_variance'][0]:.1%} and {p['explained_variance'][1]:.1%} of its "
-            f"variance. In this plane a 10-nearest-neighbour classifier reaches "
-            f"{p['knn_acc_2d']:.3f} (chance: {1 / run.config['model']['num_classes']:.3f}) and "
-            f"the silhouette of the true classes is {p['silhouette_2d']:.3f}: a linear 2-D view "
-            "keeps only a little of the class structure."
-        )
-        ts = e["tsne"]
-        steps = " → ".join(f"{x['knn_acc_2d']:.3f}" for x in ts)
-        sil = " → ".join(f"{x['silhouette_2d']:.3f}" for x in ts)
-        epochs = ", ".join(str(x["epoch"]) for x in ts)
-        rows = {int(r["epoch"]): r for r in run.rows}
-        accs = [_f(rows[x["epoch"]], "val_acc") for x in ts if x["epoch"] in rows]
-        acc_txt = (" → ".join(f"{a:.3f}" for a in accs)) if len(accs) == len(ts) else None
-        run.text["tsne"] = (
-            f"At epochs {epochs}, 10-NN accuracy in the t-SNE plane goes {steps} and the "
-            f"silhouette {sil}"
-            + (f", while validation accuracy goes {acc_txt}" if acc_txt else "")
-            + ". Classes that form their own islands are the ones the network tells apart; "
-            "the mixed centre holds the classes it confuses."
-        )
-    prog = f.get("progress")
-    if prog:
-        parts = []
-        for tile, values in prog["miou"].items():
-            shown = " → ".join(f"{v:.3f}" for v in values)
-            parts.append(f"tile {tile}: {shown}")
-        text = (
-            f"mIoU of each tile at epochs {', '.join(map(str, prog['epochs']))}: "
-            + "; ".join(parts)
-            + "."
-        )
-        if "predicted_share" in prog:
-            truth, first = prog["truth_share"], prog["predicted_share"][0]
-            top = max(first, key=first.get)
-            text += (
-                f" At epoch {prog['epochs'][0]}, {first[top]:.0%} of these tiles' pixels are "
-                f"predicted {top} (truth: {truth[top]:.0%});"
-                f" by epoch {prog['epochs'][-1]}, {prog['predicted_share'][-1][top]:.0%}."
-            )
-        run.text["progress"] = text
-
-
-def details(run: Run) -> list[tuple[str, str]]:
-    """Implementation details, read from the resolved config."""
-    c, d, o, t = run.config, run.config["data"], run.config["optim"], run.config["trainer"]
-    aug = [
-        name
-        for name, on in (
-            (f"random crop (pad {d.get('crop_padding')})", d.get("crop_padding")),
-            (f"random {d.get('crop_size')} crops", d.get("crop_size")),
-            ("horizontal flips", d.get("hflip")),
-            ("vertical flips", d.get("vflip")),
-            ("90-degree rotations", d.get("rot90")),
-            (f"MixUp (alpha {d.get('mixup')})", d.get("mixup")),
-            (f"CutMix (alpha {d.get('cutmix')})", d.get("cutmix")),
-        )
-        if on
-    ]
-    opt = f"{o['name']} lr {o['lr']}, weight decay {o['weight_decay']}"
-    if o["name"] == "sgd":
-        opt += f", momentum {o['momentum']}"
-    size = d.get("image_size")
-    return [
-        ("model", f"{c['model']['name']} {c['model'].get('kwargs') or ''}".strip()),
-        ("optimizer", opt),
-        ("schedule", o["schedule"]),
-        (
-            "loss",
-            "cross-entropy"
-            + (f", label smoothing {o['label_smoothing']}" if o.get("label_smoothing") else ""),
-        ),
-        ("epochs, batch size", f"{t['epochs']}, {d['batch_size']}"),
-        ("input", f"{size}x{size}" if size else "as stored"),
-        ("augmentation", ", ".join(aug) or "none"),
-        ("precision", f"{t['precision']}" + (", channels_last" if t.get("channels_last") else "")),
-        ("seed", str(c["seed"])),
-    ]
-
-
 def build(runs: list[Path], out: Path) -> Path:
     """Write report.html and report.md into out; returns the HTML path."""
     import jinja2
+
+    from vislab.report.text import details, explain
 
     if not runs:
         raise VislabError("give at least one run folder")
     out = Path(out)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    loaded = [read_run(r) for r in runs]
+    loaded = _distinct_names([read_run(r) for r in runs])
     for run in loaded:
         _facts(run)
         _architecture(run)
         _analysis(run, figures)
-        _explain(run)
+        explain(run)
         for key, src in list(run.figures.items()):
             dest = figures / f"{run.name}_{key}.png"
             if src.resolve() != dest.resolve():
-                shutil.copyfile(src, dest)
+                atomic_write_bytes(dest, src.read_bytes())
             run.figures[key] = dest
     from vislab.data.landcover import CLASSES
 
@@ -375,6 +267,21 @@ def build(runs: list[Path], out: Path) -> Path:
     }
     html = env.get_template("report.html.j2").render(**context, src=embed_png)
     md = env.get_template("report.md.j2").render(**context, src=lambda p: f"figures/{Path(p).name}")
-    (out / "report.html").write_text(html)
-    (out / "report.md").write_text(md)
+    atomic_write_bytes(out / "report.html", html.encode())
+    atomic_write_bytes(out / "report.md", md.encode())
     return out / "report.html"
+
+
+def _distinct_names(runs: list[Run]) -> list[Run]:
+    """Runs whose folders share a name (a/p2, b/p2) are named with their parent folder too
+    (a-p2, b-p2), so that each keeps its own figures and rows."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.name] = counts.get(run.name, 0) + 1
+    taken: set[str] = set()
+    for i, run in enumerate(runs):
+        if counts[run.name] > 1:
+            name = f"{run.path.parent.name}-{run.name}"
+            run.name = name if name not in taken else f"{name}-{i + 1}"
+        taken.add(run.name)
+    return runs

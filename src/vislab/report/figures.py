@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from vislab.fileio import atomic_savefig  # noqa: E402
+
 
 def plot_curves(
     rows: list[dict[str, str]], curves: tuple[tuple[str, str], ...], title: str, path: Path
@@ -36,7 +38,7 @@ def plot_curves(
     b.legend()
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -51,5 +53,5 @@ def plot_budget(runs: list[tuple[str, list[float], list[float]]], metric: str, p
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

@@ -144,27 +144,17 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
 
 
 def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
-    out = run.path
     ckpt_path = _prepare_run_dir(cfg, run, resume, rank)
     if ckpt_path is not None and epochs_done(ckpt_path) >= cfg.trainer.epochs:
-        print(f"{out} is complete ({cfg.trainer.epochs} epochs); nothing to train")
+        print(f"{run.path} is complete ({cfg.trainer.epochs} epochs); nothing to train")
         return run.best
 
     import lightning as L
 
     from vislab.runtime import set_threads
-    from vislab.train.callbacks import (
-        AtomicCheckpointIO,
-        EpochMetricsCSV,
-        RunCheckpoint,
-        Snapshots,
-        default_snapshots,
-    )
 
     spec = task_spec(cfg.task)
     Data, Task = spec.lightning()
-    monitor = spec.monitor
-
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # data is in memory
     warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # Lightning 2.6 on torch 2.14
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # resume: checked above
@@ -184,7 +174,27 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     if init_meta is not None and (cfg.data.mean is None or cfg.data.std is None):
         # the weights were trained on inputs normalised with their run's statistics
         data.mean, data.std = init_meta.mean, init_meta.std
-    meta = ModelMeta(
+    task = Task(cfg, _model_meta(cfg, data))
+    if init_state is not None:
+        task.model.load_state_dict(init_state)
+        del init_state  # not a second copy of every weight for the whole run
+        print(f"weights from {cfg.model.init} (epoch {init_meta.epoch})")
+
+    trainer, best_cb = _trainer(cfg, run, spec.monitor)
+    if trainer.is_global_zero:
+        run.write_config(cfg)
+    if ckpt_path is not None:
+        print(f"resuming from {ckpt_path}")
+    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    if trainer.is_global_zero:
+        score = best_cb.best_model_score
+        print(f"best {spec.monitor} {float(score):.4f}; run folder: {run.path}")
+    return run.best
+
+
+def _model_meta(cfg: Config, data) -> ModelMeta:
+    """The metadata every checkpoint of the run carries (data: the run's data module)."""
+    return ModelMeta(
         task=cfg.task,
         model=cfg.model.name,
         model_kwargs=dict(cfg.model.kwargs),
@@ -197,20 +207,27 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         config=cfg.to_dict(),
         vislab_version=__version__,
     )
-    task = Task(cfg, meta)
-    if init_state is not None:
-        task.model.load_state_dict(init_state)
-        del init_state  # not a second copy of every weight for the whole run
-        print(f"weights from {cfg.model.init} (epoch {init_meta.epoch})")
 
-    ckpt_dir = run.checkpoints
+
+def _trainer(cfg: Config, run: RunFolder, monitor: str):
+    """Lightning's Trainer with vislab's callbacks, and the callback that keeps best.ckpt."""
+    import lightning as L
+
+    from vislab.train.callbacks import (
+        AtomicCheckpointIO,
+        EpochMetricsCSV,
+        RunCheckpoint,
+        Snapshots,
+        default_snapshots,
+    )
+
     t = cfg.trainer
     snapshots = set(t.snapshots) if t.snapshots is not None else default_snapshots(t.epochs)
     # Two checkpoint callbacks: Lightning 2.6's save_last=True writes last.ckpt only when the
     # monitored metric improves, so a run whose val accuracy stalls would resume from an old
     # epoch. A monitor-less top-1 callback named "last" is rewritten after every epoch.
     best_cb = RunCheckpoint(
-        dirpath=ckpt_dir,
+        dirpath=run.checkpoints,
         filename="best",
         monitor=monitor,
         mode="max",
@@ -219,19 +236,14 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         auto_insert_metric_name=False,
     )
     last_cb = RunCheckpoint(
-        dirpath=ckpt_dir,
+        dirpath=run.checkpoints,
         filename="last",
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
     # a progress bar on a terminal; in a log file, one line per epoch instead
     progress_bar = t.progress_bar and sys.stdout.isatty()
-    callbacks = [
-        EpochMetricsCSV(run, echo=not progress_bar),
-        Snapshots(run, snapshots),
-        best_cb,
-        last_cb,
-    ]
+    callbacks = [EpochMetricsCSV(run, echo=not progress_bar), Snapshots(run, snapshots)]
     trainer = L.Trainer(
         max_epochs=t.epochs,
         precision=t.precision,
@@ -240,20 +252,12 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         num_nodes=t.num_nodes,
         strategy=t.strategy,
         use_distributed_sampler=False,  # the data module shards (train/datamodule.py)
-        callbacks=callbacks,
+        callbacks=[*callbacks, best_cb, last_cb],
         plugins=[AtomicCheckpointIO()],
         logger=False,
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        default_root_dir=out,
+        default_root_dir=run.path,
     )
-    if trainer.is_global_zero:
-        run.write_config(cfg)
-    if ckpt_path is not None:
-        print(f"resuming from {ckpt_path}")
-    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
-    if trainer.is_global_zero:
-        score = best_cb.best_model_score
-        print(f"best {monitor} {float(score):.4f}; run folder: {out}")
-    return run.best
+    return trainer, best_cb

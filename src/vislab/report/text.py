@@ -1,0 +1,130 @@
+"""The report's explanations: sentences whose every number is read from the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vislab.report.build import Run, number
+
+
+def _stages_said(run: Run) -> str:
+    init = run.config["model"].get("init")
+    if not init:
+        return "."
+    if run.facts["all_stages"]:
+        return f", with the run its weights came from ({init})."
+    return f" in this stage alone; its weights came from {init}, whose run was not found."
+
+
+def explain(run: Run) -> None:
+    """Short explanations, every number read from the run."""
+    f = run.facts
+    if "best" not in f:
+        return
+    run.text["result"] = _result(run, f)
+    if f.get("embed"):
+        run.text["pca"] = _pca(run, f["embed"]["pca"], f["embed"]["feature_dim"])
+        run.text["tsne"] = _tsne(run, f["embed"]["tsne"])
+    if f.get("progress"):
+        run.text["progress"] = _progress(f["progress"])
+
+
+def _result(run: Run, f: dict[str, Any]) -> str:
+    t = (
+        f"{run.name} ({run.model}) reached its best validation {f['metric']} of {f['best']:.4f} "
+        f"at epoch {f['best_epoch']} of {f['epochs_done']} (planned {f['epochs_planned']}); "
+        f"the last epoch scored {f['final']:.4f}. Training took {f['train_minutes']:.1f} min"
+        + _stages_said(run)
+    )
+    if "final_train_acc" in f:
+        gap = f["final_train_acc"] - f["final"]
+        t += f" Train accuracy ended at {f['final_train_acc']:.4f}, {gap:.2f} above validation" + (
+            ": the network memorises the training set." if gap > 0.2 else "."
+        )
+    return t
+
+
+def _pca(run: Run, p: dict[str, Any], dim: int) -> str:
+    return (
+        f"The first two principal components of the {dim}-dimensional "
+        f"second-to-last layer (epoch {p['epoch']}) explain "
+        f"{p['explained_variance'][0]:.1%} and {p['explained_variance'][1]:.1%} of its "
+        f"variance. In this plane a 10-nearest-neighbour classifier reaches "
+        f"{p['knn_acc_2d']:.3f} (chance: {1 / run.config['model']['num_classes']:.3f}) and "
+        f"the silhouette of the true classes is {p['silhouette_2d']:.3f}: a linear 2-D view "
+        "keeps only a little of the class structure."
+    )
+
+
+def _tsne(run: Run, ts: list[dict[str, Any]]) -> str:
+    steps = " → ".join(f"{x['knn_acc_2d']:.3f}" for x in ts)
+    sil = " → ".join(f"{x['silhouette_2d']:.3f}" for x in ts)
+    epochs = ", ".join(str(x["epoch"]) for x in ts)
+    rows = {int(r["epoch"]): r for r in run.rows}
+    accs = [number(rows[x["epoch"]], "val_acc") for x in ts if x["epoch"] in rows]
+    acc_txt = (" → ".join(f"{a:.3f}" for a in accs)) if len(accs) == len(ts) else None
+    return (
+        f"At epochs {epochs}, 10-NN accuracy in the t-SNE plane goes {steps} and the "
+        f"silhouette {sil}"
+        + (f", while validation accuracy goes {acc_txt}" if acc_txt else "")
+        + ". Classes that form their own islands are the ones the network tells apart; "
+        "the mixed centre holds the classes it confuses."
+    )
+
+
+def _progress(prog: dict[str, Any]) -> str:
+    parts = []
+    for tile, values in prog["miou"].items():
+        shown = " → ".join(f"{v:.3f}" for v in values)
+        parts.append(f"tile {tile}: {shown}")
+    text = (
+        f"mIoU of each tile at epochs {', '.join(map(str, prog['epochs']))}: "
+        + "; ".join(parts)
+        + "."
+    )
+    if "predicted_share" in prog:
+        truth, first = prog["truth_share"], prog["predicted_share"][0]
+        top = max(first, key=first.get)
+        text += (
+            f" At epoch {prog['epochs'][0]}, {first[top]:.0%} of these tiles' pixels are "
+            f"predicted {top} (truth: {truth[top]:.0%});"
+            f" by epoch {prog['epochs'][-1]}, {prog['predicted_share'][-1][top]:.0%}."
+        )
+    return text
+
+
+def details(run: Run) -> list[tuple[str, str]]:
+    """Implementation details, read from the resolved config."""
+    c, d, o, t = run.config, run.config["data"], run.config["optim"], run.config["trainer"]
+    aug = [
+        name
+        for name, on in (
+            (f"random crop (pad {d.get('crop_padding')})", d.get("crop_padding")),
+            (f"random {d.get('crop_size')} crops", d.get("crop_size")),
+            ("horizontal flips", d.get("hflip")),
+            ("vertical flips", d.get("vflip")),
+            ("90-degree rotations", d.get("rot90")),
+            (f"MixUp (alpha {d.get('mixup')})", d.get("mixup")),
+            (f"CutMix (alpha {d.get('cutmix')})", d.get("cutmix")),
+        )
+        if on
+    ]
+    opt = f"{o['name']} lr {o['lr']}, weight decay {o['weight_decay']}"
+    if o["name"] == "sgd":
+        opt += f", momentum {o['momentum']}"
+    size = d.get("image_size")
+    return [
+        ("model", f"{c['model']['name']} {c['model'].get('kwargs') or ''}".strip()),
+        ("optimizer", opt),
+        ("schedule", o["schedule"]),
+        (
+            "loss",
+            "cross-entropy"
+            + (f", label smoothing {o['label_smoothing']}" if o.get("label_smoothing") else ""),
+        ),
+        ("epochs, batch size", f"{t['epochs']}, {d['batch_size']}"),
+        ("input", f"{size}x{size}" if size else "as stored"),
+        ("augmentation", ", ".join(aug) or "none"),
+        ("precision", f"{t['precision']}" + (", channels_last" if t.get("channels_last") else "")),
+        ("seed", str(c["seed"])),
+    ]
