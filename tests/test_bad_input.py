@@ -204,3 +204,18 @@ def test_a_loss_that_is_not_finite_stops_the_run_with_no_nan_weights_saved(
     fails(capsys, train_args(p1_tiny, out, 2, "--set", "optim.lr=1e30"),
           "the training loss is nan at epoch 1")  # fmt: skip
     assert not (out / "checkpoints").exists()  # before: NaN weights saved as best.ckpt, exit 0
+
+
+def test_a_comma_in_a_file_name_is_quoted_and_read_back(runs, p1_tiny, tmp_path, capsys):
+    cls, _ = runs
+    images = tmp_path / "val"
+    shutil.copytree(p1_tiny / "val_50", images)
+    (images / "0_16.png").rename(images / "0_16,copy.png")
+    pred = tmp_path / "pred.csv"
+    ckpt = str(cls / "checkpoints" / "best.ckpt")
+    assert main(["predict", "--ckpt", ckpt, "--images", str(images), "--out", str(pred)]) == 0
+    rows = pred.read_text().splitlines()
+    assert [r for r in rows if "copy" in r][0].startswith('"0_16,copy.png",')
+    assert all(len(r.split(",")) == 2 for r in rows if "copy" not in r)
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(images)]) == 0
+    assert f"({len(rows) - 1} images)" in capsys.readouterr().out

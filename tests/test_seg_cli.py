@@ -143,3 +143,21 @@ def test_evaluate_refuses_masks_that_do_not_pair(p2_tiny, tmp_path, capsys, brea
     import re
 
     assert re.search(message, err), err
+
+
+def test_predict_refuses_two_files_of_one_tile_before_writing(seg_run, p2_tiny, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("0000_sat.jpg", "0001_sat.jpg"):
+        (images / name).write_bytes((p2_tiny / "validation" / name).read_bytes())
+    (images / "0000.jpg").write_bytes((images / "0001_sat.jpg").read_bytes())
+    old = tmp_path / "masks"
+    old.mkdir()
+    write_mask(np.zeros((64, 64), np.uint8), old / "0000.png")
+    write_mask(np.zeros((64, 64), np.uint8), old / "0001.png")
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    ckpt = str(seg_run / "checkpoints" / "best.ckpt")
+    args = ["predict", "--ckpt", ckpt, "--images", str(images), "--out", str(old)]
+    assert main([*args, "--threads", "1"]) == 2
+    assert "are both tile 0000" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before

@@ -101,3 +101,23 @@ def test_augmentation_keeps_image_and_mask_aligned():
     assert torch.equal(ax[:, 0], ay.float() * 10)
     # and the transforms vary: not every sample is the top-left unflipped crop
     assert sum(not torch.equal(ay[i], y[i, :16, :16]) for i in range(32)) > 16
+
+
+def test_one_naming_rule_for_tiles_any_case_hidden_files_ignored(tmp_path):
+    write_tile_folder(tmp_path, 3, size=16)
+    (tmp_path / "0000_sat.jpg").rename(tmp_path / "0000_SAT.JPG")
+    (tmp_path / "0001_sat.jpg").rename(tmp_path / "0001_sat.jpeg")
+    (tmp_path / "0001_mask.png").rename(tmp_path / "0001_MASK.PNG")
+    (tmp_path / "._0002_sat.jpg").write_bytes(b"macOS resource fork, not an image")
+    tiles = load_tiles(tmp_path)
+    assert tiles.ids == ["0000", "0001", "0002"] and tiles.masks.shape == (3, 16, 16)
+    files, ids = load_sat_images(tmp_path)  # prediction reads the same tiles
+    assert ids == tiles.ids and [f.name for f in files][:2] == ["0000_SAT.JPG", "0001_sat.jpeg"]
+
+
+def test_two_files_of_one_tile_are_refused_naming_both(tmp_path):
+    write_tile_folder(tmp_path, 2, size=16)
+    Image.new("RGB", (16, 16)).save(tmp_path / "0001.jpg")
+    for load in (load_tiles, load_sat_images):
+        with pytest.raises(VislabError, match=r"0001.jpg and 0001_sat.jpg are both tile 0001"):
+            load(tmp_path)

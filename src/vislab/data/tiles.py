@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vislab.data.images import read_rgb
+from vislab.data.images import read_rgb, visible
 from vislab.data.landcover import read_mask, warn_red
 from vislab.errors import VislabError
 
-SAT, MASK = "_sat.jpg", "_mask.png"
+SAT, MASK = "_sat.jpg", "_mask.png"  # the course's names, as messages spell them
+SAT_SUFFIXES = (".jpg", ".jpeg")
 
 
 @dataclass
@@ -28,30 +29,52 @@ class TileSet:
     ids: list[str]  # "0013" for 0013_sat.jpg
 
 
-def find_pairs(folder: Path) -> list[str]:
-    """Ids of the xxxx_sat.jpg files of folder, sorted; each must have its xxxx_mask.png."""
+def sat_tiles(folder: Path) -> dict[str, Path]:
+    """The satellite tiles of folder by id, sorted: every visible .jpg / .jpeg file, in any
+    case; ``xxxx_sat.jpg`` and ``xxxx.jpg`` both have id ``xxxx``. The one rule of training,
+    prediction and progress; two files of one id are refused, naming both."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
-    ids = sorted(p.name[: -len(SAT)] for p in folder.glob("*" + SAT))
-    if not ids:
-        raise VislabError(f"no satellite tiles (*{SAT}) in {folder}")
-    missing = [i for i in ids if not (folder / (i + MASK)).is_file()]
+    tiles: dict[str, Path] = {}
+    for path in visible(folder):
+        if path.suffix.lower() not in SAT_SUFFIXES or not path.is_file():
+            continue
+        stem = path.stem
+        tile = stem[: -len("_sat")] if stem.lower().endswith("_sat") else stem
+        if tile in tiles:
+            raise VislabError(
+                f"{tiles[tile]} and {path.name} are both tile {tile}: keep one of them"
+            )
+        tiles[tile] = path
+    if not tiles:
+        raise VislabError(f"no satellite tiles (*{SAT}, .jpg or .jpeg) in {folder}")
+    return dict(sorted(tiles.items()))
+
+
+def find_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
+    """(tile, mask) files of folder by id, sorted: each tile of sat_tiles with its
+    xxxx_mask.png (the suffix in any case)."""
+    folder = Path(folder)
+    tiles = sat_tiles(folder)
+    masks = {p.name.lower(): p for p in visible(folder) if p.name.lower().endswith(MASK)}
+    pairs = {i: (p, masks.get((i + MASK).lower())) for i, p in tiles.items()}
+    missing = [i for i, (_, mask) in pairs.items() if mask is None]
     if missing:
         raise VislabError(
-            f"{folder / (missing[0] + SAT)} has no mask {missing[0] + MASK}"
+            f"{tiles[missing[0]]} has no mask {missing[0] + MASK}"
             + (f" ({len(missing)} tiles without masks)" if len(missing) > 1 else "")
         )
-    return ids
+    return pairs
 
 
 def _resize_mask(index: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(index).resize((size, size), Image.NEAREST))
 
 
-def _load_pair(folder: Path, tile: str, size: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    image = read_rgb(folder / (tile + SAT))
-    mask, red = read_mask(folder / (tile + MASK), size=image.shape[:2])
+def _load_pair(sat: Path, mask_file: Path, size: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    image = read_rgb(sat)
+    mask, red = read_mask(mask_file, size=image.shape[:2])
     if size is not None and image.shape[:2] != (size, size):
         image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
         mask = _resize_mask(mask, size)
@@ -60,33 +83,26 @@ def _load_pair(folder: Path, tile: str, size: int | None) -> tuple[np.ndarray, n
 
 def load_tiles(folder: Path, size: int | None = None, limit: int | None = None) -> TileSet:
     """Decode every pair of folder (the first `limit` ids when given)."""
-    folder = Path(folder)
-    ids = find_pairs(folder)[:limit]
+    pairs = find_pairs(folder)
+    ids = list(pairs)[:limit]
     with ThreadPoolExecutor(2) as pool:
-        loaded = list(pool.map(lambda t: _load_pair(folder, t, size), ids))
+        loaded = list(pool.map(lambda t: _load_pair(*pairs[t], size), ids))
     shapes = {im.shape for im, _, _ in loaded}
     if len(shapes) > 1:
         first = loaded[0][0].shape
         odd = next(t for t, (im, _, _) in zip(ids, loaded) if im.shape != first)
         raise VislabError(
-            f"{folder / (odd + SAT)} differs in size from {ids[0] + SAT}: tiles must share one "
-            "size (set data.image_size to resize them all)"
+            f"{pairs[odd][0]} differs in size from {pairs[ids[0]][0].name}: tiles must share "
+            "one size (set data.image_size to resize them all)"
         )
-    warn_red({t + MASK: red for t, (_, _, red) in zip(ids, loaded)})
+    warn_red({pairs[t][1].name: red for t, (_, _, red) in zip(ids, loaded)})
     images = np.stack([im for im, _, _ in loaded])
     masks = np.stack([m for _, m, _ in loaded])
     return TileSet(images, masks, ids)
 
 
 def load_sat_images(folder: Path) -> tuple[list[Path], list[str]]:
-    """For prediction: the .jpg files of folder (sorted) and their output ids.
-
-    ``xxxx_sat.jpg`` and ``xxxx.jpg`` both give id ``xxxx`` (written as ``xxxx.png``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise VislabError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
-    if not files:
-        raise VislabError(f"no .jpg images in {folder}")
-    ids = [p.stem[: -len("_sat")] if p.stem.endswith("_sat") else p.stem for p in files]
-    return files, ids
+    """For prediction: the tiles of folder (sat_tiles) and their output ids, sorted by id;
+    tile ``xxxx`` is written as ``xxxx.png``."""
+    tiles = sat_tiles(folder)
+    return list(tiles.values()), list(tiles)
