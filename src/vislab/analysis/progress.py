@@ -13,6 +13,7 @@ import torch
 from vislab.analysis.overlay import overlay
 from vislab.data.images import read_rgb
 from vislab.data.landcover import read_mask, warn_red
+from vislab.data.tiles import find_pairs
 from vislab.errors import VislabError
 from vislab.fileio import atomic_savefig, atomic_write_bytes
 from vislab.infer.checkpoint import load_model
@@ -30,12 +31,12 @@ def predict_tile(model, meta: ModelMeta, image: np.ndarray) -> np.ndarray:
     return segment_logits(model, x, meta.image_size).argmax(1)[0].numpy().astype(np.uint8)
 
 
-def default_tiles(folder: Path) -> tuple[str, ...]:
+def default_tiles(tiles: list[str]) -> tuple[str, ...]:
     """The report's tiles when the folder holds them (the course's validation set), else the
-    first three."""
-    if all((folder / f"{t}_sat.jpg").is_file() for t in DEFAULT_TILES):
+    first three of tiles (its ids, sorted)."""
+    if all(t in tiles for t in DEFAULT_TILES):
         return DEFAULT_TILES
-    return tuple(p.name[: -len("_sat.jpg")] for p in sorted(folder.glob("*_sat.jpg"))[:3])
+    return tuple(tiles[:3])
 
 
 def progress(
@@ -48,14 +49,17 @@ def progress(
         raise VislabError(f"{run.path} is a {cfg.task} run; progress draws segmentation runs")
     snaps = run.pick_snapshots()
     folder = data if data is not None else cfg.data.resolve(cfg.data.val)
-    tiles = list(tiles or default_tiles(folder))
+    pairs = find_pairs(folder)
+    tiles = list(tiles or default_tiles(list(pairs)))
     images, truths, red = [], [], {}
     for t in tiles:
-        sat = folder / f"{t}_sat.jpg"
-        if not sat.is_file():
-            raise VislabError(f"no tile {sat} (pick tiles with --tiles, the folder with --data)")
+        if t not in pairs:
+            raise VislabError(
+                f"no tile {t} in {folder} (pick tiles with --tiles, the folder with --data)"
+            )
+        sat, mask = pairs[t]
         images.append(read_rgb(sat))
-        truth, red[f"{t}_mask.png"] = read_mask(folder / f"{t}_mask.png", images[-1].shape[:2])
+        truth, red[mask.name] = read_mask(mask, images[-1].shape[:2])
         truths.append(truth)
     warn_red(red)
     epochs, preds = [], []
