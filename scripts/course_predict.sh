@@ -11,4 +11,4 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="$here/.venv/bin/python"
 [ -x "$py" ] || py=python3
-exec "$py" -m vislab predict --ckpt "$1" --images "$2" --out "$3"
+exec "$py" -m vislab predict --ckpt="$1" --images="$2" --out="$3"  # a name may start with "-"

@@ -7,13 +7,15 @@ would clip them silently.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import seg_train_args, train_args
+from conftest import REPO, seg_train_args, train_args
 from PIL import Image
 
 from vislab.cli import main
@@ -219,3 +221,76 @@ def test_a_comma_in_a_file_name_is_quoted_and_read_back(runs, p1_tiny, tmp_path,
     assert all(len(r.split(",")) == 2 for r in rows if "copy" not in r)
     assert main(["evaluate", "--pred", str(pred), "--gt", str(images)]) == 0
     assert f"({len(rows) - 1} images)" in capsys.readouterr().out
+
+
+def test_a_last_batch_of_one_image_does_not_stop_batch_norm(p2_tiny, tmp_path):
+    # 16 tiles in batches of 15: the last batch holds one, and DeepLabv3's pooled branch
+    # normalises a 1x1 map over the batch
+    args = seg_train_args(p2_tiny, tmp_path / "run", 1, "--set", "data.batch_size=15")
+    args[1] = args[1].replace("p2_cpu.yaml", "p2_deeplabv3.yaml")
+    assert main([*args, "--set", "model.kwargs.weights=null"]) == 0
+
+
+def _bomb_png(path: Path) -> None:
+    """A PNG whose header claims 20000x20000 pixels (and holds none)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+
+
+def test_file_names_and_headers_users_get_wrong(runs, tmp_path, capsys):
+    ckpt = runs[0] / "checkpoints" / "best.ckpt"
+    out = tmp_path / "pred.csv"
+    odd = _images(tmp_path / "odd")
+    os.rename(odd / "0_1.png", os.fsencode(odd) + b"/0_\xff.png")  # not UTF-8
+    fails(capsys, _predict(ckpt, odd, out), "the name b'0_\\xff.png' is not valid UTF-8")
+    bomb = _images(tmp_path / "bomb")
+    _bomb_png(bomb / "0_9.png")
+    fails(capsys, _predict(ckpt, bomb, out), "0_9.png: Image size (400000000 pixels) exceeds")
+    mac = _images(tmp_path / "mac")
+    (mac / "._0_0.png").write_bytes(b"\0\5\26\7 macOS resource fork")
+    assert main([str(a) for a in _predict(ckpt, mac, out)]) == 0  # hidden: not an image
+    assert len(out.read_text().splitlines()) == 1 + 3
+
+
+def test_embed_of_one_class_is_refused(runs, tmp_path, capsys):
+    one = _images(tmp_path / "one" / "0")
+    ckpt = runs[0] / "checkpoints" / "best.ckpt"
+    fails(capsys, ["embed", ckpt, "--data", one.parent], "needs images of at least 2 classes")
+
+
+def test_hw1_1_sh_takes_a_folder_whose_name_starts_with_a_dash(runs, tmp_path):
+    _images(tmp_path / "-imgs")
+    env = dict(os.environ, VISLAB_P1_CKPT=str(runs[0] / "checkpoints" / "best.ckpt"))
+    done = subprocess.run(
+        ["bash", str(REPO / "hw1_1.sh"), "-imgs", "-out.csv"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "-out.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_overlay_never_replaces_its_inputs(p2_tiny, tmp_path, capsys):
+    val = p2_tiny / "validation"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for m in sorted(val.glob("*_mask.png")):
+        shutil.copy(m, masks / m.name.replace("_mask", ""))  # predicted masks: xxxx.png
+    before = {p.name: p.read_bytes() for p in masks.iterdir()}
+    argv = ["overlay", "--image", val, "--mask", masks, "--out", masks]
+    fails(capsys, argv, "would replace an input (4 of 4 outputs would)")
+    one = masks / "0000.png"
+    argv = ["overlay", "--image", val / "0000_sat.jpg", "--mask", one, "--out", one]
+    fails(capsys, argv, "the overlay")
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == before

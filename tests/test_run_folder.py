@@ -113,3 +113,23 @@ def test_resume_of_a_folder_without_a_checkpoint_says_it_starts_over(p1_tiny, tm
     assert f"--resume: {out} holds no checkpoint yet; training from epoch 1" in (
         capsys.readouterr().out
     )
+
+
+def test_resume_with_another_thread_count_says_what_it_changes(p1_tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(p1_tiny, out, 1)) == 0  # trainer.threads=1
+    capsys.readouterr()
+    assert main([*train_args(p1_tiny, out, 1, "--resume"), "--set", "trainer.threads=2"]) == 0
+    said = capsys.readouterr().out
+    assert "--resume: trainer.threads 1 -> 2: the run goes on" in said
+    assert main(train_args(p1_tiny, out, 1, "--resume")) == 0  # the saved count: no note
+    assert "trainer.threads" not in capsys.readouterr().out
+
+
+def test_a_metrics_csv_cut_short_is_an_error_not_fewer_rows(p1_tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(p1_tiny, out, 2)) == 0
+    text = (out / "metrics.csv").read_text()
+    (out / "metrics.csv").write_text(text[: len(text) - 7])  # the copy stopped mid-row
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
+    assert "metrics.csv is cut short at line 3" in capsys.readouterr().err

@@ -95,11 +95,20 @@ class RunFolder:
         atomic_write_bytes(self.config_file, text.encode())
 
     def metrics(self) -> list[dict[str, str]]:
-        """metrics.csv's rows ([] before the first epoch ends)."""
+        """metrics.csv's rows ([] before the first epoch ends); a file cut short (its last row
+        unfinished, or a row with fewer fields than the header) is an error, not fewer rows."""
         if not self.metrics_file.is_file():
             return []
-        with self.metrics_file.open(newline="") as f:
-            return list(csv.DictReader(f))
+        text = self.metrics_file.read_text()
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        short = [i for i, r in enumerate(rows, start=2) if None in r.values()]
+        if (text and not text.endswith("\n")) or short:
+            line = short[0] if short else len(text.splitlines())
+            raise VislabError(
+                f"{self.metrics_file} is cut short at line {line} (training writes whole rows: "
+                "the file was damaged after it was written)"
+            )
+        return rows
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
         fields: list[str] = []

@@ -87,6 +87,13 @@ def embed(
             h, w = meta.image_size
             size = h if h == w else None
             s = load_labeled(folder, meta.num_classes, labels_csv, size, classes=meta.classes)
+            n, k = len(s.labels), len(np.unique(s.labels))
+            if not 2 <= k < n:  # what silhouette and k-NN scores need
+                raise VislabError(
+                    f"{folder}: embed scores how classes separate, so it needs images of at "
+                    f"least 2 classes and more images than classes; it holds {n} image(s) of "
+                    f"{k} class(es)"
+                )
             images = to_nchw(s.images)
         metas.append(meta)
         feats.append(features(model, meta, images))

@@ -13,6 +13,7 @@ script loops over pixels (several seconds a tile); this one shifts whole masks.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from PIL import Image
 
 from vislab.data.landcover import COLORS, read_mask
 from vislab.errors import VislabError
+from vislab.fileio import atomic_write_bytes
 
 ALPHA = 0.3
 EDGE_WIDTH = 5
@@ -82,19 +84,21 @@ def overlay_file(image_path: Path, mask_path: Path, out_path: Path, full: bool =
     mask, red = read_mask(mask_path, size=image.shape[:2])
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(image, mask, full)).save(out_path)
+    buf = io.BytesIO()
+    fmt = Image.registered_extensions().get(out_path.suffix.lower(), "PNG")
+    Image.fromarray(overlay(image, mask, full)).save(buf, format=fmt)
+    atomic_write_bytes(out_path, buf.getvalue())
     return red
 
 
 def pair_overlay_folders(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path, str]]:
-    """(image, mask, id) for each xxxx_sat.jpg of image_dir with xxxx_mask.png or xxxx.png."""
+    """(image, mask, id) for each tile of image_dir (data/tiles.py's naming rule) with
+    xxxx_mask.png or xxxx.png in mask_dir."""
+    from vislab.data.tiles import sat_tiles
+
     image_dir, mask_dir = Path(image_dir), Path(mask_dir)
-    images = sorted(image_dir.glob("*_sat.jpg"))
-    if not images:
-        raise VislabError(f"no satellite tiles (*_sat.jpg) in {image_dir}")
     pairs, missing = [], []
-    for img in images:
-        tile = img.name[: -len("_sat.jpg")]
+    for tile, img in sat_tiles(image_dir).items():
         for name in (f"{tile}_mask.png", f"{tile}.png"):
             if (mask_dir / name).is_file():
                 pairs.append((img, mask_dir / name, tile))
@@ -107,3 +111,22 @@ def pair_overlay_folders(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Pa
             f"{len(missing)} tile(s), e.g. {', '.join(missing[:3])}"
         )
     return pairs
+
+
+def overlay_jobs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
+    """(image, mask, output) of each overlay of `vislab overlay`: one file, or a folder's
+    tiles written as OUT/xxxx.png. An output that would replace an input is refused before
+    anything is written."""
+    image, mask, out = Path(image), Path(mask), Path(out)
+    if image.is_dir():
+        jobs = [(i, m, out / f"{t}.png") for i, m, t in pair_overlay_folders(image, mask)]
+    else:
+        jobs = [(image, mask, out)]
+    inputs = {p.resolve() for i, m, _ in jobs for p in (i, m)}
+    clash = [o for _, _, o in jobs if o.resolve() in inputs]
+    if clash:
+        raise VislabError(
+            f"--out {out}: the overlay {clash[0]} would replace an input "
+            f"({len(clash)} of {len(jobs)} outputs would); pick another --out"
+        )
+    return jobs

@@ -79,20 +79,16 @@ def evaluate(
 
 
 def overlay(*, image: Path, mask: Path, out: Path, full_band: bool) -> None:
-    from vislab.analysis.overlay import overlay_file, pair_overlay_folders
-    from vislab.data.landcover import warn_red
-
-    if not image.is_dir():
-        warn_red({mask.name: overlay_file(image, mask, out, full=full_band)})
-        print(f"wrote {out}")
-        return
     from concurrent.futures import ThreadPoolExecutor
 
-    pairs = pair_overlay_folders(image, mask)
+    from vislab.analysis.overlay import overlay_file, overlay_jobs
+    from vislab.data.landcover import warn_red
+
+    jobs = overlay_jobs(image, mask, out)
     with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
-        red = pool.map(lambda p: overlay_file(p[0], p[1], out / f"{p[2]}.png", full_band), pairs)
-        warn_red({m.name: n for (_, m, _), n in zip(pairs, red, strict=True)})
-    print(f"wrote {len(pairs)} overlays to {out}")
+        red = list(pool.map(lambda j: overlay_file(*j, full=full_band), jobs))
+    warn_red({m.name: n for (_, m, _), n in zip(jobs, red, strict=True)})
+    print(f"wrote {len(jobs)} overlays to {out}" if image.is_dir() else f"wrote {out}")
 
 
 def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path | None) -> None:

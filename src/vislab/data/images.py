@@ -15,6 +15,7 @@ given, in which case each is resized (bilinear) to ``image_size x image_size``.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,16 @@ class ImageSet:
 def visible(folder: Path) -> list[Path]:
     """The entries of folder, sorted, without hidden ones (.ipynb_checkpoints/, macOS's ._
     files, .DS_Store): tools leave them, and they are no one's images or classes."""
-    return sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+    entries = sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+    for p in entries:
+        try:
+            p.name.encode()
+        except UnicodeEncodeError:  # the bytes of the name are not UTF-8
+            raise VislabError(
+                f"{folder}: the name {os.fsencode(p.name)!r} is not valid UTF-8 (a CSV or a "
+                "mask named after it could not say which file it was): rename it"
+            ) from None
+    return entries
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -76,7 +86,14 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    # DecompressionBombError: a header that claims more pixels than Pillow will decode
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as e:
         raise VislabError(f"cannot read image {path}: {e}") from None
 
 

@@ -86,7 +86,13 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
         try:
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB") if im.mode == "P" else im)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            OSError,
+            SyntaxError,
+            ValueError,
+        ) as e:
             raise VislabError(f"cannot read mask {path}: {e}") from None
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
         kind = f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"

@@ -41,11 +41,15 @@ class InMemoryData(L.LightningDataModule):
         # would reshuffle with a seed of its own)
         rank, world = self._ranks()
         sampler = EpochSampler(len(self.train_set), self.cfg.seed, rank=rank, world=world)
+        batch = self.cfg.data.batch_size
         return DataLoader(
             self.train_set,
-            batch_size=self.cfg.data.batch_size,
+            batch_size=batch,
             sampler=sampler,
             collate_fn=keep_batch,
+            # a last batch of one image would stop batch norm (a 1x1 map of one image has no
+            # variance): that epoch leaves the image out, and the next shuffle brings it back
+            drop_last=len(sampler) % batch == 1,
         )
 
     def val_dataloader(self) -> DataLoader:

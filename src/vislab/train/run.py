@@ -72,6 +72,13 @@ def _prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Pa
     if not run.last.exists():
         print(f"--resume: {run.path} holds no checkpoint yet; training from epoch 1")
         return None
+    saved = run.config().trainer.threads
+    if saved != cfg.trainer.threads:
+        print(
+            f"--resume: trainer.threads {saved} -> {cfg.trainer.threads}: the run goes on, but "
+            "sums taken in another order give weights that differ in their last bits from "
+            "those of a run never interrupted (resume with the same threads to get those)"
+        )
     return run.last
 
 
