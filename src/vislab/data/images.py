@@ -71,6 +71,17 @@ def list_images(folder: Path) -> list[Path]:
 _CONVERTIBLE = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"}
 
 
+# what Pillow raises on a file it cannot decode (DecompressionBombError: a header that claims
+# more pixels than Pillow will decode)
+PILLOW_ERRORS = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    OSError,
+    SyntaxError,
+    ValueError,
+)
+
+
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """Decode one image to (H, W, 3) uint8, naming the file if it cannot be read."""
     try:
@@ -86,14 +97,7 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8)
-    # DecompressionBombError: a header that claims more pixels than Pillow will decode
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        OSError,
-        SyntaxError,
-        ValueError,
-    ) as e:
+    except PILLOW_ERRORS as e:
         raise VislabError(f"cannot read image {path}: {e}") from None
 
 

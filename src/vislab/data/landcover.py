@@ -81,18 +81,14 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
         except OSError as e:
             raise VislabError(f"cannot read mask {path}: {e}") from None
     if rgb is None:
-        from PIL import Image, UnidentifiedImageError  # here: scoring PNGs needs no Pillow
+        from PIL import Image  # here: scoring PNGs needs no Pillow
+
+        from vislab.data.images import PILLOW_ERRORS
 
         try:
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB") if im.mode == "P" else im)
-        except (
-            UnidentifiedImageError,
-            Image.DecompressionBombError,
-            OSError,
-            SyntaxError,
-            ValueError,
-        ) as e:
+        except PILLOW_ERRORS as e:
             raise VislabError(f"cannot read mask {path}: {e}") from None
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
         kind = f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
