@@ -91,3 +91,16 @@ def test_a_run_started_on_a_full_disk_can_start_again(p1_tiny, small_disk, capsy
     filler.unlink()
     assert main(train_args(p1_tiny, out, 1)) == 0  # a plain run, not refused
     assert (out / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_a_full_disk_keeps_the_old_submission_folder(run, small_disk, capsys):
+    out = small_disk / "hw1"
+    args = ["submission", "--p1", str(run / "checkpoints" / "best.ckpt"), "--out", str(out)]
+    assert main(args) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    fill(small_disk, keep=1 << 20)  # room for some of the folder, not all of it
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "hw1"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -195,8 +196,24 @@ def build_submission(
                 f"p{problem}_model.pt, and hw1_download.sh will fetch it from there"
             )
         parts[problem] = dict(data=data, meta=meta, timm=timm, source=str(ckpt), mb=len(data) / 1e6)
-    if out.exists():
-        shutil.rmtree(out)  # an earlier submission, nothing else in it (_check_out)
+    # written whole beside out, then swapped in: a failure (a full disk) keeps the old folder
+    scratch = out.with_name(f".{out.name}.{os.getpid()}.new")
+    try:
+        _write_folder(scratch, parts, urls)
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        if out.exists():
+            os.replace(out, old)  # an earlier submission, nothing else in it (_check_out)
+        os.replace(scratch, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        p: {"model": i["meta"].model, "mb": i["mb"], "download": p in urls}
+        for p, i in parts.items()
+    }
+
+
+def _write_folder(out: Path, parts: dict[str, dict[str, Any]], urls: dict[str, str]) -> None:
     out.mkdir(parents=True)
     for rel in SHIPPED:
         (out / "vislab" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +230,3 @@ def build_submission(
         ignore = "".join(f"p{p}_model.pt\n" for p in urls)
         atomic_write_bytes(out / ".gitignore", ignore.encode())
     atomic_write_bytes(out / "README.md", _readme(parts, urls).encode())
-    return {
-        p: {"model": i["meta"].model, "mb": i["mb"], "download": p in urls}
-        for p, i in parts.items()
-    }
