@@ -196,7 +196,16 @@ def test_configs_users_get_wrong(p1_tiny, tmp_path, capsys):
     bad.write_text("task: classification\nmodel: [unclosed\n")
     fails(capsys, ["train", bad, "--data", p1_tiny, "--out", out], "not valid YAML")
     fails(capsys, train_args(tmp_path / "nodata", out, 1), "nodata")
+    pad = train_args(p1_tiny, out, 1, "--set", "data.crop_padding=32")  # the images are 32x32
+    fails(capsys, pad, "data.crop_padding: 32 must be below the images' 32x32")
     assert not out.exists()  # no refused run left a folder behind
+
+
+def test_a_crop_larger_than_the_tiles_is_refused(p2_tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    crop = seg_train_args(p2_tiny, out, 1, "--set", "data.crop_size=48")  # tiles resized to 32
+    fails(capsys, crop, "data.crop_size: 48 is larger than the training tiles (32x32 after")
+    assert not out.exists()
 
 
 def test_a_loss_that_is_not_finite_stops_the_run_with_no_nan_weights_saved(

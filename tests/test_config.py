@@ -54,6 +54,14 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("optim.lr=.nan", "optim.lr: nan is not a finite number"),
         ("optim.lr=-0.1", "optim.lr: -0.1 must be >= 0.0"),
         ("optim.weight_decay=-1e-4", "optim.weight_decay: -0.0001 must be >= 0.0"),
+        ("data.vflip=true", "data.vflip: only for task segmentation (a classification run"),
+        ("task=segmentation data.crop_padding=4", "data.crop_padding: only for task classif"),
+        ("trainer.epochs=5 trainer.snapshots=[0]", "trainer.snapshots: 0 is not an epoch of"),
+        (
+            "trainer.epochs=5 trainer.snapshots=[1,9]",
+            "snapshots: 9 is not an epoch of the run (1..5)",
+        ),
+        ("optim.label_smoothing=1.5", "optim.label_smoothing: 1.5 must be <= 1"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):

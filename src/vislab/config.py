@@ -102,6 +102,23 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
+        for key, task in TASK_ONLY.items():
+            section, name = key.split(".")
+            if getattr(getattr(self, section), name) and self.task != task:
+                raise VislabError(
+                    f"config key {key}: only for task {task} (a {self.task} run would ignore it)"
+                )
+        snaps = self.trainer.snapshots or []
+        bad = [e for e in snaps if not 1 <= e <= self.trainer.epochs]
+        if bad:
+            raise VislabError(
+                f"config key trainer.snapshots: {bad[0]} is not an epoch of the run "
+                f"(1..{self.trainer.epochs})"
+            )
+        if self.optim.label_smoothing > 1:
+            raise VislabError(
+                f"config key optim.label_smoothing: {self.optim.label_smoothing} must be <= 1"
+            )
         for key in ("mixup", "cutmix"):
             alpha = getattr(self.data, key)
             if not alpha >= 0 or (alpha and self.task != "classification"):
@@ -142,6 +159,16 @@ CHOICES = {
     "trainer.precision": ("32-true", "bf16-mixed"),
 }
 
+
+# keys that only one task reads: set in a recipe of the other task, they are refused, not ignored
+TASK_ONLY = {
+    "data.crop_padding": "classification",
+    "data.max_per_class": "classification",
+    "data.crop_size": "segmentation",
+    "data.vflip": "segmentation",
+    "data.rot90": "segmentation",
+    "data.limit": "segmentation",
+}
 
 # the smallest value each number may take (None passes where the key allows it); a float
 # must also be finite

@@ -43,6 +43,11 @@ class ClassificationData(InMemoryData):
                 f"images are {val.images.shape[2]}x{val.images.shape[1]} "
                 "(set data.image_size to resize both)"
             )
+        h, w = train.images.shape[1:3]
+        if d.crop_padding >= min(h, w):  # reflect padding needs fewer pixels than the image
+            raise VislabError(
+                f"config key data.crop_padding: {d.crop_padding} must be below the images' {w}x{h}"
+            )
         self.hold(_to_tensors(train), _to_tensors(val), train.classes)
 
 

@@ -11,6 +11,7 @@ from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.landcover import CLASSES, NUM_SCORED
 from vislab.data.tiles import TileSet, load_tiles
+from vislab.errors import VislabError
 from vislab.infer.forward import segment_logits, to_nchw
 from vislab.infer.meta import ModelMeta
 from vislab.metrics.miou import scores
@@ -49,6 +50,12 @@ class SegmentationData(InMemoryData):
         d = cfg.data
         train = load_tiles(d.resolve(d.train), size=d.image_size, limit=d.limit)
         val = load_tiles(d.resolve(d.val), size=None, limit=d.limit)
+        h, w = train.images.shape[1:3]
+        if d.crop_size is not None and d.crop_size > min(h, w):
+            raise VislabError(
+                f"config key data.crop_size: {d.crop_size} is larger than the training tiles "
+                f"({w}x{h}{' after data.image_size' if d.image_size else ''})"
+            )
         self.hold(_to_dataset(train), _to_dataset(val), list(CLASSES))
         w = cfg.optim.class_weights
         if w == "balanced":

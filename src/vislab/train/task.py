@@ -11,6 +11,7 @@ import torch
 from vislab.config import Config
 from vislab.data.batches import normalize
 from vislab.errors import VislabError
+from vislab.infer.forward import as_input
 from vislab.infer.meta import META_KEY, ModelMeta
 from vislab.models import create_model
 from vislab.train.optim import build_optimizer
@@ -30,9 +31,7 @@ class Task(L.LightningModule):
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> normalised float, channels_last when the recipe asks for it."""
         x = normalize(x, self.mean, self.std)
-        if self.cfg.trainer.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return as_input(x) if self.cfg.trainer.channels_last else x
 
     def _generator(self, device: torch.device, batch_idx: int) -> torch.Generator:
         """One generator per (seed, rank, epoch, batch): a resumed run draws the same
