@@ -183,27 +183,7 @@ def load_labeled(
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
     if is_image_folder_tree(folder):
-        found = [p.name for p in visible(folder) if p.is_dir()]
-        if classes is None:
-            classes = found
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise VislabError(
-                f"{folder} has class folder(s) the training set has not: {', '.join(unknown[:5])}"
-            )
-        if len(classes) > num_classes:
-            raise VislabError(
-                f"{folder} has {len(classes)} class folders but model.num_classes={num_classes}"
-            )
-        files, labels = [], []
-        for cls in found:
-            images = [p for p in visible(folder / cls) if p.suffix.lower() in IMAGE_SUFFIXES]
-            files += images
-            labels += [classes.index(cls)] * len(images)
-        if not files:
-            raise VislabError(f"no images in the class folders of {folder}")
-        label_arr = np.asarray(labels, dtype=np.int64)
-        names = [f"{p.parent.name}/{p.name}" for p in files]
+        files, label_arr, names, classes = _class_tree(folder, num_classes, classes)
     else:
         classes = [str(i) for i in range(num_classes)]  # a flat folder's labels are numbers
         files = list_images(folder)
@@ -235,3 +215,30 @@ def load_unlabeled(folder: Path, image_size: int | None = None) -> ImageSet:
     """Load every image of a folder, for prediction."""
     files = list_images(folder)
     return ImageSet(decode_all(files, image_size), [p.name for p in files], None, [])
+
+
+def _class_tree(
+    folder: Path, num_classes: int, classes: list[str] | None
+) -> tuple[list[Path], np.ndarray, list[str], list[str]]:
+    """(files, labels, names "class/file", classes) of an ImageFolder tree."""
+    found = [p.name for p in visible(folder) if p.is_dir()]
+    if classes is None:
+        classes = found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise VislabError(
+            f"{folder} has class folder(s) the training set has not: {', '.join(unknown[:5])}"
+        )
+    if len(classes) > num_classes:
+        raise VislabError(
+            f"{folder} has {len(classes)} class folders but model.num_classes={num_classes}"
+        )
+    files, labels = [], []
+    for cls in found:
+        images = [p for p in visible(folder / cls) if p.suffix.lower() in IMAGE_SUFFIXES]
+        files += images
+        labels += [classes.index(cls)] * len(images)
+    if not files:
+        raise VislabError(f"no images in the class folders of {folder}")
+    names = [f"{p.parent.name}/{p.name}" for p in files]
+    return files, np.asarray(labels, dtype=np.int64), names, classes
