@@ -1,6 +1,7 @@
 """What differs between the tasks, declared once per task: the score training keeps its best
-checkpoint by, how the report names it and draws it, which analysis a run gets, and the
-Lightning modules that train it (imported only by training). No torch here."""
+checkpoint by, how the report names it and draws it, which analysis a run gets, what
+`vislab predict` writes, and the Lightning modules that train it (imported only by training).
+No torch here."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class TaskSpec:
     curves: tuple[tuple[str, str], ...]  # (metrics.csv column, label) of the score panel
     analysis: str  # "embed" (features of a classifier) or "progress" (masks over snapshots)
     image_size: int  # the side the report's layer table assumes when data.image_size is unset
+    num_classes: int  # the course's: the head `vislab models` builds when given none
+    predictor: str  # "module:function" that writes `vislab predict`'s output
+    predict_batch: int  # images per batch of `vislab predict` by default
     data_module: str  # "module:Class" of the Lightning data module
     lightning_module: str  # "module:Class" of the LightningModule
 
@@ -25,8 +29,13 @@ class TaskSpec:
         """(data module class, LightningModule class); imports Lightning."""
         return _load(self.data_module), _load(self.lightning_module)
 
+    def predict(self):
+        """The function that writes predictions: (model, meta, images, out, *, batch_size,
+        precision, tta) -> number of images."""
+        return _load(self.predictor)
 
-def _load(name: str) -> type:
+
+def _load(name: str):
     module, cls = name.split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -39,6 +48,9 @@ TASKS = {
         curves=(("train_acc", "train accuracy"), ("val_acc", "val accuracy")),
         analysis="embed",
         image_size=32,
+        num_classes=50,
+        predictor="vislab.infer.predict:predict_classes",  # a filename,label CSV
+        predict_batch=500,
         data_module="vislab.train.classification:ClassificationData",
         lightning_module="vislab.train.classification:ClassificationTask",
     ),
@@ -49,6 +61,9 @@ TASKS = {
         curves=(("val_miou", "val mIoU"), ("val_pixel_acc", "val pixel accuracy")),
         analysis="progress",
         image_size=512,
+        num_classes=7,
+        predictor="vislab.infer.predict:predict_masks",  # one mask PNG per tile
+        predict_batch=4,
         data_module="vislab.train.segmentation:SegmentationData",
         lightning_module="vislab.train.segmentation:SegmentationTask",
     ),

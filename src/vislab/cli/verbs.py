@@ -163,9 +163,10 @@ def reproduce(
 
 def models(*, name: str | None, size: int, task: str | None, num_classes: int | None) -> None:
     from vislab.models import create_model, list_models, model_doc, model_task
+    from vislab.tasks import task_spec
 
     def build(model: str):
-        k = num_classes or (50 if model_task(model) == "classification" else 7)
+        k = num_classes or task_spec(model_task(model)).num_classes
         return create_model(model, num_classes=k)
 
     if name:

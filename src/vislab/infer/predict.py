@@ -143,18 +143,16 @@ def predict_folder(
     """Predict every image of images_dir with the checkpoint (or its export, see
     export.model_file); returns the number of images and the engine that ran them."""
     from vislab.infer.export import model_file
+    from vislab.tasks import task_spec
 
     set_threads(threads)
     model, meta = load_model(model_file(ckpt, engine))
     ran = "onnxruntime" if meta.format == "onnx" else "pytorch"
     if meta.format == "onnx" and precision == "bf16":
         raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
-    if meta.task == "classification":
-        n = predict_classes(
-            model, meta, images_dir, out, batch_size=batch_size or 500, precision=precision, tta=tta
-        )
-    else:
-        n = predict_masks(
-            model, meta, images_dir, out, batch_size=batch_size or 4, precision=precision, tta=tta
-        )
+    spec = task_spec(meta.task)
+    batch_size = batch_size or spec.predict_batch
+    n = spec.predict()(
+        model, meta, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
+    )
     return n, ran
