@@ -1,7 +1,9 @@
 import csv
+import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 from conftest import seg_train_args, train_args
 
@@ -23,8 +25,9 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert main(["progress", str(seg), "--tiles", "0000", "0001"]) == 0
     assert main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
-    # 2 curves, PCA, t-SNE, progress, a score-against-minutes figure per problem
-    assert html.count("data:image/png;base64,") == 7
+    # 2 curves, 2 per-class charts, PCA, t-SNE, progress, a score-against-minutes figure per
+    # problem
+    assert html.count("data:image/png;base64,") == 9
     with (cls / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     best = max(range(len(rows)), key=lambda i: float(rows[i]["val_acc"]))
@@ -103,3 +106,23 @@ def test_the_report_replaces_an_old_one_whole(runs, tmp_path, monkeypatch):
     assert main(["report", str(cls), "--out", str(out)]) == 2
     assert (out / "report.html").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_per_class_scores_over_training_come_from_the_runs(runs, tmp_path):
+    cls, seg = runs
+    assert main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Per-class accuracy over training" in html and "Per-class IoU over training" in html
+    with (seg / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    ious = {c: float(rows[-1][f"val_iou_{c}"]) for c in ("urban", "agriculture", "rangeland")}
+    ious |= {c: float(rows[-1][f"val_iou_{c}"]) for c in ("forest", "water", "barren")}
+    weakest = min(ious, key=ious.get)
+    assert f"The weakest class at the end is {weakest} ({ious[weakest]:.3f})" in html
+    embed = json.loads((cls / "embed" / "metrics.json").read_text())
+    last = embed["per_class_accuracy"][-1]
+    assert len(embed["per_class_accuracy"]) == len(embed["tsne"])  # one per snapshot
+    coords = np.load(cls / "embed" / "coords.npz")
+    preds, labels = coords[f"pred_epoch_{last['epoch']}"], coords["labels"]
+    for c, acc in last["accuracy"].items():
+        assert acc == pytest.approx(float((preds[labels == int(c)] == int(c)).mean()))

@@ -27,13 +27,23 @@ from vislab.run_folder import RunFolder
 
 
 @torch.inference_mode()
-def features(model, meta: ModelMeta, images: torch.Tensor, batch: int = 500) -> np.ndarray:
-    """(N, D) outputs of the second-to-last layer (forward_head(..., pre_logits=True))."""
+def features(
+    model, meta: ModelMeta, images: torch.Tensor, batch: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) outputs of the second-to-last layer (forward_head(..., pre_logits=True)) and the
+    (N,) predicted classes, from one pass of the network's body."""
     model = prepare(model)
-    out = []
+    feats, preds = [], []
     for x in model_inputs(model, images, meta.mean, meta.std, batch):
-        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
-    return torch.cat(out).numpy()
+        body = model.forward_features(x)
+        feats.append(model.forward_head(body, pre_logits=True).float().cpu())
+        preds.append(model.forward_head(body).argmax(1).cpu())
+    return torch.cat(feats).numpy(), torch.cat(preds).numpy()
+
+
+def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, classes: list[str]) -> dict:
+    """{class name: accuracy on its validation images} for the classes that have any."""
+    return {classes[c]: float((preds[labels == c] == c).mean()) for c in np.unique(labels).tolist()}
 
 
 def scores_2d(coords: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -80,7 +90,7 @@ def embed(
     from sklearn.decomposition import PCA
 
     ckpts, folder, labels_csv, out = _inputs(Path(source), out, data)
-    metas, feats, epochs = [], [], []
+    metas, feats, preds, epochs = [], [], [], []
     for ckpt in ckpts:
         model, meta = load_model(ckpt, task="classification")
         if not metas:
@@ -96,7 +106,9 @@ def embed(
                 )
             images = to_nchw(s.images)
         metas.append(meta)
-        feats.append(features(model, meta, images))
+        f, pred = features(model, meta, images)
+        feats.append(f)
+        preds.append(pred)
         epochs.append(meta.epoch)
     labels = s.labels
     pca = PCA(2, random_state=seed).fit(feats[-1])
@@ -115,14 +127,20 @@ def embed(
         "tsne": [
             {"epoch": e, **scores_2d(xy, labels)} for e, xy in zip(epochs, tsne_xy, strict=True)
         ],
+        "per_class_accuracy": [
+            {"epoch": e, "accuracy": per_class_accuracy(labels, pred, metas[-1].classes)}
+            for e, pred in zip(epochs, preds, strict=True)
+        ],
     }
     out.mkdir(parents=True, exist_ok=True)
     coords = io.BytesIO()
     np.savez(
         coords,
         labels=labels,
+        names=np.asarray(s.names),
         pca=pca_xy,
         **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
+        **{f"pred_epoch_{e}": pred for e, pred in zip(epochs, preds, strict=True)},
     )
     atomic_write_bytes(out / "coords.npz", coords.getvalue())
     atomic_write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())

@@ -1,4 +1,5 @@
-"""Learning curves for the report, from a run's metrics.csv."""
+"""The report's figures drawn from run folders: learning curves, scores against minutes, and
+scores per class over training."""
 
 from __future__ import annotations
 
@@ -52,6 +53,37 @@ def plot_budget(runs: list[tuple[str, list[float], list[float]]], metric: str, p
     ax.set_ylabel(f"val {metric}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_class(
+    epochs: list[int], table: dict[str, list[float]], metric: str, title: str, path: Path
+) -> None:
+    """A score per class at each epoch: one line per class for a few classes, else a heat map
+    of the classes (sorted by their last score) against the epochs."""
+    import numpy as np
+
+    names = sorted(table, key=lambda c: table[c][-1])
+    if len(names) <= 10:
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        for name in reversed(names):
+            ax.plot(epochs, table[name], marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"val {metric}")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    else:
+        grid = np.array([table[c] for c in names])
+        fig, ax = plt.subplots(figsize=(2.2 + 0.9 * len(epochs), 0.16 * len(names) + 1.2))
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(len(epochs)), [f"epoch {e}" for e in epochs])
+        ax.set_yticks(range(len(names)), names, fontsize=6)
+        ax.set_ylabel("class (sorted by its last score)")
+        fig.colorbar(im, ax=ax, label=f"val {metric}")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

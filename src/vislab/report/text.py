@@ -27,6 +27,33 @@ def explain(run: Run) -> None:
         run.text["tsne"] = _tsne(run, f["embed"]["tsne"])
     if f.get("progress"):
         run.text["progress"] = _progress(f["progress"])
+    if f.get("per_class"):
+        run.text["per_class"] = _per_class(f["per_class"])
+
+
+def _per_class(pc: dict[str, Any]) -> str:
+    """Which classes are learnt early and which late: the first epoch at which each class
+    reached 90% of its last score."""
+    epochs, table, metric = pc["epochs"], pc["table"], pc["metric"]
+    when = {}
+    for name, values in table.items():
+        if values[-1] > 0:
+            reached = (e for e, v in zip(epochs, values, strict=True) if v >= 0.9 * values[-1])
+            when[name] = next(reached)
+    order = sorted(when, key=lambda c: (when[c], -table[c][-1]))
+    weakest = min(table, key=lambda c: table[c][-1])
+    n = 3 if len(order) > 6 else max(1, len(order) // 2)
+    first = ", ".join(f"{c} (epoch {when[c]})" for c in order[:n])
+    late = ", ".join(f"{c} (epoch {when[c]})" for c in order[::-1][:n])
+    text = (
+        f"Per-class {metric} at epochs {epochs[0]} to {epochs[-1]}. The classes that reach 90% "
+        f"of their last {metric} first: {first}; the last to: {late}. The weakest class at "
+        f"the end is {weakest} ({table[weakest][-1]:.3f})"
+    )
+    never = sorted(set(table) - set(when))
+    if never:
+        text += f"; never predicted right: {', '.join(never[:5])}"
+    return text + "."
 
 
 def _result(run: Run, f: dict[str, Any]) -> str:
