@@ -8,6 +8,8 @@ import pytest
 from conftest import seg_train_args, train_args
 
 from vislab.cli import main
+from vislab.data.landcover import CLASSES
+from vislab.data.tiles import balanced_weights, load_tiles
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +27,9 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert main(["progress", str(seg), "--tiles", "0000", "0001"]) == 0
     assert main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
-    # 2 curves, 2 per-class charts, PCA, t-SNE, progress, a score-against-minutes figure per
-    # problem
-    assert html.count("data:image/png;base64,") == 9
+    # 2 curves, 2 per-class charts, 2 class-balance charts, PCA, t-SNE, progress, a
+    # score-against-minutes figure per problem
+    assert html.count("data:image/png;base64,") == 11
     with (cls / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     best = max(range(len(rows)), key=lambda i: float(rows[i]["val_acc"]))
@@ -126,3 +128,19 @@ def test_per_class_scores_over_training_come_from_the_runs(runs, tmp_path):
     preds, labels = coords[f"pred_epoch_{last['epoch']}"], coords["labels"]
     for c, acc in last["accuracy"].items():
         assert acc == pytest.approx(float((preds[labels == int(c)] == int(c)).mean()))
+
+
+def test_class_balance_is_what_training_counted(runs, p2_tiny, tmp_path):
+    _, seg = runs
+    counted = json.loads((seg / "class_balance.json").read_text())
+    masks = load_tiles(p2_tiny / "train", size=32).masks  # the run's data.image_size
+    assert counted["unit"] == "pixels"
+    assert counted["train"] == np.bincount(masks.ravel(), minlength=7).tolist()
+    assert main(["report", str(seg), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    weights = balanced_weights(counted["train"])
+    named = ", ".join(f"{c} {w:g}" for c, w in zip(CLASSES[:6], weights[:6], strict=True))
+    assert f"optim.class_weights: balanced would weigh the loss {named}." in html
+    train = [n / sum(counted["train"]) for n in counted["train"][:6]]
+    smallest = min(range(6), key=train.__getitem__)
+    assert f"Smallest class: {CLASSES[smallest]}, {train[smallest]:.1%} of the train pixels" in html

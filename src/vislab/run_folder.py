@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,19 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
         atomic_write_bytes(self.config_file, text.encode())
+
+    @property
+    def class_balance_file(self) -> Path:
+        return self.path / "class_balance.json"
+
+    def class_balance(self) -> dict | None:
+        """What training counted of each class in its sets (None for runs that lack it)."""
+        if not self.class_balance_file.is_file():
+            return None
+        return json.loads(self.class_balance_file.read_text())
+
+    def write_class_balance(self, balance: dict) -> None:
+        atomic_write_bytes(self.class_balance_file, json.dumps(balance, indent=1).encode())
 
     def metrics(self) -> list[dict[str, str]]:
         """metrics.csv's rows ([] before the first epoch ends); a file cut short (its last row

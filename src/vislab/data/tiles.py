@@ -106,3 +106,29 @@ def load_sat_images(folder: Path) -> tuple[list[Path], list[str]]:
     tile ``xxxx`` is written as ``xxxx.png``."""
     tiles = sat_tiles(folder)
     return list(tiles.values()), list(tiles)
+
+
+def pixel_counts(masks: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes,) pixels of each class in (N, H, W) class-index masks, summed over chunks
+    of 64 masks (a bincount of all of them at once would hold them as 8-byte integers)."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for i in range(0, len(masks), 64):
+        chunk = np.asarray(masks[i : i + 64]).reshape(-1)
+        counts += np.bincount(chunk, minlength=num_classes)[:num_classes]
+    return counts
+
+
+def balanced_weights(counts: np.ndarray) -> list[float]:
+    """Cross-entropy weights from the pixel share p of each class (counts per class): 1 /
+    sqrt(p), scaled to mean 1 over the scored classes that occur. Unknown (not scored, 0.06% of
+    the course's pixels) and absent classes weigh 1: 1 / sqrt(p) would make a near-empty class
+    dominate."""
+    from vislab.data.landcover import NUM_SCORED
+
+    counts = np.asarray(counts)
+    share = counts / counts.sum()
+    weights = np.ones(len(counts))
+    present = [c for c in range(min(NUM_SCORED, len(counts))) if share[c] > 0]
+    raw = share[present] ** -0.5
+    weights[present] = raw / raw.mean()
+    return [round(float(w), 4) for w in weights]

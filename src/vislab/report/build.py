@@ -165,6 +165,7 @@ def missing_roles(runs: list[Run], task: str) -> list[tuple[str, str]]:
 
 
 def _analysis(run: Run, figures: Path) -> None:
+    from vislab.report.classes import balance, per_class
     from vislab.report.figures import plot_curves
 
     if run.rows:
@@ -187,37 +188,8 @@ def _analysis(run: Run, figures: Path) -> None:
             run.facts["progress"] = json.loads(prog.with_suffix(".json").read_text())
         else:
             run.missing.append(f"mask progress figure (run `vislab progress {run.path}`)")
-    _per_class(run, figures)
-
-
-def _per_class(run: Run, figures: Path) -> None:
-    """Each class's validation score over training: segmentation's per-class IoU of every
-    epoch (metrics.csv), classification's per-class accuracy at the snapshots (vislab embed)."""
-    from vislab.report.figures import plot_per_class
-
-    if run.task == "segmentation":
-        from vislab.data.landcover import CLASSES, NUM_SCORED
-
-        rows = [r for r in run.rows if number(r, "val_miou") is not None]
-        names = [c for c in CLASSES[:NUM_SCORED] if rows and f"val_iou_{c}" in rows[0]]
-        if not names:
-            return
-        epochs = [int(r["epoch"]) for r in rows]
-        table = {c: [number(r, f"val_iou_{c}") or 0.0 for r in rows] for c in names}
-        metric = "IoU"
-    else:
-        steps = run.facts.get("embed", {}).get("per_class_accuracy")
-        if not steps:
-            if "embed" in run.facts:
-                run.missing.append(f"per-class accuracy (run `vislab embed {run.path}` again)")
-            return
-        epochs = [s["epoch"] for s in steps]
-        table = {c: [s["accuracy"].get(c, 0.0) for s in steps] for c in steps[-1]["accuracy"]}
-        metric = "accuracy"
-    path = figures / f"{run.name}_per_class.png"
-    plot_per_class(epochs, table, metric, f"{run.name}: {metric} per class", path)
-    run.figures["per_class"] = path
-    run.facts["per_class"] = {"metric": metric, "epochs": epochs, "table": table}
+    per_class(run, figures)
+    balance(run, figures)
 
 
 def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | None:

@@ -87,3 +87,35 @@ def plot_per_class(
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+
+def plot_balance(
+    classes: list[str],
+    shares: dict[str, list[float]],
+    final: dict[str, float] | None,
+    metric: str,
+    path: Path,
+) -> None:
+    """Each class's share of the train and validation sets (bars), and the run's last score for
+    the class (points, right axis) when known."""
+    import numpy as np
+
+    x = np.arange(len(classes))
+    width = 0.8 / len(shares)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(classes) + 3), 3.6))
+    for i, (name, values) in enumerate(shares.items()):
+        ax.bar(x + (i - (len(shares) - 1) / 2) * width, values, width, label=f"{name} share")
+    ax.set_ylabel("share of the set")
+    ax.set_xticks(x, classes, rotation=90 if len(classes) > 12 else 0, fontsize=7)
+    handles, labels = ax.get_legend_handles_labels()
+    if final:
+        right = ax.twinx()
+        right.plot(x, [final.get(c, np.nan) for c in classes], "k.", label=f"last val {metric}")
+        right.set_ylim(0, 1)
+        right.set_ylabel(f"val {metric}")
+        h, lab = right.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    ax.legend(handles, labels, fontsize=8, loc="upper right")
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)

@@ -29,6 +29,25 @@ def explain(run: Run) -> None:
         run.text["progress"] = _progress(f["progress"])
     if f.get("per_class"):
         run.text["per_class"] = _per_class(f["per_class"])
+    if f.get("balance"):
+        run.text["balance"] = _balance(f["balance"])
+
+
+def _balance(b: dict[str, Any]) -> str:
+    """The smallest and largest classes by train share, and what they scored at the end."""
+    train, val, classes, final = b["shares"]["train"], b["shares"]["val"], b["classes"], b["final"]
+    order = sorted(range(len(classes)), key=lambda i: train[i])
+
+    def said(i: int) -> str:
+        c = classes[i]
+        score = f", last score {final[c]:.3f}" if final and c in final else ""
+        return f"{c}, {train[i]:.1%} of the train {b['unit']} ({val[i]:.1%} of validation{score})"
+
+    text = f"Smallest class: {said(order[0])}; largest: {said(order[-1])}."
+    if "balanced_weights" in b:
+        named = ", ".join(f"{c} {w:g}" for c, w in zip(classes, b["balanced_weights"], strict=True))
+        text += f" optim.class_weights: balanced would weigh the loss {named}."
+    return text
 
 
 def _per_class(pc: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ the train set's channel statistics, and the loaders."""
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader
 
 from vislab.config import Config
@@ -30,6 +31,22 @@ class InMemoryData(L.LightningDataModule):
             self.mean, self.std = pretrained
         else:
             self.mean, self.std = channel_stats(train.images)
+
+    def class_balance(self) -> dict:
+        """How many images (classification) or pixels (segmentation, the train masks at the
+        size training sees them) each class has in the train and validation sets."""
+        from vislab.data.tiles import pixel_counts
+
+        k = self.cfg.model.num_classes
+        out: dict = {"classes": list(self.classes)}
+        for name, s in (("train", self.train_set), ("val", self.val_set)):
+            labels = s.labels.numpy()
+            counts = (
+                np.bincount(labels, minlength=k) if labels.ndim == 1 else pixel_counts(labels, k)
+            )
+            out[name] = [int(n) for n in counts[:k]]
+        out["unit"] = "images" if self.train_set.labels.ndim == 1 else "pixels"
+        return out
 
     def _ranks(self) -> tuple[int, int]:
         t = self.trainer

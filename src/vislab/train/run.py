@@ -190,6 +190,7 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     trainer, best_cb = _trainer(cfg, run, spec.monitor)
     if trainer.is_global_zero:
         run.write_config(cfg)
+        run.write_class_balance(data.class_balance())
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)

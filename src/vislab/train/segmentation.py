@@ -10,7 +10,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.landcover import CLASSES, NUM_SCORED
-from vislab.data.tiles import TileSet, load_tiles
+from vislab.data.tiles import TileSet, balanced_weights, load_tiles, pixel_counts
 from vislab.errors import VislabError
 from vislab.infer.forward import segment_logits, to_nchw
 from vislab.infer.meta import ModelMeta
@@ -25,19 +25,6 @@ def _to_dataset(t: TileSet) -> TensorImageDataset:
     masks take 0.5 GB as uint8, 4.2 GB as int64."""
     images = to_nchw(t.images)
     return TensorImageDataset(images, torch.from_numpy(t.masks))
-
-
-def balanced_weights(masks: np.ndarray, num_classes: int) -> list[float]:
-    """Cross-entropy weights from the pixel share p of each class in masks: 1 / sqrt(p), scaled
-    to mean 1 over the scored classes that occur. Unknown (not scored, 0.06% of the course's
-    pixels) and absent classes weigh 1: 1 / sqrt(p) would make a near-empty class dominate."""
-    counts = np.bincount(masks.reshape(-1), minlength=num_classes)[:num_classes]
-    share = counts / counts.sum()
-    weights = np.ones(num_classes)
-    present = [c for c in range(min(NUM_SCORED, num_classes)) if share[c] > 0]
-    raw = share[present] ** -0.5
-    weights[present] = raw / raw.mean()
-    return [round(float(w), 4) for w in weights]
 
 
 class SegmentationData(InMemoryData):
@@ -59,7 +46,7 @@ class SegmentationData(InMemoryData):
         self.hold(_to_dataset(train), _to_dataset(val), list(CLASSES))
         w = cfg.optim.class_weights
         if w == "balanced":
-            w = balanced_weights(train.masks, cfg.model.num_classes)
+            w = balanced_weights(pixel_counts(train.masks, cfg.model.num_classes))
             named = ", ".join(f"{c} {v:g}" for c, v in zip(CLASSES, w, strict=False))
             print(f"class weights (balanced, from the train masks): {named}")
         self.class_weights = w
