@@ -65,3 +65,21 @@ def p2_tiny(tmp_path_factory) -> Path:
     from vislab.data.synthetic import write_p2_layout
 
     return write_p2_layout(tmp_path_factory.mktemp("p2"), n_train=16, n_val=4, size=64)
+
+
+def seg_meta(cfg, class_weights: list[float] | None = None):
+    """The metadata a SegmentationTask of cfg is built with, as training would make it."""
+    from vislab.data.landcover import CLASSES
+    from vislab.infer.meta import ModelMeta
+
+    return ModelMeta(
+        task="segmentation",
+        model=cfg.model.name,
+        num_classes=cfg.model.num_classes,
+        model_kwargs={},
+        classes=list(CLASSES),
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        image_size=[256, 256],
+        class_weights=class_weights,
+    )

@@ -4,13 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, seg_train_args
+from conftest import REPO, seg_meta, seg_train_args
 
 from vislab.cli import main
 from vislab.config import load_config
-from vislab.data.landcover import CLASSES
 from vislab.data.tiles import balanced_weights, load_tiles, pixel_counts
-from vislab.infer.meta import ModelMeta
 from vislab.train.segmentation import SegmentationTask
 
 
@@ -28,12 +26,7 @@ def test_balanced_weights_are_inverse_sqrt_share_with_mean_1_over_scored_classes
 def test_the_loss_weighs_classes_by_the_runs_weights():
     cfg = load_config(REPO / "configs" / "p2_cpu.yaml")
     weights = [1.0, 0.25, 2.0, 1.0, 4.0, 1.0, 1.0]
-    meta = ModelMeta(
-        task="segmentation", model=cfg.model.name, num_classes=7, model_kwargs={},
-        classes=list(CLASSES), mean=[0.5] * 3, std=[0.25] * 3, image_size=[256, 256],
-        class_weights=weights,
-    )  # fmt: skip
-    task = SegmentationTask(cfg, meta)
+    task = SegmentationTask(cfg, seg_meta(cfg, weights))
     logits = torch.randn(2, 7, 4, 4, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 7, (2, 4, 4), generator=torch.Generator().manual_seed(1))
     expected = F.cross_entropy(logits, y, weight=torch.tensor(weights))

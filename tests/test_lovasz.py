@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, seg_train_args
+from conftest import REPO, seg_meta, seg_train_args
 
 from vislab.cli import main
 from vislab.config import load_config
@@ -67,7 +67,7 @@ def test_a_batch_of_only_unknown_pixels_gives_zero_with_a_gradient():
 
 def test_the_task_scores_every_other_pixel_of_rows_and_columns():
     cfg = load_config(REPO / "configs" / "p2_cpu.yaml", ["optim.lovasz_weight=1"])
-    task = SegmentationTask(cfg, {"mean": [0.5] * 3, "std": [0.25] * 3, "class_weights": None})
+    task = SegmentationTask(cfg, seg_meta(cfg))
     # right on even columns, wrong on odd ones: the quarter of the pixels it sees are all right
     y = torch.zeros(1, 8, 8, dtype=torch.long)
     y[:, :, 1::2] = 1
