@@ -102,7 +102,7 @@ def plot_balance(
 
     x = np.arange(len(classes))
     width = 0.8 / len(shares)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(classes) + 3), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(classes) + 3), 4.0))
     for i, (name, values) in enumerate(shares.items()):
         ax.bar(x + (i - (len(shares) - 1) / 2) * width, values, width, label=f"{name} share")
     ax.set_ylabel("share of the set")
@@ -115,7 +115,8 @@ def plot_balance(
         right.set_ylabel(f"val {metric}")
         h, lab = right.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab
-    ax.legend(handles, labels, fontsize=8, loc="upper right")
+    # below the axes: bars and points fill the whole plot
+    ax.legend(handles, labels, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

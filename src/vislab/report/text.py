@@ -64,8 +64,9 @@ def _per_class(pc: dict[str, Any]) -> str:
     n = 3 if len(order) > 6 else max(1, len(order) // 2)
     first = ", ".join(f"{c} (epoch {when[c]})" for c in order[:n])
     late = ", ".join(f"{c} (epoch {when[c]})" for c in order[::-1][:n])
+    at = ", ".join(map(str, epochs)) if len(epochs) <= 5 else f"{epochs[0]} to {epochs[-1]}"
     text = (
-        f"Per-class {metric} at epochs {epochs[0]} to {epochs[-1]}. The classes that reach 90% "
+        f"Per-class {metric} at epochs {at}. The classes that reach 90% "
         f"of their last {metric} first: {first}; the last to: {late}. The weakest class at "
         f"the end is {weakest} ({table[weakest][-1]:.3f})"
     )
