@@ -65,6 +65,7 @@ def test_two_processes_match_one_and_only_rank_0_writes(p1_tiny, tmp_path):
         "checkpoints/epoch_001.ckpt",
         "checkpoints/epoch_002.ckpt",
         "checkpoints/last.ckpt",
+        "class_balance.json",
         "config.yaml",
         "metrics.csv",
     ]
