@@ -133,3 +133,14 @@ def test_a_metrics_csv_cut_short_is_an_error_not_fewer_rows(p1_tiny, tmp_path, c
     (out / "metrics.csv").write_text(text[: len(text) - 7])  # the copy stopped mid-row
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
     assert "metrics.csv is cut short at line 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["{cut", "[1, 2]", '{"classes": ["a"]}'])
+def test_a_broken_class_balance_json_is_a_one_line_error(p1_tiny, tmp_path, capsys, text):
+    out = tmp_path / "run"
+    assert main(train_args(p1_tiny, out, 1)) == 0
+    (out / "class_balance.json").write_text(text)
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vislab report: error: {out / 'class_balance.json'}") and "\n" not in err

@@ -103,7 +103,16 @@ class RunFolder:
         """What training counted of each class in its sets (None for runs that lack it)."""
         if not self.class_balance_file.is_file():
             return None
-        return json.loads(self.class_balance_file.read_text())
+        try:
+            counted = json.loads(self.class_balance_file.read_text())
+        except ValueError as e:
+            raise VislabError(f"{self.class_balance_file} is not JSON ({e})") from None
+        if not isinstance(counted, dict) or not {"classes", "train", "val", "unit"} <= set(counted):
+            raise VislabError(
+                f"{self.class_balance_file} lacks classes, train, val or unit (not written by "
+                "vislab train)"
+            )
+        return counted
 
     def write_class_balance(self, balance: dict) -> None:
         atomic_write_bytes(self.class_balance_file, json.dumps(balance, indent=1).encode())
