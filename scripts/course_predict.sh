@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared by hw1_1.sh and hw1_2.sh: course_predict.sh USAGE CKPT IN OUT
-# Runs `vislab predict` with the repository's .venv (or python3).
+# Runs `vislab predict --tta` (image + mirror for classes, 8 flips/rotations for masks) with
+# the repository's .venv (or python3).
 set -euo pipefail
 usage=$1
 shift
@@ -11,4 +12,4 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="$here/.venv/bin/python"
 [ -x "$py" ] || py=python3
-exec "$py" -m vislab predict --ckpt="$1" --images="$2" --out="$3"  # a name may start with "-"
+exec "$py" -m vislab predict --ckpt="$1" --images="$2" --out="$3" --tta  # a name may start with "-"

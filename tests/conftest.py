@@ -67,6 +67,21 @@ def p2_tiny(tmp_path_factory) -> Path:
     return write_p2_layout(tmp_path_factory.mktemp("p2"), n_train=16, n_val=4, size=64)
 
 
+def jolted_checkpoint(src: Path, dst: Path) -> Path:
+    """src with noise added to its learned weights, so that its predictions change with a flip
+    (a tiny run's model predicts one class whatever the view); written to dst."""
+    import torch
+
+    ckpt = torch.load(src, weights_only=True)
+    gen = torch.Generator().manual_seed(0)
+    for key, value in ckpt["state_dict"].items():
+        if value.is_floating_point() and "running" not in key:  # not the norms' statistics
+            scale = value.std() if value.dim() > 1 else 0.1  # kernels / scales and biases
+            value += torch.randn(value.shape, generator=gen) * scale
+    torch.save(ckpt, dst)
+    return dst
+
+
 def seg_meta(cfg, class_weights: list[float] | None = None):
     """The metadata a SegmentationTask of cfg is built with, as training would make it."""
     from vislab.data.landcover import CLASSES

@@ -53,6 +53,9 @@ def test_train_predict_evaluate_on_a_slice_of_the_real_data(tmp_path):
         acc = json.loads((ev / "metrics.json").read_text())["accuracy"]
         assert acc == pytest.approx(val_acc, abs=1e-6)
 
+    tta = tmp_path / "out" / "tta.csv"
+    predict = ["predict", "--ckpt", ckpt, "--images", str(REAL_P1 / "val_50"), "--out", str(tta)]
+    assert main([*predict, "--tta"]) == 0
     sh_out = tmp_path / "sh" / "out.csv"
     env = dict(os.environ, VISLAB_P1_CKPT=ckpt)
     subprocess.run(
@@ -61,4 +64,4 @@ def test_train_predict_evaluate_on_a_slice_of_the_real_data(tmp_path):
         env=env,
         capture_output=True,
     )
-    assert sh_out.read_text() == pred.read_text()
+    assert sh_out.read_text() == tta.read_text()

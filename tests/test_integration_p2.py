@@ -72,6 +72,9 @@ def test_train_predict_evaluate_on_real_tiles_at_low_resolution(tmp_path):
     assert s["miou_present"] == pytest.approx(val_miou, abs=1e-5)
     assert len(s["confusion"]) == 7 and sum(map(sum, s["confusion"])) == 4 * 512 * 512
 
+    tta = tmp_path / "tta"
+    predict = ["predict", "--ckpt", ckpt, "--images", str(data / "validation"), "--out", str(tta)]
+    assert main([*predict, "--tta"]) == 0
     sh_out = tmp_path / "sh"
     env = dict(os.environ, VISLAB_P2_CKPT=ckpt)
     subprocess.run(
@@ -81,4 +84,4 @@ def test_train_predict_evaluate_on_real_tiles_at_low_resolution(tmp_path):
         capture_output=True,
     )
     for name in ("0013.png", "0177.png"):
-        assert (sh_out / name).read_bytes() == (masks / name).read_bytes()
+        assert (sh_out / name).read_bytes() == (tta / name).read_bytes()

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, seg_train_args
+from conftest import REPO, jolted_checkpoint, seg_train_args
 from PIL import Image
 
 import vislab.infer.predict
@@ -107,7 +107,9 @@ def header_index(run, column):
 
 
 def test_hw1_2_sh_follows_the_course_contract(seg_run, p2_tiny, tmp_path):
-    env = dict(os.environ, VISLAB_P2_CKPT=str(seg_run / "checkpoints" / "best.ckpt"))
+    # hw1_2.sh writes what `vislab predict --tta` writes, a model whose views disagree
+    ckpt = jolted_checkpoint(seg_run / "checkpoints" / "best.ckpt", tmp_path / "jolted.ckpt")
+    env = dict(os.environ, VISLAB_P2_CKPT=str(ckpt))
     out = tmp_path / "new" / "masks"
     subprocess.run(
         ["bash", str(REPO / "hw1_2.sh"), str(p2_tiny / "validation"), str(out)],
@@ -115,7 +117,17 @@ def test_hw1_2_sh_follows_the_course_contract(seg_run, p2_tiny, tmp_path):
         env=env,
         capture_output=True,
     )
-    assert sorted(p.name for p in out.iterdir()) == ["0000.png", "0001.png", "0002.png", "0003.png"]
+    names = ["0000.png", "0001.png", "0002.png", "0003.png"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    predict = ["predict", "--ckpt", str(ckpt), "--images", str(p2_tiny / "validation"), "--out"]
+    main([*predict, str(tmp_path / "plain")])
+    main([*predict, str(tmp_path / "tta"), "--tta"])
+
+    def masks(folder):
+        return [(folder / name).read_bytes() for name in names]
+
+    assert masks(tmp_path / "plain") != masks(tmp_path / "tta")
+    assert masks(out) == masks(tmp_path / "tta")
 
 
 @pytest.mark.parametrize(

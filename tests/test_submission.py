@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, _cli_train
+from conftest import REPO, _cli_train, jolted_checkpoint
 from PIL import Image
 
 from vislab.cli import main
@@ -146,12 +146,18 @@ def test_the_folder_holds_scripts_weights_and_vislabs_own_code(
 
 
 def test_it_runs_in_this_python_too_and_equals_predict(tiny_runs, p1_tiny, p2_tiny, tmp_path):
-    p1 = tiny_runs("p1_lite.yaml", p1_tiny)
-    p2 = tiny_runs("p2_lite.yaml", p2_tiny)
+    p1 = jolted_checkpoint(tiny_runs("p1_lite.yaml", p1_tiny), tmp_path / "p1.ckpt")
+    p2 = jolted_checkpoint(tiny_runs("p2_lite.yaml", p2_tiny), tmp_path / "p2.ckpt")
     out = tmp_path / "hw1"
     assert build(out, p1, p2) == 0
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    compare(out, p1, p2, p1_tiny, p2_tiny, tmp_path, env)
+    work = compare(out, p1, p2, p1_tiny, p2_tiny, tmp_path, env)
+    # the scripts predict with test-time augmentation: here it changes the predictions
+    predict(p1, p1_tiny / "val_50", work / "plain.csv")
+    assert (work / "plain.csv").read_text() != (work / "ref.csv").read_text()
+    predict(p2, p2_tiny / "validation", work / "plain")
+    plain, tta = masks(work / "plain"), masks(work / "ref")
+    assert any(not np.array_equal(plain[name], tta[name]) for name in tta)
 
 
 def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys, monkeypatch):
@@ -197,9 +203,9 @@ def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys
     assert url in (tmp_path / "big" / "README.md").read_text()
 
 
-def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> None:
+def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> Path:
     """Run the folder's scripts as the course does (from another folder, python3 on PATH)
-    and compare with `vislab predict` on the same checkpoints."""
+    and compare with `vislab predict --tta` on the same checkpoints; the folder of both."""
     work = tmp_path / "grader"
     work.mkdir(exist_ok=True)
     for p, images, out in (
@@ -208,20 +214,23 @@ def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> None:
     ):
         script = [str(folder / f"hw1_{p}.sh"), str(images), str(out)]
         subprocess.run(["bash", *script], cwd=work, env=env, check=True, capture_output=True)
-
-    def predict(ckpt, images, out):
-        assert (
-            main(["predict", "--ckpt", str(ckpt), "--images", str(images), "--out", str(out)]) == 0
-        )
-
-    predict(p1, p1_tiny / "val_50", work / "ref.csv")
+    predict(p1, p1_tiny / "val_50", work / "ref.csv", "--tta")
     assert (work / "out" / "pred.csv").read_text() == (work / "ref.csv").read_text()
-    predict(p2, p2_tiny / "validation", work / "ref")
-    ours = sorted((work / "ref").glob("*.png"))
-    assert [p.name for p in ours] == sorted(p.name for p in (work / "out" / "masks").glob("*.png"))
-    for ref in ours:
-        got = np.asarray(Image.open(work / "out" / "masks" / ref.name))
-        assert np.array_equal(got, np.asarray(Image.open(ref))), ref.name
+    predict(p2, p2_tiny / "validation", work / "ref", "--tta")
+    ours, got = masks(work / "ref"), masks(work / "out" / "masks")
+    assert list(ours) == list(got) and len(ours) == 4
+    for name in ours:
+        assert np.array_equal(got[name], ours[name]), name
+    return work
+
+
+def predict(ckpt: Path, images: Path, out: Path, *tta: str) -> None:
+    args = ["predict", "--ckpt", str(ckpt), "--images", str(images), "--out", str(out)]
+    assert main([*args, *tta]) == 0
+
+
+def masks(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
 
 
 @pytest.mark.parametrize(

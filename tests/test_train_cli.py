@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, train_args
+from conftest import REPO, jolted_checkpoint, train_args
 
 from vislab.cli import main
 
@@ -96,27 +96,21 @@ def test_predict_writes_the_course_csv_and_evaluate_agrees_with_training(run, p1
 
 
 def test_hw1_1_sh_follows_the_course_contract(run, p1_tiny, tmp_path):
+    # hw1_1.sh writes what `vislab predict --tta` writes, a model whose mirror view disagrees
+    ckpt = jolted_checkpoint(run / "checkpoints/best.ckpt", tmp_path / "jolted.ckpt")
     out = tmp_path / "missing_dir" / "out.csv"
-    env = dict(os.environ, VISLAB_P1_CKPT=str(run / "checkpoints/best.ckpt"))
+    env = dict(os.environ, VISLAB_P1_CKPT=str(ckpt))
     subprocess.run(
         ["bash", str(REPO / "hw1_1.sh"), str(p1_tiny / "val_50"), str(out)],
         check=True,
         env=env,
         capture_output=True,
     )
-    reference = tmp_path / "ref.csv"
-    main(
-        [
-            "predict",
-            "--ckpt",
-            str(run / "checkpoints/best.ckpt"),
-            "--images",
-            str(p1_tiny / "val_50"),
-            "--out",
-            str(reference),
-        ]
-    )
-    assert out.read_text() == reference.read_text()
+    predict = ["predict", "--ckpt", str(ckpt), "--images", str(p1_tiny / "val_50"), "--out"]
+    main([*predict, str(tmp_path / "plain.csv")])
+    main([*predict, str(tmp_path / "tta.csv"), "--tta"])
+    assert (tmp_path / "plain.csv").read_text() != (tmp_path / "tta.csv").read_text()
+    assert out.read_text() == (tmp_path / "tta.csv").read_text()
     bad = subprocess.run(["bash", str(REPO / "hw1_1.sh"), "only_one_arg"], capture_output=True)
     assert bad.returncode == 2 and b"usage" in bad.stderr
 

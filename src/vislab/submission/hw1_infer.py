@@ -5,8 +5,9 @@
 
 It reads pN_model.json (the model and its preprocessing, vislab's export metadata) and
 pN_model.pt (a plain state dict) from its own folder, builds the model with the vislab code
-shipped beside it, and predicts with vislab's own prediction functions: on the GPU when there
-is one, else on the CPU. It imports only what the course's environment has (Python 3.8,
+shipped beside it, and predicts with vislab's own prediction functions and their test-time
+augmentation (`vislab predict --tta`: image + mirror for 1, the 8 flips and rotations for 2),
+on the GPU when there is one, else on the CPU. It imports only what the course's environment has (Python 3.8,
 torch 1.12.1, torchvision 0.13.1, numpy, Pillow; timm 0.6.7 for the EfficientNet-Lite models).
 """
 
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model, meta = load(problem, device)
         if problem == "1":
-            n = predict_classes(model, meta, images, out, batch_size=500, precision="32", tta=False)
+            n = predict_classes(model, meta, images, out, batch_size=500, precision="32", tta=True)
         else:
-            n = predict_masks(model, meta, images, out, batch_size=4, precision="32", tta=False)
+            n = predict_masks(model, meta, images, out, batch_size=4, precision="32", tta=True)
     except VislabError as e:
         raise SystemExit(f"hw1_infer.py: error: {e}") from None
     took = time.perf_counter() - start
