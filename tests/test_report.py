@@ -19,6 +19,10 @@ def runs(p1_tiny, p2_tiny, tmp_path_factory):
     assert main(train_args(p1_tiny, cls, 3)) == 0
     assert main(["embed", str(cls)]) == 0
     assert main(seg_train_args(p2_tiny, seg, 2)) == 0
+    for run, val in ((cls, p1_tiny / "val_50"), (seg, p2_tiny / "validation")):
+        out = run / ("val_pred.csv" if run is cls else "val_masks")  # as reproduce writes them
+        ckpt = run / "checkpoints" / "best.ckpt"
+        assert main(["predict", "--ckpt", str(ckpt), "--images", str(val), "--out", str(out)]) == 0
     return cls, seg
 
 
@@ -28,8 +32,9 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
     # 2 curves, 2 per-class charts, 2 class-balance charts, PCA, t-SNE, progress, a
-    # score-against-minutes figure per problem
-    assert html.count("data:image/png;base64,") == 11
+    # score-against-minutes figure per problem, the worst tiles, the confused images and the
+    # sorted per-class accuracy
+    assert html.count("data:image/png;base64,") == 14
     with (cls / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     best = max(range(len(rows)), key=lambda i: float(rows[i]["val_acc"]))
@@ -144,3 +149,91 @@ def test_class_balance_is_what_training_counted(runs, p2_tiny, tmp_path):
     train = [n / sum(counted["train"]) for n in counted["train"][:6]]
     smallest = min(range(6), key=train.__getitem__)
     assert f"Smallest class: {CLASSES[smallest]}, {train[smallest]:.1%} of the train pixels" in html
+
+
+def _copy_run(run, dest):
+    shutil.copytree(run, dest)
+    return dest
+
+
+def test_the_worst_tiles_and_the_confused_pixels_come_from_the_predicted_masks(
+    runs, p2_tiny, tmp_path
+):
+    from vislab.data.landcover import read_mask, write_mask
+
+    seg = _copy_run(runs[1], tmp_path / "seg")
+    masks = seg / "val_masks"
+    truths = {
+        t: read_mask(p2_tiny / "validation" / f"{t}_mask.png")[0]
+        for t in ("0000", "0001", "0002", "0003")
+    }
+    for tile, truth in truths.items():
+        write_mask(truth, masks / f"{tile}.png")  # right everywhere...
+    wrong = truths["0002"].copy()
+    wrong[wrong != 4] = 4  # ...but 0002, predicted water all over
+    write_mask(wrong, masks / "0002.png")
+    assert main(["report", str(seg), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    counts = np.bincount(truths["0002"].ravel(), minlength=7)
+    top = max((c for c in range(7) if c != 4), key=lambda c: (counts[c], -c))
+    total = sum(np.bincount(t.ravel(), minlength=7)[top] for t in truths.values())
+    share = f"{counts[top] / total:.1%} of {CLASSES[top]}"
+    said = f"{CLASSES[top]} taken for water, {counts[top]:,} pixels ({share})"
+    assert f"The most frequent mistakes over the validation pixels: {said}" in md
+    # the tile's own mIoU: water's IoU, and 0 for every other class of its truth
+    present = {c for c in range(6) if counts[c]} | {4}
+    water = counts[4] / counts.sum() / len(present)
+    assert (
+        f"the worst are 0002 ({water:.3f}; mostly {CLASSES[top]} taken for water), 0000 (1.000"
+        in md
+    )
+    assert "![the worst validation tiles](figures/seg_worst_tiles.png)" in md
+    assert (tmp_path / "rep" / "figures" / "seg_worst_tiles.png").stat().st_size > 10_000
+
+
+def test_the_confused_classes_show_their_images_and_every_class_its_accuracy(
+    runs, p1_tiny, tmp_path
+):
+    from vislab.report.build import read_run
+    from vislab.report.failures import failures
+
+    cls = _copy_run(runs[0], tmp_path / "cls")
+    names = sorted(p.name for p in (p1_tiny / "val_50").glob("*.png"))  # 4 per class, 4 classes
+    guess = {n: int(n.split("_")[0]) for n in names}
+    for n in ("1_16.png", "1_17.png", "1_19.png"):
+        guess[n] = 2
+    guess["0_18.png"] = 3
+    rows = "".join(f"{n},{guess[n]}\n" for n in names)
+    (cls / "val_pred.csv").write_text("filename,label\n" + rows)
+    run = read_run(cls)
+    failures(run, tmp_path)
+    pairs = run.facts["failures"]["pairs"]
+    assert [(p["true"], p["pred"], p["count"], p["examples"]) for p in pairs] == [
+        ("1", "2", 3, ["1_16.png", "1_17.png", "1_19.png"]),
+        ("0", "3", 1, ["0_18.png"]),
+    ]
+    assert run.facts["failures"]["class_accuracy"] == {"0": 0.75, "1": 0.25, "2": 1.0, "3": 1.0}
+    assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert (
+        "class 1 taken for class 2, 3 images (75.0% of class 1); "
+        "class 0 taken for class 3, 1 image (25.0% of class 0)."
+    ) in md
+    assert (
+        "Per-class accuracy spans 0.25 to 1.00 around the overall 0.7500: lowest class 1 0.25" in md
+    )
+    for figure in ("cls_confused.png", "cls_class_accuracy.png"):
+        assert f"(figures/{figure})" in md
+
+
+def test_failures_without_predictions_say_how_to_make_them(runs, tmp_path):
+    cls = _copy_run(runs[0], tmp_path / "cls")
+    (cls / "val_pred.csv").unlink()
+    assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    ckpt = cls / "checkpoints" / "best.ckpt"
+    assert (
+        "*Missing: where it fails (the run folder holds no val_pred.csv; "
+        f"`vislab predict --ckpt {ckpt}" in md
+    )
+    assert "Where it fails" not in md

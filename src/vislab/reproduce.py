@@ -174,13 +174,13 @@ def _evaluate(run: RunFolder, cfg) -> None:
     images = cfg.data.resolve(cfg.data.val)
     scratch = run.path / ".val_eval.partial"
     if cfg.task == "classification":
-        pred = run.path / "val_pred.csv"
+        pred = run.val_pred
         predict_folder(ckpt, images, pred, engine="torch")
         gt = cfg.data.resolve(cfg.data.val_labels) or images
         result = evaluate_classification(pred, gt, scratch)
         print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
     else:
-        masks = run.path / "val_masks"
+        masks = run.val_masks
         predict_folder(ckpt, images, masks, engine="torch")
         result = evaluate_masks(images, masks)
         write_mask_scores(result, None, scratch)

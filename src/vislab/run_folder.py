@@ -71,6 +71,16 @@ class RunFolder:
         return self.path / "progress.png"
 
     @property
+    def val_pred(self) -> Path:
+        """best.ckpt's predictions of the validation images (classification)."""
+        return self.path / "val_pred.csv"
+
+    @property
+    def val_masks(self) -> Path:
+        """best.ckpt's predicted masks of the validation tiles (segmentation)."""
+        return self.path / "val_masks"
+
+    @property
     def eval_dir(self) -> Path:
         return self.path / "val_eval"
 

@@ -204,10 +204,29 @@ def _all_pair_codes(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
     return out
 
 
+def _classes_of(codes: np.ndarray) -> np.ndarray:
+    """(7, 7) class counts of (8, 8) code counts (red read as urban, as the course does)."""
+    from vislab.data.landcover import CODE_TO_CLASS
+    from vislab.metrics.miou import K
+
+    cm = np.zeros((K, K), dtype=np.int64)
+    np.add.at(cm, (CODE_TO_CLASS[:, None], CODE_TO_CLASS[None, :]), codes)
+    return cm
+
+
+def mask_confusions(gt_dir: Path, pred_dir: Path) -> dict[str, np.ndarray]:
+    """Each mask's own (7, 7) class confusion (row = truth), by tile id."""
+    pairs = pair_masks(gt_dir, pred_dir)
+    return {
+        _mask_id(gt.name): _classes_of(codes)
+        for (gt, _), codes in zip(pairs, _all_pair_codes(pairs), strict=True)
+    }
+
+
 def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
     """The course's mIoU over all pixels of all masks, per-class IoU, pixel accuracy."""
-    from vislab.data.landcover import CODE_TO_CLASS, RED_CODE, warn_red
-    from vislab.metrics.miou import K, scores
+    from vislab.data.landcover import RED_CODE, warn_red
+    from vislab.metrics.miou import scores
 
     pairs = pair_masks(gt_dir, pred_dir)
     codes = np.zeros((8, 8), dtype=np.int64)
@@ -217,9 +236,7 @@ def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
         red[f"{gt.parent.name}/{gt.name}"] = int(part[RED_CODE].sum())
         red[f"{pred.parent.name}/{pred.name}"] = int(part[:, RED_CODE].sum())
     warn_red(red)
-    cm = np.zeros((K, K), dtype=np.int64)  # fold code counts into class counts
-    np.add.at(cm, (CODE_TO_CLASS[:, None], CODE_TO_CLASS[None, :]), codes)
-    result = scores(cm)
+    result = scores(_classes_of(codes))
     result["n_masks"] = len(pairs)
     return result
 

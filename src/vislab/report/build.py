@@ -166,6 +166,7 @@ def missing_roles(runs: list[Run], task: str) -> list[tuple[str, str]]:
 
 def _analysis(run: Run, figures: Path) -> None:
     from vislab.report.classes import balance, per_class
+    from vislab.report.failures import failures
     from vislab.report.figures import plot_curves
 
     if run.rows:
@@ -190,6 +191,7 @@ def _analysis(run: Run, figures: Path) -> None:
             run.missing.append(f"mask progress figure (run `vislab progress {run.path}`)")
     per_class(run, figures)
     balance(run, figures)
+    failures(run, figures)
 
 
 def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | None:

@@ -120,3 +120,100 @@ def plot_balance(
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+
+def plot_worst_tiles(
+    rows: list[tuple[str, float, tuple[Path, Path], Path]], path: Path, size: int = 256
+) -> None:
+    """One row per tile, (id, its mIoU, (satellite image, truth mask), predicted mask): the
+    image, the truth, the prediction, and the error map (wrong pixels in the colour of their
+    true class, right ones dark), each downscaled to size."""
+    import numpy as np
+    from PIL import Image
+
+    from vislab.data.images import read_rgb
+    from vislab.data.landcover import CLASSES, COLORS, index_to_rgb, read_mask
+
+    def small(rgb: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(rgb).resize((size, size), Image.NEAREST))
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows) + 0.6), squeeze=False)
+    for row, (tile, miou, (sat, truth_file), pred_file) in zip(axes, rows, strict=True):
+        truth, _ = read_mask(truth_file)
+        pred, _ = read_mask(pred_file, size=truth.shape)
+        wrong = truth != pred
+        errors = np.where(wrong[..., None], index_to_rgb(truth), np.uint8(40))
+        panels = [read_rgb(sat), index_to_rgb(truth), index_to_rgb(pred), errors]
+        titles = [
+            f"{tile}: mIoU {miou:.3f}",
+            "truth",
+            "prediction",
+            f"errors: {wrong.mean():.1%} of pixels",
+        ]
+        for ax, panel, title in zip(row, panels, titles, strict=True):
+            ax.imshow(small(panel))
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=COLORS[i] / 255, ec="0.5") for i in range(len(CLASSES))
+    ]
+    fig.legend(handles, CLASSES, loc="lower center", ncol=len(CLASSES), fontsize=8)
+    fig.tight_layout(rect=(0, 0.5 / (2.6 * len(rows) + 0.6), 1, 1))
+    atomic_savefig(fig, path, dpi=90)
+    plt.close(fig)
+
+
+def plot_confused_examples(
+    pairs: list[tuple[dict, list[Path]]], path: Path, scale: int = 3
+) -> None:
+    """One row per confused pair ({true, pred, count}, its example image files): the images,
+    enlarged scale times without smoothing, beside the pair's name and count."""
+    import numpy as np
+
+    from vislab.data.images import read_rgb
+
+    width = max([len(files) for _, files in pairs] + [1])
+    fig, axes = plt.subplots(
+        max(1, len(pairs)),
+        width,
+        figsize=(1.3 * width + 1.6, 1.45 * max(1, len(pairs))),
+        squeeze=False,
+    )
+    for row, (pair, files) in zip(axes, pairs, strict=False):
+        for i, ax in enumerate(row):
+            ax.axis("off")
+            if i < len(files):
+                image = read_rgb(files[i])
+                ax.imshow(np.kron(image, np.ones((scale, scale, 1), dtype=image.dtype)))
+                ax.set_title(files[i].name, fontsize=6)
+        row[0].text(
+            -0.15,
+            0.5,
+            f"true {pair['true']}\npredicted {pair['pred']}\n{pair['count']} in all",
+            transform=row[0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
+    if not pairs:
+        axes[0][0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    fig.tight_layout(rect=(0.14, 0, 1, 1))
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def plot_class_accuracy(accuracy: dict[str, float], overall: float, path: Path) -> None:
+    """Each class's validation accuracy as a bar, sorted from the worst, with the overall
+    accuracy as a line."""
+    names = sorted(accuracy, key=lambda c: (accuracy[c], c))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.2 * len(names) + 2), 3.6))
+    ax.bar(range(len(names)), [accuracy[c] for c in names], color="tab:blue")
+    ax.axhline(overall, color="k", lw=1, ls="--", label=f"overall {overall:.3f}")
+    ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 12 else 0, fontsize=7)
+    ax.set_xlabel("class (sorted by accuracy)")
+    ax.set_ylabel("val accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)

@@ -31,6 +31,55 @@ def explain(run: Run) -> None:
         run.text["per_class"] = _per_class(f["per_class"])
     if f.get("balance"):
         run.text["balance"] = _balance(f["balance"])
+    if f.get("failures"):
+        run.text["failures"] = _failures(f["failures"])
+
+
+def _class(name: str) -> str:
+    return f"class {name}" if name.isdigit() else name
+
+
+def _pairs_said(pairs: list[dict[str, Any]], unit: str) -> str:
+    return "; ".join(
+        f"{_class(p['true'])} taken for {_class(p['pred'])}, {p['count']:,} "
+        f"{unit if p['count'] != 1 else unit[:-1]} ({p['share']:.1%} of {_class(p['true'])})"
+        for p in pairs
+    )
+
+
+def _failures(fl: dict[str, Any]) -> str:
+    """The mistakes that cost most: the confused pairs, and the worst tiles or classes."""
+    unit = fl["unit"]
+    if not fl["pairs"]:
+        return f"No mistakes on the {fl['n']:,} validation {unit}."
+    text = (
+        f"The most frequent mistakes over the validation {unit}: {_pairs_said(fl['pairs'], unit)}."
+    )
+    if "worst" in fl:
+        worst = ", ".join(
+            f"{w['tile']} ({w['miou']:.3f}"
+            + (
+                f"; mostly {w['pairs'][0]['true']} taken for {w['pairs'][0]['pred']}"
+                if w["pairs"]
+                else ""
+            )
+            + ")"
+            for w in fl["worst"]
+        )
+        text += (
+            f" Of the {fl['n']} tiles, each scored alone (the mean IoU of the classes in its "
+            f"truth or prediction; median {fl['median']:.3f}), the worst are {worst}."
+        )
+    else:
+        acc = fl["class_accuracy"]
+        order = sorted(acc, key=lambda c: (acc[c], c))
+        low = ", ".join(f"{_class(c)} {acc[c]:.2f}" for c in order[:3])
+        high = ", ".join(f"{_class(c)} {acc[c]:.2f}" for c in order[::-1][:3])
+        text += (
+            f" Per-class accuracy spans {acc[order[0]]:.2f} to {acc[order[-1]]:.2f} around the "
+            f"overall {fl['accuracy']:.4f}: lowest {low}; highest {high}."
+        )
+    return text
 
 
 def _balance(b: dict[str, Any]) -> str:
