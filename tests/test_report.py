@@ -237,3 +237,64 @@ def test_failures_without_predictions_say_how_to_make_them(runs, tmp_path):
         f"`vislab predict --ckpt {ckpt}" in md
     )
     assert "Where it fails" not in md
+
+
+POPPLER = ("pdftotext", "pdfimages", "pdftoppm")
+
+
+def _browser() -> str | None:
+    from vislab.errors import VislabError
+    from vislab.report.pdf import find_browser
+
+    try:
+        return find_browser()
+    except VislabError:
+        return None
+
+
+@pytest.mark.skipif(
+    _browser() is None or not all(map(shutil.which, POPPLER)),
+    reason="needs a Chromium (apt-get install chromium) and poppler-utils (pdftotext, pdfimages, "
+    "pdftoppm) on PATH",
+)
+def test_the_pdf_holds_every_figure_and_the_unfolded_tables(runs, tmp_path):
+    import subprocess
+
+    cls, seg = runs
+    pdf = tmp_path / "hw1_r00000000.pdf"
+    assert (
+        main(["report", str(cls), str(seg), "--out", str(tmp_path / "rep"), "--pdf", str(pdf)]) == 0
+    )
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert not list((tmp_path / "rep").glob(".*"))  # the print version is gone
+    text = subprocess.run(["pdftotext", "-layout", pdf, "-"], capture_output=True, text=True).stdout
+    with (cls / "metrics.csv").open() as f:
+        best = max(float(r["val_acc"]) for r in csv.DictReader(f))
+    assert f"{best:.4f}" in text and "Where it fails" in text
+    # the layer tables, folded on screen, are printed whole: the last layer of each
+    tables = re.findall(r"<details>(.*?)</details>", html, re.S)
+    assert len(tables) == 5  # the report's four models and the CPU segmenter
+    for table in tables:
+        last = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", table)[-1]
+        assert re.search(rf"{re.escape(last[0])}\s+{re.escape(last[1])}", text), last
+    listed = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True).stdout
+    images = [line for line in listed.splitlines()[2:] if line.split()[2] == "image"]
+    assert len(images) == len(set(re.findall(r"data:image/png;base64,([^\"]+)", html)))
+    subprocess.run(
+        ["pdftoppm", "-r", "20", "-png", "-f", "1", "-l", "1", pdf, tmp_path / "page"], check=True
+    )
+    from PIL import Image
+
+    page = np.asarray(Image.open(next(tmp_path.glob("page*.png"))).convert("L"))
+    assert (page < 128).mean() > 0.005  # text and figures, not a blank page
+
+
+def test_pdf_without_a_browser_is_a_one_line_error(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["report", str(runs[0]), "--out", str(tmp_path / "rep"), "--pdf"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--pdf prints the report with a headless Chromium" in err
+        and "apt-get install chromium" in err
+    )
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "rep").exists()

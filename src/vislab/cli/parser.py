@@ -171,6 +171,14 @@ def _progress(p: argparse.ArgumentParser) -> None:
 def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run folders, classification or segmentation")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument(
+        "--pdf",
+        nargs="?",
+        type=Path,
+        const=True,
+        help="also print the report to this PDF (default OUT/report.pdf; the course hands in "
+        "hw1_<ID>.pdf) with a headless Chromium",
+    )
 
 
 def _export(p: argparse.ArgumentParser) -> None:

@@ -114,11 +114,12 @@ def embed(*, source: Path, data: Path | None, out: Path | None) -> None:
     print(f"wrote pca.png, tsne.png, coords.npz, metrics.json to {r['out']}")
 
 
-def report(*, runs: list[Path], out: Path) -> None:
+def report(*, runs: list[Path], out: Path, pdf: Path | bool | None) -> None:
     from vislab.report.build import build
 
-    path = build(runs, out)
-    print(f"wrote {path} and {path.with_suffix('.md')}")
+    pdf = Path(out) / "report.pdf" if pdf is True else pdf
+    path = build(runs, out, pdf)
+    print(f"wrote {path} and {path.with_suffix('.md')}" + (f" and {pdf}" if pdf else ""))
 
 
 def export(*, ckpt: Path, fmt: str, out: Path | None) -> None:

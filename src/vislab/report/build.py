@@ -222,14 +222,17 @@ def budget_figure(runs: list[Run], task: str, path: Path) -> tuple[Path, str] | 
     return path, "Best validation score and when it was reached: " + "; ".join(said) + "."
 
 
-def build(runs: list[Path], out: Path) -> Path:
-    """Write report.html and report.md into out; returns the HTML path."""
+def build(runs: list[Path], out: Path, pdf: Path | None = None) -> Path:
+    """Write report.html and report.md into out, and the PDF to pdf when given (printed by a
+    headless Chromium, every layer table unfolded); returns the HTML path."""
     import jinja2
 
+    from vislab.report.pdf import find_browser, print_pdf
     from vislab.report.text import details, explain
 
     if not runs:
         raise VislabError("give at least one run folder")
+    browser = find_browser() if pdf is not None else None  # before the work, not after
     out = Path(out)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -270,10 +273,17 @@ def build(runs: list[Path], out: Path) -> Path:
         "classes": CLASSES[:6],
         "details": details,
     }
-    html = env.get_template("report.html.j2").render(**context, src=embed_png)
+    html = env.get_template("report.html.j2")
     md = env.get_template("report.md.j2").render(**context, src=lambda p: f"figures/{Path(p).name}")
-    atomic_write_bytes(out / "report.html", html.encode())
+    atomic_write_bytes(out / "report.html", html.render(**context, src=embed_png).encode())
     atomic_write_bytes(out / "report.md", md.encode())
+    if browser is not None:
+        printed = out / ".report.print.html"  # the tables that the screen folds, unfolded
+        atomic_write_bytes(printed, html.render(**context, src=embed_png, unfold=True).encode())
+        try:
+            print_pdf(printed, pdf, browser)
+        finally:
+            printed.unlink(missing_ok=True)
     return out / "report.html"
 
 
