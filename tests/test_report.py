@@ -33,8 +33,9 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     html = (tmp_path / "rep" / "report.html").read_text()
     # 2 curves, 2 per-class charts, 2 class-balance charts, PCA, t-SNE, progress, a
     # score-against-minutes figure per problem, the worst tiles, the confused images and the
-    # sorted per-class accuracy
-    assert html.count("data:image/png;base64,") == 14
+    # sorted per-class accuracy; and the explorer's image sprite
+    assert html.count('<img src="data:image/png;base64,') == 14
+    assert html.count("data:image/png;base64,") == 15
     with (cls / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     best = max(range(len(rows)), key=lambda i: float(rows[i]["val_acc"]))
@@ -279,7 +280,7 @@ def test_the_pdf_holds_every_figure_and_the_unfolded_tables(runs, tmp_path):
         assert re.search(rf"{re.escape(last[0])}\s+{re.escape(last[1])}", text), last
     listed = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True).stdout
     images = [line for line in listed.splitlines()[2:] if line.split()[2] == "image"]
-    assert len(images) == len(set(re.findall(r"data:image/png;base64,([^\"]+)", html)))
+    assert len(images) == len(set(re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)))
     subprocess.run(
         ["pdftoppm", "-r", "20", "-png", "-f", "1", "-l", "1", pdf, tmp_path / "page"], check=True
     )
@@ -298,3 +299,87 @@ def test_pdf_without_a_browser_is_a_one_line_error(runs, tmp_path, monkeypatch, 
         and "apt-get install chromium" in err
     )
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "rep").exists()
+
+
+PROBE = """<script>
+const root = document.querySelector(".explorer"), out = {};
+const dots = root.querySelectorAll("circle"), tip = root.querySelector(".tip");
+out.hiddenBefore = tip.hidden;
+dots[5].dispatchEvent(new MouseEvent("mouseover", {bubbles: true}));
+out.hiddenAfter = tip.hidden;
+out.text = tip.querySelector(".txt").textContent;
+out.position = tip.querySelector(".thumb").style.backgroundPosition;
+out.view = root.querySelector("select").selectedOptions[0].textContent;
+const button = root.querySelectorAll(".legend button")[CLASS];
+button.click();
+out.dimmed = root.querySelectorAll("circle.dim").length;
+button.click();
+out.dimmedAgain = root.querySelectorAll("circle.dim").length;
+const before = [...dots].map(e => e.getAttribute("cx"));
+const select = root.querySelector("select");
+select.value = 0;
+select.dispatchEvent(new Event("change"));
+out.moved = [...dots].filter((e, i) => e.getAttribute("cx") !== before[i]).length;
+out.viewBox = root.querySelector("svg").getAttribute("viewBox");
+const pre = document.createElement("pre");
+pre.id = "probe";
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script></body>"""
+
+
+@pytest.mark.skipif(
+    _browser() is None, reason="needs a Chromium on PATH (apt-get install chromium)"
+)
+def test_the_explorer_hovers_highlights_and_switches_snapshots_in_a_browser(
+    runs, p1_tiny, tmp_path
+):
+    import base64
+    import html as html_lib
+    import io
+    import subprocess
+
+    from PIL import Image
+
+    from vislab.data.images import read_rgb
+
+    cls = runs[0]
+    assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    payload = re.search(
+        r'<div class="explorer">\s*<script type="application/json">(.*?)</script>', page, re.S
+    )
+    d = json.loads(payload.group(1))
+    coords = np.load(cls / "embed" / "coords.npz")
+    assert d["names"] == coords["names"].tolist() and d["labels"] == coords["labels"].tolist()
+    epochs = json.loads((cls / "embed" / "metrics.json").read_text())["tsne"]
+    names = [f"t-SNE, epoch {e['epoch']}" for e in epochs] + [
+        f"PCA, epoch {e['epoch']}" for e in epochs
+    ]
+    assert [v["name"] for v in d["views"]] == names
+    # the sprite's cell i is image i
+    sprite = np.asarray(Image.open(io.BytesIO(base64.b64decode(d["sprite"].split(",", 1)[1]))))
+    cols, i = d["columns"], 5
+    cell = sprite[(i // cols) * 32 : (i // cols + 1) * 32, (i % cols) * 32 : (i % cols + 1) * 32]
+    assert np.array_equal(cell, read_rgb(p1_tiny / "val_50" / d["names"][i], size=32))
+
+    probe = tmp_path / "rep" / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE.replace("CLASS", str(d["labels"][i]))))
+    browser = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
+    dom = subprocess.run([*browser, probe.as_uri()], capture_output=True, text=True, timeout=120)
+    out = json.loads(
+        html_lib.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout).group(1))
+    )
+    last = len(epochs) - 1  # the page opens on the last t-SNE snapshot
+    pred = d["views"][last]["pred"][i]
+    assert out["view"] == names[last]
+    assert out["hiddenBefore"] and not out["hiddenAfter"]
+    assert (
+        out["text"]
+        == f"{d['names'][i]}: true {d['classes'][d['labels'][i]]}, predicted {d['classes'][pred]}"
+    )
+    assert out["position"] == f"{-(i % cols) * 96}px {-(i // cols) * 96}px".replace("-0px", "0px")
+    assert (
+        out["dimmed"] == sum(c != d["labels"][i] for c in d["labels"]) and out["dimmedAgain"] == 0
+    )
+    assert out["moved"] > 0 and out["viewBox"] == "0 0 600 600"

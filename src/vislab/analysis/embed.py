@@ -140,6 +140,11 @@ def embed(
         names=np.asarray(s.names),
         pca=pca_xy,
         **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
+        # each snapshot's own principal plane, for the report's explorer
+        **{
+            f"pca_epoch_{e}": PCA(2, random_state=seed).fit_transform(f)
+            for e, f in zip(epochs, feats, strict=True)
+        },
         **{f"pred_epoch_{e}": pred for e, pred in zip(epochs, preds, strict=True)},
     )
     atomic_write_bytes(out / "coords.npz", coords.getvalue())

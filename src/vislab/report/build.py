@@ -166,6 +166,7 @@ def missing_roles(runs: list[Run], task: str) -> list[tuple[str, str]]:
 
 def _analysis(run: Run, figures: Path) -> None:
     from vislab.report.classes import balance, per_class
+    from vislab.report.explorer import explorer
     from vislab.report.failures import failures
     from vislab.report.figures import plot_curves
 
@@ -180,6 +181,7 @@ def _analysis(run: Run, figures: Path) -> None:
             for name in ("pca", "tsne"):
                 if (embed / f"{name}.png").is_file():
                     run.figures[name] = embed / f"{name}.png"
+            explorer(run)
         else:
             run.missing.append(f"PCA and t-SNE figures (run `vislab embed {run.path}`)")
     else:

@@ -67,3 +67,12 @@ def balance(run: Run, figures: Path) -> None:
 
         facts["balanced_weights"] = balanced_weights(counted["train"])[: len(classes)]
     run.facts["balance"] = facts
+
+
+def class_names(run: Run, k: int) -> list[str]:
+    """The names of a run's k classes as training counted them (class_balance.json), else
+    the label numbers."""
+    counted = RunFolder(run.path).class_balance()
+    if counted and len(counted["classes"]) == k:
+        return [str(c) for c in counted["classes"]]
+    return [str(i) for i in range(k)]

@@ -105,13 +105,14 @@ def _mask_file(folder: Path, tile: str) -> Path:
 def _classification(run: Run, truth_at: Path, val: Path, pred: Path, figures: Path) -> None:
     from vislab.data.images import list_images, read_label_csv
     from vislab.metrics.evaluate import check_pairing, read_truth, score
+    from vislab.report.classes import class_names
     from vislab.report.figures import plot_class_accuracy, plot_confused_examples
 
     truth, guess = read_truth(truth_at), read_label_csv(pred)
     check_pairing(guess, truth, pred)
     result = score(guess, truth, pred)
     cm = np.asarray(result["confusion"])
-    names = _class_names(run, len(cm))
+    names = class_names(run, len(cm))
     pairs = confused_pairs(cm, names)
     files = {p.name: p for p in list_images(val)}
     index = {name: i for i, name in enumerate(names)}
@@ -134,11 +135,3 @@ def _classification(run: Run, truth_at: Path, val: Path, pred: Path, figures: Pa
         "pairs": pairs,
         "class_accuracy": accuracy,
     }
-
-
-def _class_names(run: Run, k: int) -> list[str]:
-    """The class names training counted (class_balance.json), else the label numbers."""
-    counted = RunFolder(run.path).class_balance()
-    if counted and len(counted["classes"]) == k:
-        return [str(c) for c in counted["classes"]]
-    return [str(i) for i in range(k)]
