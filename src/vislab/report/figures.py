@@ -127,7 +127,7 @@ def plot_worst_tiles(
 ) -> None:
     """One row per tile, (id, its mIoU, (satellite image, truth mask), predicted mask): the
     image, the truth, the prediction, and the error map (wrong pixels in the colour of their
-    true class, right ones dark), each downscaled to size."""
+    true class, right ones the image darkened), each downscaled to size."""
     import numpy as np
     from PIL import Image
 
@@ -142,8 +142,9 @@ def plot_worst_tiles(
         truth, _ = read_mask(truth_file)
         pred, _ = read_mask(pred_file, size=truth.shape)
         wrong = truth != pred
-        errors = np.where(wrong[..., None], index_to_rgb(truth), np.uint8(40))
-        panels = [read_rgb(sat), index_to_rgb(truth), index_to_rgb(pred), errors]
+        image = read_rgb(sat)
+        errors = np.where(wrong[..., None], index_to_rgb(truth), image // 4)
+        panels = [image, index_to_rgb(truth), index_to_rgb(pred), errors]
         titles = [
             f"{tile}: mIoU {miou:.3f}",
             "truth",
