@@ -383,3 +383,11 @@ def test_the_explorer_hovers_highlights_and_switches_snapshots_in_a_browser(
         out["dimmed"] == sum(c != d["labels"][i] for c in d["labels"]) and out["dimmedAgain"] == 0
     )
     assert out["moved"] > 0 and out["viewBox"] == "0 0 600 600"
+
+
+def test_pdf_takes_a_pdf_name_not_a_run_folder(runs, tmp_path, capsys):
+    cls, seg = runs
+    assert main(["report", "--pdf", str(cls), str(seg), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert f"--pdf {cls}: give a file name ending in .pdf" in err and "Traceback" not in err
+    assert not (tmp_path / "rep").exists()

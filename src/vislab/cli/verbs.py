@@ -118,6 +118,11 @@ def report(*, runs: list[Path], out: Path, pdf: Path | bool | None) -> None:
     from vislab.report.build import build
 
     pdf = Path(out) / "report.pdf" if pdf is True else pdf
+    if pdf is not None and pdf.suffix.lower() != ".pdf":
+        raise VislabError(
+            f"--pdf {pdf}: give a file name ending in .pdf, or --pdf alone for OUT/report.pdf "
+            "(what follows --pdf is read as the PDF's name)"
+        )
     path = build(runs, out, pdf)
     print(f"wrote {path} and {path.with_suffix('.md')}" + (f" and {pdf}" if pdf else ""))
 
