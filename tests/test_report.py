@@ -33,9 +33,9 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     html = (tmp_path / "rep" / "report.html").read_text()
     # 2 curves, 2 per-class charts, 2 class-balance charts, PCA, t-SNE, progress, a
     # score-against-minutes figure per problem, the worst tiles, the confused images and the
-    # sorted per-class accuracy; and the explorer's image sprite
-    assert html.count('<img src="data:image/png;base64,') == 14
-    assert html.count("data:image/png;base64,") == 15
+    # sorted per-class accuracy, the five architectures drawn; and the explorer's image sprite
+    assert html.count('<img src="data:image/png;base64,') == 19
+    assert html.count("data:image/png;base64,") == 20
     with (cls / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     best = max(range(len(rows)), key=lambda i: float(rows[i]["val_acc"]))
@@ -56,6 +56,9 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
         "lraspp_mobilenet_v3",
     ):
         assert f"<b>{name}</b>" in html  # every architecture has its layer table
+        assert f'alt="architecture of {name}"><figcaption>{name}: ' in html  # and its drawing
+    assert "model_a: 6 blocks (modules at depth 2" in html
+    assert "deeplabv3_resnet50: 34 blocks" in html and "16 add two paths inside" in html
     md = (tmp_path / "rep" / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (tmp_path / "rep" / link).is_file()

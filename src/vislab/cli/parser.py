@@ -15,7 +15,7 @@ EXAMPLES = {
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
     "report": "vislab report runs/p1_model_a runs/p2_cpu --out report/",
-    "models": "vislab models\n  vislab models model_a\n"
+    "models": "vislab models\n  vislab models model_a --draw model_a.png\n"
     "  vislab models deeplabv3_resnet50 --size 512",
     "embed": "vislab embed runs/p1_model_a\n"
     "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
@@ -249,6 +249,9 @@ def _reproduce(p: argparse.ArgumentParser) -> None:
 def _models(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")
     p.add_argument("--size", type=int, default=32, help="input size for the layer table")
+    p.add_argument(
+        "--draw", type=Path, metavar="FILE.png", help="also draw the model's diagram into FILE.png"
+    )
     p.add_argument(
         "--task", choices=["classification", "segmentation"], help="only models of this task"
     )

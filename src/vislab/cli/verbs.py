@@ -167,7 +167,9 @@ def reproduce(
     print(f"the report is {path}")
 
 
-def models(*, name: str | None, size: int, task: str | None, num_classes: int | None) -> None:
+def models(
+    *, name: str | None, size: int, task: str | None, num_classes: int | None, draw: Path | None
+) -> None:
     from vislab.models import create_model, list_models, model_doc, model_task
     from vislab.tasks import task_spec
 
@@ -175,12 +177,24 @@ def models(*, name: str | None, size: int, task: str | None, num_classes: int | 
         k = num_classes or task_spec(model_task(model)).num_classes
         return create_model(model, num_classes=k)
 
+    if draw is not None and draw.suffix.lower() != ".png":
+        raise VislabError(f"--draw writes a PNG: give a FILE.png, not {draw}")
     if name:
         from vislab.analysis.architecture import format_table, layer_table
 
+        model = build(name)
         print(f"{name}: {model_doc(name)}")
-        print(format_table(layer_table(build(name), (size, size))))
+        print(format_table(layer_table(model, (size, size))))
+        if draw is not None:
+            from vislab.analysis.diagram import caption, diagram
+            from vislab.analysis.diagram import draw as draw_diagram
+
+            d = diagram(model, (size, size))
+            draw_diagram(d, f"{name}, input 3x{size}x{size}", draw)
+            print(f"drawn into {draw}: {caption(d)}")
         return
+    if draw is not None:
+        raise VislabError("--draw needs a model name: vislab models NAME --draw FILE.png")
     names = list_models(task)
     w = max(len(n) for n in names)
     print(f"{'name':<{w}} {'task':<15} {'params':>12}  description")

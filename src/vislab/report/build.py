@@ -139,14 +139,32 @@ def _architecture(run: Run) -> None:
 
 def architecture(name: str, num_classes: int, size: int, kwargs: dict | None = None) -> dict:
     from vislab.analysis.architecture import layer_table
+    from vislab.analysis.diagram import diagram
     from vislab.models import create_model, model_doc
 
     model = create_model(name, num_classes=num_classes, **(kwargs or {}))
-    return {"name": name, "doc": model_doc(name), **layer_table(model, (size, size))}
+    return {
+        "name": name,
+        "doc": model_doc(name),
+        **layer_table(model, (size, size)),
+        "diagram": diagram(model, (size, size)),
+    }
+
+
+def draw_architectures(tables: list[dict], figures: Path) -> None:
+    """Each table's diagram drawn into figures, with its caption."""
+    from vislab.analysis.diagram import caption, draw
+
+    for a in tables:
+        a["figure"] = figures / f"architecture_{a['name']}.png"
+        title = f"{a['name']}: {a['total_params']:,} parameters, input {a['input']}"
+        draw(a["diagram"], title, a["figure"])
+        a["caption"] = caption(a["diagram"])
 
 
 def report_architectures(runs: list[Run]) -> list[dict]:
-    """Layer tables of the report's four models and of every other model a run used."""
+    """Layer tables and diagrams of the report's four models and of every other model a run
+    used."""
     wanted = [
         ("model_a", 50, 32),
         ("resnext101_64x4d", 50, 32),
@@ -261,6 +279,8 @@ def build(runs: list[Path], out: Path, pdf: Path | None = None) -> Path:
     def embed_png(path: Path) -> str:
         return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
+    architectures = report_architectures(loaded)
+    draw_architectures(architectures, figures)
     budgets = {
         task: budget_figure(loaded, task, figures / f"budget_{task}.png")
         for task in ("classification", "segmentation")
@@ -271,7 +291,7 @@ def build(runs: list[Path], out: Path, pdf: Path | None = None) -> Path:
         "p2": [r for r in loaded if r.task == "segmentation"],
         "p1_missing": missing_roles(loaded, "classification"),
         "p2_missing": missing_roles(loaded, "segmentation"),
-        "architectures": report_architectures(loaded),
+        "architectures": architectures,
         "classes": CLASSES[:6],
         "details": details,
     }
