@@ -68,6 +68,7 @@ def test_blocks_that_join_two_paths_inside_are_marked():
     assert [b.merge for b in d.blocks] == [None, None, "+", "cat", None]
     assert d.blocks[3].shape == [8, 8, 8]
     assert "1 add two paths inside" in dg.caption(d) and "1 concatenate" in dg.caption(d)
+    assert "no connection skips a block" in dg.caption(d)
 
 
 def test_the_level_is_the_deepest_that_fits(monkeypatch):

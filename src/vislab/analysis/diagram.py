@@ -411,10 +411,12 @@ def caption(d: Diagram) -> str:
     """What the drawing shows, in its own numbers."""
     inner = d.blocks[1:-1]
     merges = [b for b in inner if b.merge]
+    n = len(d.skips())
+    skips = f"{n} connection{'s' if n > 1 else ''} that skip blocks" if n else ""
     text = (
         f"{len(inner)} blocks (modules at depth {d.depth}, and the operations between them), "
         "top to bottom in execution order, each with its output shape and parameters; "
-        f"{len(d.skips())} connections that skip blocks are drawn as blue arcs on the right"
+        + (f"{skips}, drawn as blue arcs on the right" if n else "no connection skips a block")
     )
     if merges:
         adds = sum(b.merge == "+" for b in merges)
