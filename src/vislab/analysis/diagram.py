@@ -31,7 +31,6 @@ class _Call:
     kind: str  # "module", "op", "input", "output"
     name: str
     where: str
-    type: str
     shape: list[int] | None
     sources: list[int] = field(default_factory=list)
 
@@ -54,7 +53,6 @@ class Diagram:
     blocks: list[Block]  # in execution order, the input first and the output last
     edges: list[tuple[int, int]]  # (from block, to block), indices into blocks
     depth: int
-    total_params: int
 
     def skips(self) -> list[tuple[int, int]]:
         """The connections that do not go to the next block."""
@@ -132,7 +130,7 @@ class _Tracer(TorchFunctionMode):
                 self.leaf = None
                 outs = _tensors(out)
                 shape = list(outs[0].shape[1:]) if outs else None
-                call = _Call("module", name, name, type(module).__name__, shape, self.sources)
+                call = _Call("module", name, name, shape, self.sources)
                 self.add(call, out)
 
         return hook
@@ -152,7 +150,7 @@ class _Tracer(TorchFunctionMode):
             self._made(sources[0], out)  # same shape, one source: relu, dropout, a view
             return out
         where = self.stack[-1] if self.stack else ""
-        self.add(_Call("op", name, where, name, list(outs[0].shape[1:]), sources), out)
+        self.add(_Call("op", name, where, list(outs[0].shape[1:]), sources), out)
         return out
 
     def close(self) -> None:
@@ -163,7 +161,7 @@ class _Tracer(TorchFunctionMode):
 def _trace(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
     x = torch.zeros(1, 3, *input_size)
     tracer = _Tracer(model)
-    tracer.add(_Call("input", "input", "", "input", list(x.shape[1:])), x)
+    tracer.add(_Call("input", "input", "", list(x.shape[1:])), x)
     was_training = model.training
     model.eval()
     try:
@@ -174,7 +172,7 @@ def _trace(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
         model.train(was_training)
     outs = _tensors(out)
     shape = list(outs[0].shape[1:]) if outs else None
-    tracer.calls.append(_Call("output", "output", "", "output", shape, tracer._sources(outs)))
+    tracer.calls.append(_Call("output", "output", "", shape, tracer._sources(outs)))
     return tracer.calls
 
 
@@ -258,8 +256,7 @@ def _diagram(model: nn.Module, calls: list[_Call], depth: int) -> Diagram:
             used.add(a)
     for i, block in enumerate(blocks):
         block.used = i in used
-    total = sum(p.numel() for p in model.parameters())
-    return Diagram(blocks, sorted(edges), depth, total)
+    return Diagram(blocks, sorted(edges), depth)
 
 
 def diagram(model: nn.Module, input_size: tuple[int, int]) -> Diagram:
