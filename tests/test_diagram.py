@@ -5,6 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vislab.analysis import diagram as dg
+from vislab.analysis.diagram_plot import draw
 from vislab.cli import main
 from vislab.models import create_model
 
@@ -133,7 +134,7 @@ def test_the_drawing_has_a_row_per_block(tmp_path):
     small = dg.diagram(_Skip(), (16, 16))
     big = dg.diagram(create_model("resnet9", num_classes=50), (32, 32))
     for d, name in ((small, "small"), (big, "big")):
-        dg.draw(d, name, tmp_path / f"{name}.png")
+        draw(d, name, tmp_path / f"{name}.png")
     a = matplotlib.image.imread(tmp_path / "small.png")
     b = matplotlib.image.imread(tmp_path / "big.png")
     rows = (b.shape[0] - a.shape[0]) / (len(big.blocks) - len(small.blocks))

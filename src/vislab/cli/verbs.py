@@ -187,7 +187,7 @@ def models(
         print(format_table(layer_table(model, (size, size))))
         if draw is not None:
             from vislab.analysis.diagram import caption, diagram
-            from vislab.analysis.diagram import draw as draw_diagram
+            from vislab.analysis.diagram_plot import draw as draw_diagram
 
             d = diagram(model, (size, size))
             draw_diagram(d, f"{name}, input 3x{size}x{size}", draw)

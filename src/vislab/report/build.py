@@ -153,7 +153,8 @@ def architecture(name: str, num_classes: int, size: int, kwargs: dict | None = N
 
 def draw_architectures(tables: list[dict], figures: Path) -> None:
     """Each table's diagram drawn into figures, with its caption."""
-    from vislab.analysis.diagram import caption, draw
+    from vislab.analysis.diagram import caption
+    from vislab.analysis.diagram_plot import draw
 
     for a in tables:
         a["figure"] = figures / f"architecture_{a['name']}.png"
