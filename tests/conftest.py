@@ -84,7 +84,7 @@ def jolted_checkpoint(src: Path, dst: Path) -> Path:
 
 def seg_meta(cfg, class_weights: list[float] | None = None):
     """The metadata a SegmentationTask of cfg is built with, as training would make it."""
-    from vislab.data.landcover import CLASSES
+    from vislab.course.landcover import CLASSES
     from vislab.infer.meta import ModelMeta
 
     return ModelMeta(

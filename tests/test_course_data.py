@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vislab.cli import main
-from vislab.data.course import locate
+from vislab.course.data import locate
 from vislab.data.synthetic import write_p1_layout, write_p2_layout
 
 

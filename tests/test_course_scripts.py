@@ -17,7 +17,7 @@ from conftest import DATA, REAL_P2
 from PIL import Image
 
 from vislab.cli import main
-from vislab.data.landcover import COLORS, RedPixelsWarning
+from vislab.course.landcover import COLORS, RedPixelsWarning
 from vislab.metrics.evaluate import evaluate_masks
 
 COURSE = DATA.parent / "course"

@@ -5,7 +5,7 @@ import pytest
 from conftest import REAL_P2
 from PIL import Image
 
-from vislab.data.landcover import CLASSES, COLORS, index_to_rgb, read_mask, rgb_to_index
+from vislab.course.landcover import CLASSES, COLORS, index_to_rgb, read_mask, rgb_to_index
 from vislab.metrics.miou import confusion, format_scores, scores
 
 

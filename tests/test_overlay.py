@@ -10,7 +10,7 @@ from PIL import Image
 
 from vislab.analysis.overlay import overlay
 from vislab.cli import main
-from vislab.data.landcover import COLORS, read_mask
+from vislab.course.landcover import COLORS, read_mask
 from vislab.data.synthetic import write_tile_folder
 
 

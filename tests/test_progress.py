@@ -5,7 +5,7 @@ from conftest import seg_train_args
 from PIL import Image
 
 from vislab.cli import main
-from vislab.data.landcover import read_mask
+from vislab.course.landcover import read_mask
 from vislab.metrics.miou import confusion, scores
 
 

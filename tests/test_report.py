@@ -8,7 +8,7 @@ import pytest
 from conftest import seg_train_args, train_args
 
 from vislab.cli import main
-from vislab.data.landcover import CLASSES
+from vislab.course.landcover import CLASSES
 from vislab.data.tiles import balanced_weights, load_tiles
 
 
@@ -163,7 +163,7 @@ def _copy_run(run, dest):
 def test_the_worst_tiles_and_the_confused_pixels_come_from_the_predicted_masks(
     runs, p2_tiny, tmp_path
 ):
-    from vislab.data.landcover import read_mask, write_mask
+    from vislab.course.landcover import read_mask, write_mask
 
     seg = _copy_run(runs[1], tmp_path / "seg")
     masks = seg / "val_masks"

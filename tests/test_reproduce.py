@@ -12,7 +12,7 @@ from conftest import REPO
 from PIL import Image
 
 from vislab.cli import main
-from vislab.reproduce import PROFILES
+from vislab.course.reproduce import PROFILES
 
 
 @pytest.fixture(scope="module")

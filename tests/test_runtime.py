@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vislab.data.landcover import index_to_rgb
+from vislab.course.landcover import index_to_rgb
 
 FAULTS = """
 import resource, sys

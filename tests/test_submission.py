@@ -17,7 +17,7 @@ from conftest import REPO, _cli_train, jolted_checkpoint
 from PIL import Image
 
 from vislab.cli import main
-from vislab.submission import build as submission
+from vislab.course.submission import build as submission
 
 COURSE_ENV = Path(
     os.environ.get("VISLAB_COURSE_ENV", Path.home() / ".cache" / "vislab" / "course-py38")

@@ -43,6 +43,16 @@ class DataConfig:
     crop_size: int | None = None  # segmentation: random square crops of this size
     mean: list[float] | None = None  # per-channel, 0-1 scale; null = train set (or model.init)
     std: list[float] | None = None
+    # the data set spec (vislab/data/spec.py). segmentation: a built-in one by name
+    # (landcover: the course's, the default for its xxxx_sat.jpg / xxxx_mask.png folders), or
+    # the set's own classes (names in index order), palette (one [R, G, B] per class; default
+    # the Pascal VOC colour map), ignore index and mask format (auto | rgb | index).
+    # classification: classes names the labels of flat {label}_{id} folders
+    spec: str | None = None
+    classes: list[str] | None = None
+    palette: list[list[int]] | None = None
+    ignore_index: int = 255
+    mask_format: str = "auto"
 
     def resolve(self, sub: str | None) -> Path | None:
         """A folder or file of the data (train, val, val_labels) relative to the root;
@@ -56,7 +66,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "model_a"
-    num_classes: int = 50
+    num_classes: int | None = None  # null = the data's (data.classes, or the classes found)
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's builder
     # start from the weights of a vislab checkpoint of the same model (a second training
     # stage, e.g. a fine-tune with another loss); null = from kwargs (scratch or ImageNet)
@@ -104,7 +114,9 @@ class Config:
     def __post_init__(self):
         for key, task in TASK_ONLY.items():
             section, name = key.split(".")
-            if getattr(getattr(self, section), name) and self.task != task:
+            part = getattr(self, section)
+            default = {f.name: f.default for f in dataclasses.fields(part)}[name]
+            if getattr(part, name) != default and self.task != task:
                 raise VislabError(
                     f"config key {key}: only for task {task} (a {self.task} run would ignore it)"
                 )
@@ -142,14 +154,34 @@ class Config:
                 raise VislabError(
                     f"config key optim.class_weights: {w!r} is not a list of weights or balanced"
                 )
-        elif len(w) != self.model.num_classes or min(w) < 0 or not any(w):
-            raise VislabError(
-                f"config key optim.class_weights: expected {self.model.num_classes} weights "
-                f"(model.num_classes), none negative, not all 0; got {w}"
-            )
+        else:
+            check_class_weights(w, self.declared_num_classes())
+
+    def declared_num_classes(self) -> int | None:
+        """The number of classes the recipe itself fixes (model.num_classes, data.classes or
+        data.spec), or None when only the data will tell."""
+        if self.model.num_classes is not None:
+            return self.model.num_classes
+        if self.data.classes is not None:
+            return len(self.data.classes)
+        if self.data.spec is not None:
+            from vislab.data.spec import builtin_spec
+
+            return builtin_spec(self.data.spec).num_classes
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_class_weights(w: list[float], k: int | None) -> None:
+    """optim.class_weights: one weight per class (when k, the number of classes, is known),
+    none negative, not all 0."""
+    if (k is not None and len(w) != k) or min(w) < 0 or not any(w):
+        expected = f"expected {k} weights (one per class), " if k is not None else ""
+        raise VislabError(
+            f"config key optim.class_weights: {expected}none negative, not all 0; got {w}"
+        )
 
 
 CHOICES = {
@@ -157,6 +189,7 @@ CHOICES = {
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "trainer.precision": ("32-true", "bf16-mixed"),
+    "data.mask_format": ("auto", "rgb", "index"),
 }
 
 
@@ -168,6 +201,9 @@ TASK_ONLY = {
     "data.vflip": "segmentation",
     "data.rot90": "segmentation",
     "data.limit": "segmentation",
+    "data.spec": "segmentation",
+    "data.palette": "segmentation",
+    "data.mask_format": "segmentation",
 }
 
 # the smallest value each number may take (None passes where the key allows it); a float

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vislab.data.landcover import COLORS, read_mask
+from vislab.course.landcover import COLORS, read_mask
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 

@@ -12,7 +12,7 @@ import torch
 
 from vislab.analysis.overlay import overlay
 from vislab.data.images import read_rgb
-from vislab.data.landcover import read_mask, warn_red
+from vislab.course.landcover import read_mask, warn_red
 from vislab.data.tiles import find_pairs
 from vislab.errors import VislabError
 from vislab.fileio import atomic_savefig, atomic_write_bytes
@@ -72,7 +72,7 @@ def progress(
         t: [scores(confusion(truths[i], p[i]))["miou_present"] for p in preds]
         for i, t in enumerate(tiles)
     }
-    from vislab.data.landcover import CLASSES
+    from vislab.course.landcover import CLASSES
 
     def shares(masks: list[np.ndarray]) -> dict[str, float]:
         counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=len(CLASSES))
@@ -98,7 +98,7 @@ def draw_grid(images, truths, preds, epochs, tiles, miou, out: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from vislab.data.landcover import CLASSES, COLORS
+    from vislab.course.landcover import CLASSES, COLORS
 
     stages = {1: ["final"], 2: ["early", "final"], 3: ["early", "middle", "final"]}[len(epochs)]
     cols = 2 + len(epochs)

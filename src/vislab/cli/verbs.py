@@ -82,7 +82,7 @@ def overlay(*, image: Path, mask: Path, out: Path, full_band: bool) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from vislab.analysis.overlay import overlay_file, overlay_jobs
-    from vislab.data.landcover import warn_red
+    from vislab.course.landcover import warn_red
 
     jobs = overlay_jobs(image, mask, out)
     with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
@@ -136,7 +136,7 @@ def export(*, ckpt: Path, fmt: str, out: Path | None) -> None:
 def submission(
     *, p1: Path | None, p2: Path | None, out: Path, p1_url: str | None, p2_url: str | None
 ) -> None:
-    from vislab.submission.build import build_submission
+    from vislab.course.submission.build import build_submission
 
     parts = build_submission(out, p1=p1, p2=p2, p1_url=p1_url, p2_url=p2_url)
     for problem, part in parts.items():
@@ -146,7 +146,7 @@ def submission(
 
 
 def data(*, action: str, dir: Path, url: str | None, zip_file: Path | None) -> None:
-    from vislab.data.course import download, write_demo
+    from vislab.course.data import download, write_demo
 
     if action == "download":
         for line in download(dir, url=url, zip_path=zip_file):
@@ -160,7 +160,7 @@ def data(*, action: str, dir: Path, url: str | None, zip_file: Path | None) -> N
 def reproduce(
     *, data: Path, profile: str, out: Path | None, configs: Path, epochs: int | None
 ) -> None:
-    from vislab.reproduce import reproduce as reproduce_all
+    from vislab.course.reproduce import reproduce as reproduce_all
 
     out = out or Path("runs") / f"reproduce-{profile}"
     path = reproduce_all(data, profile, out, configs=configs, epochs=epochs)

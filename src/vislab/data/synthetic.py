@@ -65,7 +65,7 @@ def landcover_tiles(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, 
 
     Each tile is a Voronoi partition into regions of classes 0..5 (rarely 6, unknown); each
     class has its own mean colour and texture, so the mask can be read off the image."""
-    from vislab.data.landcover import COLORS
+    from vislab.course.landcover import COLORS
 
     rng = np.random.default_rng(seed)
     tint = (COLORS.astype(np.float32) * 0.5 + 64) / 255
@@ -87,7 +87,7 @@ def landcover_tiles(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, 
 
 def write_tile_folder(folder: Path, n: int, size: int = 64, seed: int = 0) -> list[str]:
     """Write xxxx_sat.jpg / xxxx_mask.png pairs (the course's p2 layout); returns the ids."""
-    from vislab.data.landcover import write_mask
+    from vislab.course.landcover import write_mask
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

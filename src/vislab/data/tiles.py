@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from vislab.data.images import read_rgb, visible
-from vislab.data.landcover import read_mask, warn_red
+from vislab.course.landcover import read_mask, warn_red
 from vislab.errors import VislabError
 
 SAT, MASK = "_sat.jpg", "_mask.png"  # the course's names, as messages spell them
@@ -123,7 +123,7 @@ def balanced_weights(counts: np.ndarray) -> list[float]:
     sqrt(p), scaled to mean 1 over the scored classes that occur. Unknown (not scored, 0.06% of
     the course's pixels) and absent classes weigh 1: 1 / sqrt(p) would make a near-empty class
     dominate."""
-    from vislab.data.landcover import NUM_SCORED
+    from vislab.course.landcover import NUM_SCORED
 
     counts = np.asarray(counts)
     share = counts / counts.sum()

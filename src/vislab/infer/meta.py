@@ -28,6 +28,9 @@ class ModelMeta:
     std: list[float]
     image_size: list[int] | None  # (H, W) the model was trained at
     class_weights: list[float] | None = None  # of the loss (segmentation)
+    # segmentation: the data set spec's stored form (DatasetSpec.to_dict); None in files
+    # written before specs existed, which are the course's land-cover set
+    dataset: dict[str, Any] | None = None
     config: dict[str, Any] | None = None  # the training recipe (checkpoints only)
     vislab_version: str | None = None
     epoch: int | None = None  # 1-based epoch the weights are from
@@ -77,6 +80,17 @@ class ModelMeta:
             not isinstance(self.image_size, list) or len(self.image_size) != 2
         ):
             raise bad("image_size", "(height, width)")
+
+    def spec(self):
+        """The DatasetSpec of a segmenter: its stored one, else the course's land-cover set
+        (what every segmenter was trained on before data sets declared their own)."""
+        from vislab.data.spec import DatasetSpec, builtin_spec
+
+        if self.task != "segmentation":
+            raise VislabError(f"a {self.task} model has no mask spec")
+        if self.dataset is None:
+            return builtin_spec("landcover")
+        return DatasetSpec.from_dict(self.dataset, "vislab metadata dataset")
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form: plain data, no format."""

@@ -174,7 +174,7 @@ def pair_masks(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
 
 def _pair_codes(pair: tuple[Path, Path]) -> np.ndarray:
     """(8, 8) counts of (truth code, predicted code) for one pair of mask files."""
-    from vislab.data.landcover import read_mask_rgb, rgb_to_code
+    from vislab.course.landcover import read_mask_rgb, rgb_to_code
 
     gt, pred = pair
     truth = rgb_to_code(read_mask_rgb(gt))
@@ -206,7 +206,7 @@ def _all_pair_codes(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
 
 def _classes_of(codes: np.ndarray) -> np.ndarray:
     """(7, 7) class counts of (8, 8) code counts (red read as urban, as the course does)."""
-    from vislab.data.landcover import CODE_TO_CLASS
+    from vislab.course.landcover import CODE_TO_CLASS
     from vislab.metrics.miou import K
 
     cm = np.zeros((K, K), dtype=np.int64)
@@ -225,7 +225,7 @@ def mask_confusions(gt_dir: Path, pred_dir: Path) -> dict[str, np.ndarray]:
 
 def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
     """The course's mIoU over all pixels of all masks, per-class IoU, pixel accuracy."""
-    from vislab.data.landcover import RED_CODE, warn_red
+    from vislab.course.landcover import RED_CODE, warn_red
     from vislab.metrics.miou import scores
 
     pairs = pair_masks(gt_dir, pred_dir)
@@ -244,7 +244,7 @@ def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
 def write_mask_scores(result: dict[str, Any], json_path: Path | None, out_dir: Path | None):
     """--json FILE: the metrics (a nan mIoU as null); --out DIR: metrics.json, confusion.csv
     and confusion.png."""
-    from vislab.data.landcover import CLASSES
+    from vislab.course.landcover import CLASSES
 
     finite = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
     text = json.dumps(finite, indent=1).encode()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vislab.data.landcover import CLASSES, NUM_SCORED
+from vislab.course.landcover import CLASSES, NUM_SCORED
 
 K = len(CLASSES)  # 7: six scored classes and unknown
 

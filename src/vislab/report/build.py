@@ -268,7 +268,7 @@ def build(runs: list[Path], out: Path, pdf: Path | None = None) -> Path:
             if src.resolve() != dest.resolve():
                 atomic_write_bytes(dest, src.read_bytes())
             run.figures[key] = dest
-    from vislab.data.landcover import CLASSES
+    from vislab.course.landcover import CLASSES
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("vislab.report", "templates"),

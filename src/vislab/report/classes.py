@@ -14,7 +14,7 @@ def per_class(run: Run, figures: Path) -> None:
     from vislab.report.figures import plot_per_class
 
     if run.task == "segmentation":
-        from vislab.data.landcover import CLASSES, NUM_SCORED
+        from vislab.course.landcover import CLASSES, NUM_SCORED
 
         rows = [r for r in run.rows if number(r, "val_miou") is not None]
         names = [c for c in CLASSES[:NUM_SCORED] if rows and f"val_iou_{c}" in rows[0]]
@@ -49,7 +49,7 @@ def balance(run: Run, figures: Path) -> None:
         return
     classes = counted["classes"]
     if run.task == "segmentation":  # the course's scored classes
-        from vislab.data.landcover import NUM_SCORED
+        from vislab.course.landcover import NUM_SCORED
 
         classes = classes[:NUM_SCORED]
     shares = {}

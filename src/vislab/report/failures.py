@@ -64,7 +64,7 @@ def confused_pairs(cm: np.ndarray, names: list[str], n: int = PAIRS) -> list[dic
 
 
 def _segmentation(run: Run, val: Path, pred: Path, figures: Path) -> None:
-    from vislab.data.landcover import CLASSES
+    from vislab.course.landcover import CLASSES
     from vislab.data.tiles import find_pairs
     from vislab.metrics.evaluate import mask_confusions
     from vislab.metrics.miou import scores

@@ -132,7 +132,7 @@ def plot_worst_tiles(
     from PIL import Image
 
     from vislab.data.images import read_rgb
-    from vislab.data.landcover import CLASSES, COLORS, index_to_rgb, read_mask
+    from vislab.course.landcover import CLASSES, COLORS, index_to_rgb, read_mask
 
     def small(rgb: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(rgb).resize((size, size), Image.NEAREST))

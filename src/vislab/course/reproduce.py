@@ -87,7 +87,7 @@ def plan(
     from vislab.analysis.embed import embed
     from vislab.analysis.progress import progress
     from vislab.config import load_config
-    from vislab.data.course import LAYOUTS, check_layout, locate
+    from vislab.course.data import LAYOUTS, check_layout, locate
     from vislab.report.build import build
 
     if profile not in PROFILES:

@@ -2,7 +2,7 @@
 environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for the Lite models).
 
     DIR/hw1_1.sh, DIR/hw1_2.sh   bash hw1_N.sh IMG_DIR OUT, no path written in
-    DIR/hw1_infer.py             the entry point (vislab/submission/hw1_infer.py)
+    DIR/hw1_infer.py             the entry point (vislab/course/submission/hw1_infer.py)
     DIR/vislab/...               vislab's own model, checkpoint and prediction code (SHIPPED)
     DIR/pN_model.pt, .json       a plain state dict and the model's metadata
     DIR/hw1_download.sh          only for weights over the course's 50 MB: fetched with wget
@@ -27,7 +27,7 @@ import torch
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 
-PACKAGE = Path(__file__).resolve().parents[1]  # src/vislab
+PACKAGE = Path(__file__).resolve().parents[2]  # src/vislab
 # the vislab files hw1_infer.py imports, copied verbatim; they keep to Python 3.8 and torch
 # 1.12 (pyproject.toml holds ruff to that for them)
 SHIPPED = (
@@ -43,7 +43,8 @@ SHIPPED = (
     "data/__init__.py",
     "data/batches.py",
     "data/images.py",
-    "data/landcover.py",
+    "course/__init__.py",
+    "course/landcover.py",
     "data/tiles.py",
     "models/__init__.py",
     "models/registry.py",
@@ -218,7 +219,7 @@ def _write_folder(out: Path, parts: dict[str, dict[str, Any]], urls: dict[str, s
     for rel in SHIPPED:
         (out / "vislab" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PACKAGE / rel, out / "vislab" / rel)
-    shutil.copyfile(PACKAGE / "submission" / "hw1_infer.py", out / "hw1_infer.py")
+    shutil.copyfile(PACKAGE / "course" / "submission" / "hw1_infer.py", out / "hw1_infer.py")
     for problem, part in parts.items():
         atomic_write_bytes(out / f"p{problem}_model.pt", part["data"])
         text = json.dumps(part["meta"].to_dict(), indent=1) + "\n"

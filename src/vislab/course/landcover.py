@@ -1,4 +1,4 @@
-"""The course's land-cover colour code, both ways (no torch: evaluation must start fast).
+"""The course's land-cover data set: its spec (LANDCOVER) and its colour code, both ways (no torch: evaluation must start fast).
 
 Each mask channel is thresholded at 128 and packed as code = 4R + 2G + B:
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vislab.data.spec import DatasetSpec
 from vislab.errors import VislabError, VislabWarning
 
 CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
@@ -125,3 +126,33 @@ def write_mask(index: np.ndarray, path) -> None:
     from PIL import Image
 
     Image.fromarray(index_to_rgb(index)).save(path, format="PNG")
+
+
+class LandCoverSpec(DatasetSpec):
+    """The course's land-cover set as a data set spec: RGB masks read through the 3-bit code
+    (red as urban, with a warning), classes 0..5 scored and unknown counted as the course
+    counts it (truth unknown predicted as i: a false positive of i), nan for the mean when a
+    scored class is absent (0/0), masks written in RGB as hw1_2.sh must."""
+
+    name = "landcover"
+    output_format = "rgb"
+    nan_when_absent = True
+
+    @property
+    def scored(self) -> list:
+        return list(range(NUM_SCORED))
+
+    def decode_rgb(self, rgb: np.ndarray, where) -> tuple:
+        return rgb_to_index(rgb)
+
+    def read_mask(self, path: Path, size: tuple | None = None) -> tuple:
+        return read_mask(path, size)
+
+    def warn_rule(self, counts: dict) -> None:
+        warn_red(counts)
+
+    def to_rgb(self, index: np.ndarray) -> np.ndarray:
+        return index_to_rgb(index)
+
+
+LANDCOVER = LandCoverSpec(CLASSES, COLORS.tolist(), mask_format="rgb", where="landcover")
