@@ -12,8 +12,8 @@ from PIL import Image
 
 import vislab.infer.predict
 from vislab.cli import main
-from vislab.data.batches import normalize
 from vislab.course.landcover import read_mask, write_mask
+from vislab.data.batches import normalize
 from vislab.data.tiles import load_tiles
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import prepare, segment_logits

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vislab.data.batches import random_tile_augment
 from vislab.course.landcover import RedPixelsWarning, write_mask
+from vislab.data.batches import random_tile_augment
 from vislab.data.synthetic import write_tile_folder
 from vislab.data.tiles import load_sat_images, load_tiles
 from vislab.errors import VislabError

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from vislab.analysis.overlay import overlay
-from vislab.data.images import read_rgb
 from vislab.course.landcover import read_mask, warn_red
+from vislab.data.images import read_rgb
 from vislab.data.tiles import find_pairs
 from vislab.errors import VislabError
 from vislab.fileio import atomic_savefig, atomic_write_bytes

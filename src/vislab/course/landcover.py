@@ -1,4 +1,5 @@
-"""The course's land-cover data set: its spec (LANDCOVER) and its colour code, both ways (no torch: evaluation must start fast).
+"""The course's land-cover data set: its spec (LANDCOVER) and colour code (no torch: evaluation
+must start fast).
 
 Each mask channel is thresholded at 128 and packed as code = 4R + 2G + B:
 

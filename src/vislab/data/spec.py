@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ MASK_FORMATS = ("auto", "rgb", "index")
 BUILTIN = {"landcover": "vislab.course.landcover:LANDCOVER"}
 
 
-def default_palette(n: int) -> List[Tuple[int, int, int]]:
+def default_palette(n: int) -> list[tuple[int, int, int]]:
     """The Pascal VOC colour map (the bits of the index spread over R, G and B): distinct,
     reproducible colours for any number of classes, the same as VOC's and MMSegmentation's
     drawing colours for the first 21."""
@@ -63,14 +63,14 @@ class DatasetSpec:
     Subclasses change how masks decode and how the mean IoU is taken (the course's land-cover
     code: ``vislab/course/landcover.py``)."""
 
-    name: Optional[str] = None  # a built-in spec's name; None for one a recipe declares
+    name: str | None = None  # a built-in spec's name; None for one a recipe declares
     output_format = "palette"  # what `vislab predict` writes by default
     nan_when_absent = False  # mIoU: nan when a scored class is 0/0 (else left out of the mean)
 
     def __init__(
         self,
         classes: Sequence[str],
-        palette: Optional[Sequence[Sequence[int]]] = None,
+        palette: Sequence[Sequence[int]] | None = None,
         ignore_index: int = 255,
         mask_format: str = "auto",
         where: str = "data",
@@ -106,8 +106,8 @@ class DatasetSpec:
         if len(set(palette)) != len(palette):
             dup = next(c for c in palette if palette.count(c) > 1)
             raise VislabError(f"{where}.palette: {list(dup)} is the colour of two classes")
-        self.classes: List[str] = classes
-        self.palette: List[Tuple[int, int, int]] = palette
+        self.classes: list[str] = classes
+        self.palette: list[tuple[int, int, int]] = palette
         self.ignore_index = ignore_index
         self.mask_format = mask_format
 
@@ -117,7 +117,7 @@ class DatasetSpec:
         return len(self.classes)
 
     @property
-    def scored(self) -> List[int]:
+    def scored(self) -> list[int]:
         """The class indices the mean IoU averages (every class, unless a subclass says)."""
         return list(range(self.num_classes))
 
@@ -133,7 +133,7 @@ class DatasetSpec:
         return f"{type(self).__name__}({self.to_dict()!r})"
 
     # -- stored form ---------------------------------------------------------------------
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data for config.yaml, checkpoint metadata and exports."""
         return {
             "name": self.name,
@@ -162,7 +162,7 @@ class DatasetSpec:
             raise VislabError(f"{where}: the data set spec lacks its classes") from None
 
     # -- masks ---------------------------------------------------------------------------
-    def decode_rgb(self, rgb: np.ndarray, where: Any) -> Tuple[np.ndarray, int]:
+    def decode_rgb(self, rgb: np.ndarray, where: Any) -> tuple[np.ndarray, int]:
         """(H, W, 3) uint8 RGB mask -> ((H, W) uint8 class indices, pixels read by a rule
         that a subclass warns about, 0 here). A colour of no class is an error naming it."""
         packed = _pack(rgb)
@@ -191,11 +191,12 @@ class DatasetSpec:
             )
         return index
 
-    def read_mask(self, path: Path, size: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, int]:
+    def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
         """((H, W) uint8 class indices, ignore index where ignored; pixels a subclass's rule
         read, 0 here) of a mask file. size (H, W), when given, is the size it must have."""
-        from vislab.data.images import PILLOW_ERRORS
         from PIL import Image
+
+        from vislab.data.images import PILLOW_ERRORS
 
         path = Path(path)
         try:
@@ -225,7 +226,7 @@ class DatasetSpec:
             return self.check_index(np.ascontiguousarray(arr), path), 0
         return self.decode_rgb(arr, path)
 
-    def warn_rule(self, counts: Dict[str, int]) -> None:
+    def warn_rule(self, counts: dict[str, int]) -> None:
         """One warning per command for the pixels read by a subclass's rule (none here)."""
 
     def to_rgb(self, index: np.ndarray) -> np.ndarray:
@@ -234,7 +235,7 @@ class DatasetSpec:
         lut[: self.num_classes] = self.colors
         return lut[index]
 
-    def write_mask(self, index: np.ndarray, path: Any, fmt: Optional[str] = None) -> None:
+    def write_mask(self, index: np.ndarray, path: Any, fmt: str | None = None) -> None:
         """Write (H, W) class indices as a PNG (path or file): ``palette`` (palette-mode, the
         spec's colours, reads back as indices), ``rgb`` or ``index`` (grey levels = indices);
         default the spec's output_format."""

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vislab.data.images import read_rgb, visible
 from vislab.course.landcover import read_mask, warn_red
+from vislab.data.images import read_rgb, visible
 from vislab.errors import VislabError
 
 SAT, MASK = "_sat.jpg", "_mask.png"  # the course's names, as messages spell them

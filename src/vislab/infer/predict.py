@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vislab.data.images import load_unlabeled, read_rgb
 from vislab.course.landcover import write_mask
+from vislab.data.images import load_unlabeled, read_rgb
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_csv

@@ -131,8 +131,8 @@ def plot_worst_tiles(
     import numpy as np
     from PIL import Image
 
-    from vislab.data.images import read_rgb
     from vislab.course.landcover import CLASSES, COLORS, index_to_rgb, read_mask
+    from vislab.data.images import read_rgb
 
     def small(rgb: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(rgb).resize((size, size), Image.NEAREST))

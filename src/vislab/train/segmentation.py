@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from vislab.config import Config
-from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.course.landcover import CLASSES, NUM_SCORED
+from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.tiles import TileSet, balanced_weights, load_tiles, pixel_counts
 from vislab.errors import VislabError
 from vislab.infer.forward import segment_logits, to_nchw
