@@ -69,7 +69,7 @@ def progress(
         epochs.append(meta.epoch)
         preds.append([predict_tile(model, meta, im) for im in images])
     miou = {  # per tile: a class absent from the tile is left out of its mean
-        t: [scores(confusion(truths[i], p[i]))["miou_present"] for p in preds]
+        t: [scores(confusion(truths[i], p[i], 7))["miou_present"] for p in preds]
         for i, t in enumerate(tiles)
     }
     from vislab.course.landcover import CLASSES

@@ -207,9 +207,8 @@ def _all_pair_codes(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
 def _classes_of(codes: np.ndarray) -> np.ndarray:
     """(7, 7) class counts of (8, 8) code counts (red read as urban, as the course does)."""
     from vislab.course.landcover import CODE_TO_CLASS
-    from vislab.metrics.miou import K
 
-    cm = np.zeros((K, K), dtype=np.int64)
+    cm = np.zeros((len(CODE_TO_CLASS) - 1, len(CODE_TO_CLASS) - 1), dtype=np.int64)
     np.add.at(cm, (CODE_TO_CLASS[:, None], CODE_TO_CLASS[None, :]), codes)
     return cm
 

@@ -1,12 +1,15 @@
-"""The course's mIoU, from one confusion matrix pooled over all pixels of all masks.
+"""Mean IoU over a data set spec's classes, from one confusion matrix pooled over all pixels of
+all masks.
 
-For each class i in 0..5: IoU_i = TP / (TP + FP + FN), where a pixel whose truth is unknown
-(6) but whose prediction is i counts as a false positive of i, and a pixel of truth i predicted
-as unknown as a false negative. mIoU is the mean of the six, summed in the course's order
-(``mean_iou += iou / 6``), so that it equals mean_iou_evaluate.py's to the last bit. A class
-absent from both truth and prediction gives 0/0, for which the course prints nan, and then nan
-for the mean; ``miou_present`` is the mean over the classes that are there (what training
-monitors). No torch here.
+For each scored class i: IoU_i = TP / (TP + FP + FN). Pixels whose truth is the spec's ignore
+index are left out of the confusion (``confusion(..., ignore_index=)``). A class absent from
+both truth and prediction gives 0/0: it is left out of the mean (``miou``), except for specs
+that say ``nan_when_absent``. The course's land-cover spec scores classes 0..5 and keeps its
+unknown class (6) in the matrix, so a pixel whose truth is unknown but whose prediction is i
+counts as a false positive of i; its mean is summed in the course's order (``mean_iou += iou /
+6``), so that it equals mean_iou_evaluate.py's to the last bit, and is nan when a class is 0/0,
+as the course prints it. ``miou_present`` is always the mean over the classes that are there
+(what training monitors). No torch here.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from vislab.course.landcover import CLASSES, NUM_SCORED
-
-K = len(CLASSES)  # 7: six scored classes and unknown
+from vislab.data.spec import DatasetSpec, builtin_spec
 
 
-def confusion(truth: np.ndarray, pred: np.ndarray, k: int = K) -> np.ndarray:
-    """(k, k) int64 counts, row = truth, column = prediction, from class-index arrays."""
+def confusion(
+    truth: np.ndarray, pred: np.ndarray, k: int, ignore_index: int | None = None
+) -> np.ndarray:
+    """(k, k) int64 counts, row = truth, column = prediction, from class-index arrays; truth
+    pixels equal to ignore_index are not counted."""
     t = truth.reshape(-1).astype(np.int64)
     p = pred.reshape(-1).astype(np.int64)
+    if ignore_index is not None:
+        keep = t != ignore_index
+        t, p = t[keep], p[keep]
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
 
@@ -35,21 +42,24 @@ def _course_mean(ious: list[float]) -> float:
     return total
 
 
-def scores(cm: np.ndarray) -> dict[str, Any]:
-    """Course mIoU (nan when a class is 0/0), per-class IoU (None where 0/0), the mean over
-    the present classes, pixel accuracy, from a 7x7 confusion."""
+def scores(cm: np.ndarray, spec: DatasetSpec | None = None) -> dict[str, Any]:
+    """mIoU, per-class IoU by class name (None where 0/0), the mean over the present classes,
+    pixel accuracy, from a (K, K) confusion over the spec's classes (default: the course's
+    land-cover set)."""
+    spec = spec or builtin_spec("landcover")
     cm = np.asarray(cm, dtype=np.int64)
     iou: dict[str, float | None] = {}
-    for i in range(NUM_SCORED):
+    for i in spec.scored:
         tp = int(cm[i, i])
         denom = int(cm[:, i].sum() + cm[i, :].sum()) - tp  # (TP + FP) + (TP + FN) - TP
-        iou[CLASSES[i]] = tp / denom if denom else None
+        iou[spec.classes[i]] = tp / denom if denom else None
     present = [v for v in iou.values() if v is not None]
     absent = [name for name, v in iou.items() if v is None]
     total = cm.sum()
+    mean_present = _course_mean(present) if present else math.nan
     return {
-        "miou": _course_mean(present) if not absent else math.nan,
-        "miou_present": _course_mean(present) if present else math.nan,
+        "miou": math.nan if absent and spec.nan_when_absent else mean_present,
+        "miou_present": mean_present,
         "iou": iou,
         "absent_classes": absent,
         "pixel_acc": float(np.trace(cm) / total) if total else math.nan,
@@ -75,7 +85,7 @@ def format_details(s: dict[str, Any]) -> str:
         for name, v in s["iou"].items()
     ]
     if s["absent_classes"]:
-        n = NUM_SCORED - len(s["absent_classes"])
+        n = len(s["iou"]) - len(s["absent_classes"])
         lines.append(f"mean over the {n} present classes: {s['miou_present']:.6f}")
     lines.append(f"pixel accuracy: {s['pixel_acc']:.4f}")
     return "\n".join(lines)
