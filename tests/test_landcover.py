@@ -54,7 +54,7 @@ def test_miou_matches_the_course_formula_on_random_masks(seed):
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, 7, size=(3, 40, 40))
     pred = rng.integers(0, 7, size=(3, 40, 40))
-    s = scores(confusion(truth, pred))
+    s = scores(confusion(truth, pred, 7))
     expected, per_class = course_miou(pred, truth)
     assert s["miou"] == expected  # the course's order of summing: the same bits
     assert list(s["iou"].values()) == per_class
@@ -64,14 +64,14 @@ def test_miou_matches_the_course_formula_on_random_masks(seed):
 def test_unknown_truth_predicted_as_a_class_is_a_false_positive():
     truth = np.array([6, 6, 0, 0])
     pred = np.array([0, 6, 0, 0])
-    s = scores(confusion(truth, pred))
+    s = scores(confusion(truth, pred, 7))
     assert s["iou"]["urban"] == pytest.approx(2 / 3)  # TP 2, FP 1 (the unknown pixel)
 
 
 def test_a_class_absent_from_both_makes_the_course_mean_nan_and_is_left_out_of_the_other():
     truth = np.array([0, 1, 1, 2, 3, 4])
     pred = np.array([0, 1, 1, 2, 3, 4])
-    s = scores(confusion(truth, pred))
+    s = scores(confusion(truth, pred, 7))
     assert s["iou"]["barren"] is None and s["absent_classes"] == ["barren"]
     assert np.isnan(s["miou"]) and s["miou_present"] == 1.0
     assert format_scores(s).split("\n")[5:] == ["class #5 : nan", "", "mean_iou: nan", ""]
@@ -84,7 +84,7 @@ def test_miou_on_the_real_validation_masks():
     files = sorted((REAL_P2 / "validation").glob("*_mask.png"))
     truth = np.stack([read_mask(f)[0] for f in files])
     pred = np.roll(truth, 1, axis=0)  # each mask scored against its neighbour
-    s = scores(confusion(truth, pred))
+    s = scores(confusion(truth, pred, 7))
     expected, per_class = course_miou(pred, truth)
     assert s["miou"] == expected and list(s["iou"].values()) == per_class
     red_tile = REAL_P2 / "validation" / "0177_mask.png"  # holds 7 pure red pixels
