@@ -39,7 +39,7 @@ def test_grid_shows_each_snapshot_with_the_tiles_miou(run3, p2_tiny, tmp_path):
     truth, _ = read_mask(p2_tiny / "validation" / "0002_mask.png")
     pred, _ = read_mask(masks / "0002.png")
     assert result["miou"]["0002"][-1] == pytest.approx(
-        scores(confusion(truth, pred))["miou_present"]
+        scores(confusion(truth, pred, 7))["miou_present"]
     )
 
 
