@@ -90,7 +90,7 @@ def seg_meta(cfg, class_weights: list[float] | None = None):
     return ModelMeta(
         task="segmentation",
         model=cfg.model.name,
-        num_classes=cfg.model.num_classes,
+        num_classes=len(CLASSES),
         model_kwargs={},
         classes=list(CLASSES),
         mean=[0.5] * 3,

@@ -14,7 +14,7 @@ def _png(path, size=(32, 32), value=0, mode="RGB"):
 
 def test_flat_folder_labels_come_from_names(tmp_path):
     names = write_flat_folder(tmp_path / "train", num_classes=3, per_class=4)
-    s = load_labeled(tmp_path / "train", num_classes=3)
+    s = load_labeled(tmp_path / "train")
     assert s.images.shape == (12, 32, 32, 3) and s.images.dtype == np.uint8
     assert s.names == sorted(names)
     assert s.labels.tolist() == [int(n.split("_")[0]) for n in sorted(names)]
@@ -23,7 +23,7 @@ def test_flat_folder_labels_come_from_names(tmp_path):
 
 def test_decoded_pixels_equal_the_files(tmp_path):
     write_flat_folder(tmp_path, num_classes=2, per_class=2)
-    s = load_labeled(tmp_path, num_classes=2)
+    s = load_labeled(tmp_path)
     for name, img in zip(s.names, s.images, strict=True):
         assert np.array_equal(img, np.asarray(Image.open(tmp_path / name)))
 
@@ -32,7 +32,7 @@ def test_labels_from_csv_override_names(tmp_path):
     _png(tmp_path / "imgs" / "a.png")
     _png(tmp_path / "imgs" / "b.png")
     (tmp_path / "gt.csv").write_text("filename,label\nb.png,1\na.png,2\n")
-    s = load_labeled(tmp_path / "imgs", num_classes=3, labels_csv=tmp_path / "gt.csv")
+    s = load_labeled(tmp_path / "imgs", labels_csv=tmp_path / "gt.csv")
     assert s.names == ["a.png", "b.png"] and s.labels.tolist() == [2, 1]
 
 
@@ -40,7 +40,7 @@ def test_image_folder_tree(tmp_path):
     for cls, n in [("cat", 2), ("dog", 3)]:
         for i in range(n):
             _png(tmp_path / cls / f"{i}.jpg", value=(i, i, i))
-    s = load_labeled(tmp_path, num_classes=2)
+    s = load_labeled(tmp_path)
     assert s.classes == ["cat", "dog"]
     assert s.labels.tolist() == [0, 0, 1, 1, 1]
     assert s.names[0] == "cat/0.jpg"
@@ -55,13 +55,13 @@ def test_a_validation_tree_is_numbered_by_the_training_sets_classes(tmp_path):
     _png(tmp_path / "val" / "cat" / "0.png")
     _png(tmp_path / "val" / ".ipynb_checkpoints" / "0.png")
     (tmp_path / "val" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
-    train = load_labeled(tmp_path / "train", num_classes=3)
-    val = load_labeled(tmp_path / "val", num_classes=3, classes=train.classes)
+    train = load_labeled(tmp_path / "train")
+    val = load_labeled(tmp_path / "val", classes=train.classes)
     assert val.labels.tolist() == [2] and val.names == ["cat/0.png"]
     assert val.classes == ["ant", "bee", "cat"]
     _png(tmp_path / "val" / "dog" / "0.png")
     with pytest.raises(VislabError, match="class folder\\(s\\) the training set has not: dog"):
-        load_labeled(tmp_path / "val", num_classes=3, classes=train.classes)
+        load_labeled(tmp_path / "val", classes=train.classes)
 
 
 def test_hidden_files_in_a_flat_folder_are_left_out(tmp_path):
@@ -80,7 +80,7 @@ def test_unlabeled_folder_and_grayscale_becomes_rgb(tmp_path):
 
 def test_max_per_class_keeps_the_first_files_of_each_class(tmp_path):
     write_flat_folder(tmp_path, num_classes=3, per_class=5)
-    s = load_labeled(tmp_path, num_classes=3, max_per_class=2)
+    s = load_labeled(tmp_path, max_per_class=2)
     assert np.bincount(s.labels).tolist() == [2, 2, 2]
 
 
@@ -88,8 +88,8 @@ def test_mixed_sizes_are_refused_unless_resized(tmp_path):
     _png(tmp_path / "0_1.png", size=(32, 32))
     _png(tmp_path / "0_2.png", size=(40, 32))
     with pytest.raises(VislabError, match=r"0_2.png is 40x32 but 0_1.png is 32x32"):
-        load_labeled(tmp_path, num_classes=1)
-    s = load_labeled(tmp_path, num_classes=1, image_size=16)
+        load_labeled(tmp_path)
+    s = load_labeled(tmp_path, image_size=16)
     assert s.images.shape == (2, 16, 16, 3)
 
 
@@ -125,7 +125,7 @@ def test_bad_folders_name_the_file(tmp_path, setup, message):
     elif setup == "zero_bytes":
         (folder / "0_3.png").write_bytes(b"")
     with pytest.raises(VislabError, match=message):
-        load_labeled(folder, num_classes=5)
+        load_labeled(folder, classes=[str(k) for k in range(5)])
 
 
 def test_csv_without_a_row_for_a_file(tmp_path):
@@ -133,4 +133,46 @@ def test_csv_without_a_row_for_a_file(tmp_path):
     _png(tmp_path / "imgs" / "b.png")
     (tmp_path / "gt.csv").write_text("filename,label\na.png,0\n")
     with pytest.raises(VislabError, match="no label for 1 file.*b.png"):
-        load_labeled(tmp_path / "imgs", num_classes=2, labels_csv=tmp_path / "gt.csv")
+        load_labeled(tmp_path / "imgs", labels_csv=tmp_path / "gt.csv")
+
+
+def test_a_flat_folders_classes_run_up_to_its_largest_label(tmp_path):
+    """Labels 0, 2 and 5: six classes "0".."5" (1, 3 and 4 merely absent), numbered as named."""
+    labels = [0, 2, 2, 5]
+    for i, label in enumerate(labels):
+        _png(tmp_path / f"{label}_{i}.png")
+    s = load_labeled(tmp_path)
+    assert s.classes == [str(k) for k in range(max(labels) + 1)]
+    assert s.labels.tolist() == labels
+
+
+def test_named_classes_number_a_flat_folder_and_bound_its_labels(tmp_path):
+    names = ["sea", "sand", "rock"]
+    for label in (0, 2):
+        _png(tmp_path / "f" / f"{label}_0.png")
+    s = load_labeled(tmp_path / "f", classes=names)
+    assert s.classes == names and s.labels.tolist() == [0, 2]
+    _png(tmp_path / "f" / "3_1.png")
+    with pytest.raises(VislabError, match=r"3_1.png: label 3 is outside 0..2") as e:
+        load_labeled(tmp_path / "f", classes=names)
+    assert "\n" not in str(e.value)
+
+
+def test_a_validation_folder_is_bounded_by_the_training_sets_classes(tmp_path):
+    write_flat_folder(tmp_path / "train", num_classes=3, per_class=2)
+    _png(tmp_path / "val" / "1_0.png")
+    _png(tmp_path / "val" / "4_0.png")
+    train = load_labeled(tmp_path / "train")
+    with pytest.raises(VislabError, match=r"4_0.png: label 4 is outside 0..2"):
+        load_labeled(tmp_path / "val", classes=train.classes)
+
+
+def test_a_training_tree_must_hold_the_declared_classes_in_order(tmp_path):
+    for cls in ("cat", "dog"):
+        _png(tmp_path / cls / "0.png")
+    s = load_labeled(tmp_path, classes=["cat", "dog"], complete=True)
+    assert s.classes == ["cat", "dog"] and s.labels.tolist() == [0, 1]
+    for declared in (["dog", "cat"], ["cat", "dog", "eel"], ["cat"]):
+        with pytest.raises(VislabError, match=r"data.classes .* are not its class folders") as e:
+            load_labeled(tmp_path, classes=declared, complete=True)
+        assert "\n" not in str(e.value)

@@ -6,7 +6,7 @@ from PIL import Image
 from vislab.course.landcover import RedPixelsWarning, write_mask
 from vislab.data.batches import random_tile_augment
 from vislab.data.synthetic import write_tile_folder
-from vislab.data.tiles import load_sat_images, load_tiles
+from vislab.data.tiles import find_pairs, load_sat_images, load_tiles
 from vislab.errors import VislabError
 
 
@@ -121,3 +121,63 @@ def test_two_files_of_one_tile_are_refused_naming_both(tmp_path):
     for load in (load_tiles, load_sat_images):
         with pytest.raises(VislabError, match=r"0001.jpg and 0001_sat.jpg are both tile 0001"):
             load(tmp_path)
+
+
+def test_prediction_takes_any_folder_of_images_in_every_suffix(tmp_path):
+    for name in ("a.png", "b.jpg", "c.JPEG", "d.tif", "e.tiff"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    files, ids = load_sat_images(tmp_path)
+    assert ids == ["a", "b", "c", "d", "e"]
+    assert [f.name for f in files] == ["a.png", "b.jpg", "c.JPEG", "d.tif", "e.tiff"]
+
+
+def test_a_folder_holding_images_is_read_from_images(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "x.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "cover.jpg")  # beside images/: not a tile
+    files, ids = load_sat_images(tmp_path)
+    assert ids == ["x"] and files == [tmp_path / "images" / "x.png"]
+
+
+def test_in_the_course_layout_a_mask_is_never_a_tile(tmp_path):
+    write_tile_folder(tmp_path, 2, size=16)
+    (tmp_path / "0001_sat.jpg").rename(tmp_path / "0001_sat.png")
+    files, ids = load_sat_images(tmp_path)
+    assert ids == ["0000", "0001"]
+    assert [f.name for f in files] == ["0000_sat.jpg", "0001_sat.png"]
+    assert load_tiles(tmp_path).ids == ["0000", "0001"]
+
+
+def _images_and_masks(root, stems, mask_names):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for stem in stems:
+        Image.new("RGB", (8, 8)).save(root / "images" / f"{stem}.png")
+    for name in mask_names:
+        Image.new("L", (8, 8)).save(root / "masks" / name)
+
+
+def test_images_and_masks_pair_by_stem(tmp_path):
+    _images_and_masks(tmp_path, ["a", "b_sat", "c"], ["a.png", "b_mask.png", "c.tif"])
+    assert {i: (p.name, m.name) for i, (p, m) in find_pairs(tmp_path).items()} == {
+        "a": ("a.png", "a.png"),
+        "b": ("b_sat.png", "b_mask.png"),
+        "c": ("c.png", "c.tif"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [
+        (["a.png"], r"images/b.png has no mask masks/b.png"),
+        (["a.png", "b.png", "b_mask.png"], r"masks/b.png and b_mask.png are both the mask of b"),
+        (None, r"has images/ but no masks/ beside it"),
+    ],
+)
+def test_images_without_their_masks_are_refused_naming_the_file(tmp_path, masks, message):
+    _images_and_masks(tmp_path, ["a", "b"], masks or [])
+    if masks is None:
+        (tmp_path / "masks").rmdir()
+    with pytest.raises(VislabError, match=message):
+        find_pairs(tmp_path)

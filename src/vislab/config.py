@@ -20,12 +20,17 @@ import yaml
 from vislab.errors import VislabError
 from vislab.tasks import TASKS
 
+# the (training, validation) folders data.root is searched for, in order, when the recipe
+# names none: the course's Problem 1 layout, then the usual ones (the last is Problem 2's)
+SPLIT_LAYOUTS = (("train_50", "val_50"), ("train", "val"), ("train", "validation"))
+
 
 @dataclass
 class DataConfig:
-    root: str | None = None  # the course's p1_data layout: <root>/train_50, <root>/val_50
-    train: str = "train_50"  # relative to root, or absolute
-    val: str = "val_50"
+    root: str | None = None  # --data ROOT: holds the training and validation folders
+    # relative to root, or absolute; null = the first of SPLIT_LAYOUTS found under root
+    train: str | None = None
+    val: str | None = None
     val_labels: str | None = None  # a filename,label CSV; null = labels from the file names
     image_size: int | None = None  # resize every image to this square size; null = refuse mixed
     max_per_class: int | None = None  # classification: at most N train images per class
@@ -47,12 +52,31 @@ class DataConfig:
     # (landcover: the course's, the default for its xxxx_sat.jpg / xxxx_mask.png folders), or
     # the set's own classes (names in index order), palette (one [R, G, B] per class; default
     # the Pascal VOC colour map), ignore index and mask format (auto | rgb | index).
-    # classification: classes names the labels of flat {label}_{id} folders
+    # classification: classes names the labels 0..K-1 of flat {label}_{id} folders, or must
+    # equal a class-folder tree's sorted folder names; null = the classes the data holds
     spec: str | None = None
     classes: list[str] | None = None
     palette: list[list[int]] | None = None
     ignore_index: int = 255
     mask_format: str = "auto"
+
+    def located(self) -> DataConfig:
+        """A copy with train and val set: as the recipe gives them, else the folders of the
+        first of SPLIT_LAYOUTS found under root (the working folder without a root)."""
+        if self.train is not None and self.val is not None:
+            return self
+        base = Path(self.root) if self.root is not None else Path(".")
+        if not base.is_dir():
+            raise VislabError(f"data.root: {base} is not a folder")
+        for train, val in SPLIT_LAYOUTS:
+            if (base / train).is_dir() and (base / val).is_dir():
+                return dataclasses.replace(self, train=self.train or train, val=self.val or val)
+        looked = ", ".join(f"{t}/+{v}/" for t, v in SPLIT_LAYOUTS)
+        where = self.root if self.root is not None else f"the working folder {Path.cwd()}"
+        raise VislabError(
+            f"no training and validation folders in {where}: looked for {looked} "
+            "(or set data.train and data.val)"
+        )
 
     def resolve(self, sub: str | None) -> Path | None:
         """A folder or file of the data (train, val, val_labels) relative to the root;

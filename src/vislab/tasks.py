@@ -1,7 +1,7 @@
 """What differs between the tasks, declared once per task: the score training keeps its best
-checkpoint by, how the report names it and draws it, which analysis a run gets, what
-`vislab predict` writes, and the Lightning modules that train it (imported only by training).
-No torch here."""
+checkpoint by, how the report names it and draws it, which analysis a run gets, how many images
+`vislab predict` takes per batch (infer/predict.py holds what it writes), and the Lightning
+modules that train it (imported only by training). No torch here."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ class TaskSpec:
     analysis: str  # "embed" (features of a classifier) or "progress" (masks over snapshots)
     image_size: int  # the side the report's layer table assumes when data.image_size is unset
     num_classes: int  # the course's: the head `vislab models` builds when given none
-    predictor: str  # "module:function" that writes `vislab predict`'s output
     predict_batch: int  # images per batch of `vislab predict` by default
     data_module: str  # "module:Class" of the Lightning data module
     lightning_module: str  # "module:Class" of the LightningModule
@@ -28,11 +27,6 @@ class TaskSpec:
     def lightning(self) -> tuple[type, type]:
         """(data module class, LightningModule class); imports Lightning."""
         return _load(self.data_module), _load(self.lightning_module)
-
-    def predict(self):
-        """The function that writes predictions: (model, meta, images, out, *, batch_size,
-        precision, tta) -> number of images."""
-        return _load(self.predictor)
 
 
 def _load(name: str):
@@ -49,7 +43,6 @@ TASKS = {
         analysis="embed",
         image_size=32,
         num_classes=50,
-        predictor="vislab.infer.predict:predict_classes",  # a filename,label CSV
         predict_batch=500,
         data_module="vislab.train.classification:ClassificationData",
         lightning_module="vislab.train.classification:ClassificationTask",
@@ -62,7 +55,6 @@ TASKS = {
         analysis="progress",
         image_size=512,
         num_classes=7,
-        predictor="vislab.infer.predict:predict_masks",  # one mask PNG per tile
         predict_batch=4,
         data_module="vislab.train.segmentation:SegmentationData",
         lightning_module="vislab.train.segmentation:SegmentationTask",

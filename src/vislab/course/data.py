@@ -80,19 +80,27 @@ def download(dest: Path, url: str | None = None, zip_path: Path | None = None) -
     return [check_layout(p, dest / LAYOUTS[p][0]) for p in LAYOUTS]
 
 
+DEMO_OWN = "own_segmentation"  # the demo's data set that is not the course's
+
+
 def write_demo(dest: Path) -> str:
-    """The demo's data in the same layout: scikit-learn's digits as dest/p1_data, generated
-    land-cover tiles as dest/p2_data. Returns a one-line summary."""
+    """The demo's data: the course's layout (scikit-learn's digits as dest/p1_data, generated
+    land-cover tiles as dest/p2_data) and a set of its own (dest/own_segmentation: 3 classes,
+    images/ + masks/, palette-mode index masks with ignored pixels). Returns a summary."""
     from vislab.data.digits import write_digits_layout
-    from vislab.data.synthetic import write_p2_layout
+    from vislab.data.synthetic import write_p2_layout, write_scene_layout
 
     dest = Path(dest)
     _refuse_existing(dest)
+    if (dest / DEMO_OWN).exists():
+        raise VislabError(f"{dest / DEMO_OWN} already exists; remove it or pick another folder")
     write_digits_layout(dest / "p1_data")
     write_p2_layout(dest / "p2_data", n_train=96, n_val=8, size=64)
+    write_scene_layout(dest / DEMO_OWN, n_train=48, n_val=8, size=64)
     return (
-        f"wrote {dest}/p1_data (scikit-learn's digits at 32x32, 10 classes) and "
-        f"{dest}/p2_data (96 + 8 generated 64x64 land-cover tiles)"
+        f"wrote {dest}/p1_data (scikit-learn's digits at 32x32, 10 classes), "
+        f"{dest}/p2_data (96 + 8 generated 64x64 land-cover tiles) and {dest}/{DEMO_OWN} "
+        "(48 + 8 generated 64x64 tiles of background, road and building)"
     )
 
 

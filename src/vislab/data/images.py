@@ -3,7 +3,8 @@
 Three layouts are understood:
 
 - flat labeled folders, files named ``{label}_{id}.png`` (the course's ``train_50``), with the
-  labels taken from the names or from a ``filename,label`` CSV such as ``val_gt.csv``;
+  labels taken from the names or from a ``filename,label`` CSV such as ``val_gt.csv``; their
+  classes are "0".."K-1", K the largest label + 1, unless the recipe names them;
 - ImageFolder trees, one sub-folder per class (classes are the sorted folder names);
 - unlabeled folders, for prediction.
 
@@ -25,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vislab.errors import VislabError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _LABELED_NAME = re.compile(r"^(\d+)_.+$")
 
 
@@ -125,8 +126,8 @@ def label_from_name(path: Path) -> int:
     return int(m.group(1))
 
 
-def read_label_csv(path: Path) -> dict[str, int]:
-    """Read a filename,label CSV into {base name: label}."""
+def read_name_csv(path: Path) -> dict[str, str]:
+    """A filename,label CSV as {base name: label text} (class names, or integers as text)."""
     path = Path(path)
     if not path.is_file():
         raise VislabError(f"label file not found: {path}")
@@ -134,19 +135,27 @@ def read_label_csv(path: Path) -> dict[str, int]:
         rows = list(csv.reader(f))
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
         raise VislabError(f"{path}: the first row must be 'filename,label'")
-    labels: dict[str, int] = {}
+    labels: dict[str, str] = {}
     for n, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != 2:
             raise VislabError(f"{path} line {n}: expected 2 columns, got {len(row)}")
-        name, label = row[0].strip(), row[1].strip()
+        name = row[0].strip()
         if name in labels:
             raise VislabError(f"{path} line {n}: {name} is listed twice")
+        labels[name] = row[1].strip()
+    return labels
+
+
+def read_label_csv(path: Path) -> dict[str, int]:
+    """Read a filename,label CSV of integer labels into {base name: label}."""
+    labels: dict[str, int] = {}
+    for name, label in read_name_csv(path).items():
         try:
             labels[name] = int(label)
         except ValueError:
-            raise VislabError(f"{path} line {n}: label {label!r} is not an integer") from None
+            raise VislabError(f"{path}: {name}'s label {label!r} is not an integer") from None
     return labels
 
 
@@ -163,43 +172,37 @@ def _check_range(labels: np.ndarray, files: list[Path], num_classes: int) -> Non
     if bad.size:
         i = int(bad[0])
         raise VislabError(
-            f"{files[i]}: label {int(labels[i])} is outside 0..{num_classes - 1} "
-            f"({bad.size} file(s) out of range)"
+            f"{files[i]}: label {int(labels[i])} is outside 0..{num_classes - 1}, the "
+            f"{num_classes} classes ({bad.size} file(s) out of range)"
         )
 
 
 def load_labeled(
     folder: Path,
-    num_classes: int,
     labels_csv: Path | None = None,
     image_size: int | None = None,
     max_per_class: int | None = None,
     classes: list[str] | None = None,
+    complete: bool = False,
 ) -> ImageSet:
-    """Load a flat labeled folder or an ImageFolder tree. classes: the class folders' names
-    in label order, the training set's, for a validation tree (which may lack some of them,
-    but holds no other); None: the tree's own folders, sorted."""
+    """Load a flat labeled folder or an ImageFolder tree with its classes.
+
+    classes: the names in index order when they are known (data.classes, or the training
+    set's for a validation set); a flat folder's labels must then be below len(classes), and
+    a tree's class folders among them (all of them, in this order, when complete). None: a
+    flat folder's classes are "0".."K-1" with K its largest label + 1, a tree's its sorted
+    class folders."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
     if is_image_folder_tree(folder):
-        files, label_arr, names, classes = _class_tree(folder, num_classes, classes)
+        files, label_arr, names, classes = _class_tree(folder, classes, complete)
     else:
-        classes = [str(i) for i in range(num_classes)]  # a flat folder's labels are numbers
-        files = list_images(folder)
-        if labels_csv is not None:
-            table = read_label_csv(labels_csv)
-            missing = [p.name for p in files if p.name not in table]
-            if missing:
-                raise VislabError(
-                    f"{labels_csv} has no label for {len(missing)} file(s) of {folder}, "
-                    f"e.g. {', '.join(missing[:3])}"
-                )
-            label_arr = np.asarray([table[p.name] for p in files], dtype=np.int64)
-        else:
-            label_arr = np.asarray([label_from_name(p) for p in files], dtype=np.int64)
+        files, label_arr = _flat(folder, labels_csv)
         names = [p.name for p in files]
-    _check_range(label_arr, files, num_classes)
+        if classes is None:  # a flat folder's labels are numbers
+            classes = [str(i) for i in range(int(label_arr.max()) + 1)]
+        _check_range(label_arr, files, len(classes))
     if max_per_class is not None:
         keep = np.concatenate(
             [np.flatnonzero(label_arr == c)[:max_per_class] for c in np.unique(label_arr)]
@@ -211,6 +214,21 @@ def load_labeled(
     return ImageSet(decode_all(files, image_size), names, label_arr, classes)
 
 
+def _flat(folder: Path, labels_csv: Path | None) -> tuple[list[Path], np.ndarray]:
+    """(files, labels) of a flat folder: labels from the CSV, else from the file names."""
+    files = list_images(folder)
+    if labels_csv is None:
+        return files, np.asarray([label_from_name(p) for p in files], dtype=np.int64)
+    table = read_label_csv(labels_csv)
+    missing = [p.name for p in files if p.name not in table]
+    if missing:
+        raise VislabError(
+            f"{labels_csv} has no label for {len(missing)} file(s) of {folder}, "
+            f"e.g. {', '.join(missing[:3])}"
+        )
+    return files, np.asarray([table[p.name] for p in files], dtype=np.int64)
+
+
 def load_unlabeled(folder: Path, image_size: int | None = None) -> ImageSet:
     """Load every image of a folder, for prediction."""
     files = list_images(folder)
@@ -218,20 +236,21 @@ def load_unlabeled(folder: Path, image_size: int | None = None) -> ImageSet:
 
 
 def _class_tree(
-    folder: Path, num_classes: int, classes: list[str] | None
+    folder: Path, classes: list[str] | None, complete: bool
 ) -> tuple[list[Path], np.ndarray, list[str], list[str]]:
     """(files, labels, names "class/file", classes) of an ImageFolder tree."""
     found = [p.name for p in visible(folder) if p.is_dir()]
     if classes is None:
         classes = found
+    if complete and list(classes) != found:
+        raise VislabError(
+            f"{folder}: data.classes {list(classes)} are not its class folders {found} "
+            "(sorted by name): name them so, or leave data.classes out"
+        )
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise VislabError(
             f"{folder} has class folder(s) the training set has not: {', '.join(unknown[:5])}"
-        )
-    if len(classes) > num_classes:
-        raise VislabError(
-            f"{folder} has {len(classes)} class folders but model.num_classes={num_classes}"
         )
     files, labels = [], []
     for cls in found:
@@ -241,4 +260,4 @@ def _class_tree(
     if not files:
         raise VislabError(f"no images in the class folders of {folder}")
     names = [f"{p.parent.name}/{p.name}" for p in files]
-    return files, np.asarray(labels, dtype=np.int64), names, classes
+    return files, np.asarray(labels, dtype=np.int64), names, list(classes)

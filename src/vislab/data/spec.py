@@ -11,8 +11,9 @@ Mask formats (as MMSegmentation and torchgeo read them):
 
 - ``index``: single-channel masks (``L`` or palette-mode ``P`` PNG/TIFF) whose values are the
   class indices; ``ignore_index`` (default 255) marks pixels that no loss or metric counts;
-- ``rgb``: RGB masks, one exact colour per class (``palette``); any other colour is an error
-  naming the file and the colour;
+- ``rgb``: RGB masks, one exact colour per class (``palette``), ignored pixels in the VOC
+  colour map's colour of the ignore index ([224, 224, 192] for 255, VOC's boundaries); any
+  other colour is an error naming the file and the colour;
 - ``auto`` (default): ``L`` and ``P`` files as ``index``, RGB and RGBA files as ``rgb``.
 
 No torch here, and nothing newer than Python 3.8: a submission folder ships this module.
@@ -29,6 +30,7 @@ import numpy as np
 from vislab.errors import VislabError
 
 MASK_FORMATS = ("auto", "rgb", "index")
+MASK_SUFFIXES = (".png", ".tif", ".tiff")  # the files a mask may be
 # built-in specs by name: "module:attribute", imported when asked for
 BUILTIN = {"landcover": "vislab.course.landcover:LANDCOVER"}
 
@@ -48,6 +50,12 @@ def default_palette(n: int) -> list[tuple[int, int, int]]:
             c >>= 3
         out.append((r, g, b))
     return out
+
+
+def ignore_colour(ignore_index: int) -> tuple[int, int, int]:
+    """The colour of ignored pixels in RGB masks and in the palette of written masks: the VOC
+    colour map's at the ignore index ([224, 224, 192] for 255, VOC's object boundaries)."""
+    return default_palette(ignore_index + 1)[ignore_index]
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
@@ -106,6 +114,11 @@ class DatasetSpec:
         if len(set(palette)) != len(palette):
             dup = next(c for c in palette if palette.count(c) > 1)
             raise VislabError(f"{where}.palette: {list(dup)} is the colour of two classes")
+        if ignore_colour(ignore_index) in palette:
+            raise VislabError(
+                f"{where}.palette: {list(ignore_colour(ignore_index))} marks the ignored pixels "
+                f"(index {ignore_index}) in RGB masks; give the class another colour"
+            )
         self.classes: list[str] = classes
         self.palette: list[tuple[int, int, int]] = palette
         self.ignore_index = ignore_index
@@ -125,6 +138,13 @@ class DatasetSpec:
     def colors(self) -> np.ndarray:
         """(num_classes, 3) uint8, the drawing colour of each class."""
         return np.asarray(self.palette, dtype=np.uint8)
+
+    def _lut(self) -> np.ndarray:
+        """(256, 3) uint8: each index's colour, the ignore colour at the ignore index."""
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: self.num_classes] = self.colors
+        lut[self.ignore_index] = ignore_colour(self.ignore_index)
+        return lut
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DatasetSpec) and self.to_dict() == other.to_dict()
@@ -163,10 +183,13 @@ class DatasetSpec:
 
     # -- masks ---------------------------------------------------------------------------
     def decode_rgb(self, rgb: np.ndarray, where: Any) -> tuple[np.ndarray, int]:
-        """(H, W, 3) uint8 RGB mask -> ((H, W) uint8 class indices, pixels read by a rule
-        that a subclass warns about, 0 here). A colour of no class is an error naming it."""
+        """(H, W, 3) uint8 RGB mask -> ((H, W) uint8 class indices, the ignore index where
+        the ignore colour is; pixels read by a rule that a subclass warns about, 0 here). A
+        colour of no class is an error naming it."""
         packed = _pack(rgb)
-        codes = _pack(self.colors)
+        colours = np.concatenate([self.colors, [ignore_colour(self.ignore_index)]])
+        values = np.array([*range(self.num_classes), self.ignore_index], dtype=np.uint8)
+        codes = _pack(colours.astype(np.uint8))
         order = np.argsort(codes)
         pos = np.searchsorted(codes[order], packed).clip(0, len(codes) - 1)
         found = codes[order][pos] == packed
@@ -176,9 +199,10 @@ class DatasetSpec:
             raise VislabError(
                 f"{where}: colour {colour} at (x={x}, y={y}) is no class of the palette "
                 f"({int((~found).sum())} such pixel(s)); give each class's colour in "
-                "data.palette, or use single-channel index masks"
+                f"data.palette (ignored pixels: {list(ignore_colour(self.ignore_index))}), or "
+                "use single-channel index masks"
             )
-        return order[pos].astype(np.uint8), 0
+        return values[order[pos]], 0
 
     def check_index(self, index: np.ndarray, where: Any) -> np.ndarray:
         """Index mask values must be classes or the ignore index."""
@@ -230,10 +254,9 @@ class DatasetSpec:
         """One warning per command for the pixels read by a subclass's rule (none here)."""
 
     def to_rgb(self, index: np.ndarray) -> np.ndarray:
-        """(H, W) class indices -> (H, W, 3) uint8 in the spec's colours (ignored: black)."""
-        lut = np.zeros((256, 3), dtype=np.uint8)
-        lut[: self.num_classes] = self.colors
-        return lut[index]
+        """(H, W) class indices -> (H, W, 3) uint8 in the spec's colours (ignored pixels in
+        the ignore colour)."""
+        return self._lut()[index]
 
     def write_mask(self, index: np.ndarray, path: Any, fmt: str | None = None) -> None:
         """Write (H, W) class indices as a PNG (path or file): ``palette`` (palette-mode, the
@@ -249,9 +272,7 @@ class DatasetSpec:
             im = Image.fromarray(index)  # 2-D uint8: mode L
         elif fmt == "palette":
             im = Image.fromarray(index)
-            flat = np.zeros((256, 3), dtype=np.uint8)
-            flat[: self.num_classes] = self.colors
-            im.putpalette(flat.reshape(-1).tolist())  # L + a palette: mode P
+            im.putpalette(self._lut().reshape(-1).tolist())  # L + a palette: mode P
         else:
             raise VislabError(f"mask format {fmt!r} is not one of palette, rgb, index")
         im.save(path, format="PNG")

@@ -105,3 +105,95 @@ def write_p2_layout(root: Path, n_train: int = 16, n_val: int = 4, size: int = 6
     write_tile_folder(root / "train", n_train, size, seed=1)
     write_tile_folder(root / "validation", n_val, size, seed=2)
     return root
+
+
+# A small segmentation set that is not the course's: its own 3 classes, palette-mode index
+# masks in the images/ + masks/ layout, and a 1-pixel ring of ignored pixels (255) around
+# each building, as Pascal VOC leaves object boundaries to no class.
+# configs/own_segmentation_example.yaml declares the same classes and colours.
+SCENE_CLASSES = ("background", "road", "building")
+SCENE_PALETTE = ((120, 170, 90), (128, 128, 128), (200, 60, 40))
+SCENE_IGNORE = 255
+
+
+def _roads(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size) bool: one or two straight roads, 3-6 pixels wide, across the tile."""
+    road = np.zeros((size, size), dtype=bool)
+    for _ in range(int(rng.integers(1, 3))):
+        width = int(rng.integers(3, 7))
+        at = int(rng.integers(0, size - width))
+        if rng.random() < 0.5:
+            road[at : at + width, :] = True
+        else:
+            road[:, at : at + width] = True
+    return road
+
+
+def _buildings(rng: np.random.Generator, road: np.ndarray) -> np.ndarray:
+    """(size, size) bool: up to seven rectangular buildings, each clear of the roads by a
+    pixel."""
+    size = road.shape[0]
+    building = np.zeros_like(road)
+    for _ in range(int(rng.integers(3, 8))):
+        h, w = (int(v) for v in rng.integers(6, 15, size=2))
+        y, x = int(rng.integers(1, size - h - 1)), int(rng.integers(1, size - w - 1))
+        if not road[y - 1 : y + h + 1, x - 1 : x + w + 1].any():
+            building[y : y + h, x : x + w] = True
+    return building
+
+
+def _ring(inside: np.ndarray) -> np.ndarray:
+    """The pixels next to inside (4-neighbours) that are not inside."""
+    grown = inside.copy()
+    grown[1:] |= inside[:-1]
+    grown[:-1] |= inside[1:]
+    grown[:, 1:] |= inside[:, :-1]
+    grown[:, :-1] |= inside[:, 1:]
+    return grown & ~inside
+
+
+def scene_tiles(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size, 3) uint8 aerial-looking images and (n, size, size) uint8 index masks:
+    0 background (grass), 1 road (grey asphalt), 2 building (red roofs), 255 the ignored ring
+    around each building (its shadow in the image)."""
+    rng = np.random.default_rng(seed)
+    tint = np.array([[0.33, 0.5, 0.24], [0.47, 0.47, 0.5], [0.66, 0.3, 0.2]], dtype=np.float32)
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    masks = np.empty((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        road = _roads(rng, size)
+        building = _buildings(rng, road)
+        mask = np.where(building, 2, np.where(road, 1, 0)).astype(np.uint8)
+        ring = _ring(building) & (mask == 0)
+        img = tint[mask] * rng.uniform(0.85, 1.15)
+        img[ring] *= 0.55  # a shadow: neither roof nor grass to the eye
+        img = img + rng.normal(0, 0.04, size=img.shape)
+        mask[ring] = SCENE_IGNORE
+        images[i] = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+        masks[i] = mask
+    return images, masks
+
+
+def write_scene_split(folder: Path, n: int, size: int = 64, seed: int = 0) -> list[str]:
+    """Write folder/images/xxxx.png and folder/masks/xxxx.png (palette-mode, in
+    SCENE_PALETTE); returns the ids."""
+    from vislab.data.spec import DatasetSpec
+
+    spec = DatasetSpec(SCENE_CLASSES, SCENE_PALETTE, SCENE_IGNORE)
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    images, masks = scene_tiles(n, size, seed)
+    ids = [f"{i:04d}" for i in range(n)]
+    for tile, img, mask in zip(ids, images, masks, strict=True):
+        Image.fromarray(img).save(folder / "images" / f"{tile}.png")
+        spec.write_mask(mask, folder / "masks" / f"{tile}.png", "palette")
+    return ids
+
+
+def write_scene_layout(root: Path, n_train: int = 48, n_val: int = 8, size: int = 64) -> Path:
+    """A data set of its own: root/train and root/val, each images/ + masks/."""
+    root = Path(root)
+    write_scene_split(root / "train", n_train, size, seed=1)
+    write_scene_split(root / "val", n_val, size, seed=2)
+    return root
