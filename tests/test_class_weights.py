@@ -8,6 +8,7 @@ from conftest import REPO, seg_meta, seg_train_args
 
 from vislab.cli import main
 from vislab.config import load_config
+from vislab.course.landcover import LANDCOVER
 from vislab.data.tiles import balanced_weights, load_tiles, pixel_counts
 from vislab.train.segmentation import SegmentationTask
 
@@ -16,7 +17,7 @@ def test_balanced_weights_are_inverse_sqrt_share_with_mean_1_over_scored_classes
     # 64 pixels: urban 1/2, agriculture, rangeland, water and unknown 1/8 each; forest and
     # barren absent
     mask = np.repeat(np.array([0, 1, 2, 4, 6], np.uint8), [32, 8, 8, 8, 8]).reshape(8, 8)
-    w = balanced_weights(pixel_counts(mask[None], 7))
+    w = balanced_weights(pixel_counts(mask[None], 7), LANDCOVER.scored)
     scored = [w[0], w[1], w[2], w[4]]
     assert np.mean(scored) == pytest.approx(1.0, abs=1e-4)
     assert w[1] == w[2] == w[4] == pytest.approx(2 * w[0], abs=1e-4)  # a quarter of the share
@@ -26,7 +27,7 @@ def test_balanced_weights_are_inverse_sqrt_share_with_mean_1_over_scored_classes
 def test_the_loss_weighs_classes_by_the_runs_weights():
     cfg = load_config(REPO / "configs" / "p2_cpu.yaml")
     weights = [1.0, 0.25, 2.0, 1.0, 4.0, 1.0, 1.0]
-    task = SegmentationTask(cfg, seg_meta(cfg, weights))
+    task = SegmentationTask.from_config(cfg, seg_meta(cfg, weights))
     logits = torch.randn(2, 7, 4, 4, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 7, (2, 4, 4), generator=torch.Generator().manual_seed(1))
     expected = F.cross_entropy(logits, y, weight=torch.tensor(weights))
@@ -38,7 +39,8 @@ def test_balanced_weights_are_computed_printed_and_kept_with_the_run(p2_tiny, tm
     out = tmp_path / "run"
     args = seg_train_args(p2_tiny, out, 1, "--set", "optim.class_weights=balanced")
     assert main(args) == 0
-    expected = balanced_weights(pixel_counts(load_tiles(p2_tiny / "train", size=32).masks, 7))
+    counts = pixel_counts(load_tiles(p2_tiny / "train", size=32).masks, 7)
+    expected = balanced_weights(counts, LANDCOVER.scored)
     meta = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["vislab"]
     assert meta["class_weights"] == expected
     assert expected != [1.0] * 7

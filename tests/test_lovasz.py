@@ -67,7 +67,7 @@ def test_a_batch_of_only_unknown_pixels_gives_zero_with_a_gradient():
 
 def test_the_task_scores_every_other_pixel_of_rows_and_columns():
     cfg = load_config(REPO / "configs" / "p2_cpu.yaml", ["optim.lovasz_weight=1"])
-    task = SegmentationTask(cfg, seg_meta(cfg))
+    task = SegmentationTask.from_config(cfg, seg_meta(cfg))
     # right on even columns, wrong on odd ones: the quarter of the pixels it sees are all right
     y = torch.zeros(1, 8, 8, dtype=torch.long)
     y[:, :, 1::2] = 1

@@ -41,6 +41,37 @@ def test_model_a_has_the_reports_shape():
     assert (len(convs), len(bns), len(pools), len(fcs)) == (2, 2, 2, 3)
 
 
+def _model_a_by_hand(m, x: torch.Tensor, grid: int) -> torch.Tensor:
+    """Model A's logits written out: its two blocks, the feature map averaged over equal
+    windows down to grid x grid (by reshaping, no pooling layer), then its three FC layers."""
+    f = m.features(x)
+    b, c, h, w = f.shape
+    f = f.reshape(b, c, grid, h // grid, grid, w // grid).mean(dim=(3, 5))
+    z = torch.relu(m.fc1(f.flatten(1)))
+    return m.fc3(torch.relu(m.fc2(z)))
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_model_a_takes_any_input_size_and_is_unchanged_at_32(size):
+    """At 32x32 (the report's Model A) the feature map is fc1's grid as it stands; a larger
+    input is averaged down to that grid; the weights are the same either way."""
+    torch.manual_seed(0)
+    m = create_model("model_a", num_classes=5).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        assert torch.allclose(m(x), _model_a_by_hand(m, x, 8), atol=1e-5)
+    assert m.fc1.in_features == 64 * 8 * 8  # sized for 32x32, as before
+
+
+@pytest.mark.parametrize("name", ["model_a", "resnet9", "efficientnet_lite0"])
+@pytest.mark.parametrize("size", [48, 75])
+def test_every_classifier_takes_odd_sizes(name, size):
+    kwargs = {"width": 8} if name == "resnet9" else {}
+    m = create_model(name, num_classes=5, **kwargs).eval()
+    with torch.no_grad():
+        assert m(torch.randn(1, 3, size, size)).shape == (1, 5)
+
+
 def test_unknown_model_and_kwarg_are_user_errors():
     with pytest.raises(VislabError, match="unknown model 'nope'"):
         create_model("nope", num_classes=2)

@@ -30,8 +30,6 @@ def test_model_b_recipe_trains_resnext_on_32x32_images(p1_tiny, tmp_path):
         str(out),
         *QUICK,
         "--set",
-        "model.num_classes=4",
-        "--set",
         "model.kwargs.input_size=32",
         "--set",
         "data.max_per_class=4",

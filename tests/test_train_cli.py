@@ -229,3 +229,19 @@ def test_mixup_and_cutmix_raise_the_training_loss_of_the_same_seeded_run(p1_tiny
         assert main(train_args(p1_tiny, out, 1, *sets)) == 0
         runs[name] = _rows(out / "metrics.csv")[0]
     assert float(runs["mixed"]["train_loss"]) > float(runs["plain"]["train_loss"])
+
+
+def test_the_head_follows_the_classes_the_data_holds(p1_tiny, tmp_path, capsys):
+    """A recipe without model.num_classes trains the data's 4 classes; one that fixes 5 is a
+    one-line error before any checkpoint is written."""
+    out = tmp_path / "follows"
+    assert main(train_args(p1_tiny, out, 1, "--set", "model.num_classes=null")) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["vislab"]["num_classes"] == 4 and ckpt["vislab"]["classes"] == list("0123")
+    assert ckpt["state_dict"]["model.fc3.weight"].shape[0] == 4
+    assert "num_classes: null" in (out / "config.yaml").read_text()  # the recipe as given
+    capsys.readouterr()
+    assert main(train_args(p1_tiny, tmp_path / "five", 1, "--set", "model.num_classes=5")) == 2
+    err = capsys.readouterr().err
+    assert "config key model.num_classes: the recipe fixes 5 classes but the data holds 4" in err
+    assert err.count("\n") == 1 and not (tmp_path / "five" / "checkpoints").exists()

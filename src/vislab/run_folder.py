@@ -1,6 +1,7 @@
 """The run folder: what `vislab train` writes and everything after it reads.
 
 <run>/config.yaml                     the resolved config (data root and model.init absolute)
+<run>/dataset.json                    segmentation: the data set spec the run trained on
 <run>/metrics.csv                     one row per epoch
 <run>/checkpoints/best.ckpt           best val accuracy or mIoU (Lightning checkpoint, plain dict)
 <run>/checkpoints/last.ckpt           end of the latest epoch; --resume continues from it
@@ -24,12 +25,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from vislab.config import Config, config_from_dict, read_yaml_mapping
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from vislab.data.spec import DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,30 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
         atomic_write_bytes(self.config_file, text.encode())
+
+    @property
+    def dataset_file(self) -> Path:
+        return self.path / "dataset.json"
+
+    def spec(self) -> DatasetSpec:
+        """The data set spec a segmentation run trained on (dataset.json); runs written before
+        data sets declared their own are the course's land-cover set."""
+        from vislab.data.spec import DatasetSpec, builtin_spec  # numpy: not for every reader
+
+        if not self.dataset_file.is_file():
+            task = self.config().task
+            if task != "segmentation":
+                raise VislabError(f"{self.path} is a {task} run: it has no mask spec")
+            return builtin_spec("landcover")
+        try:
+            stored = json.loads(self.dataset_file.read_text())
+        except ValueError as e:
+            raise VislabError(f"{self.dataset_file} is not JSON ({e})") from None
+        return DatasetSpec.from_dict(stored, str(self.dataset_file))
+
+    def write_spec(self, spec: DatasetSpec) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.dataset_file, json.dumps(spec.to_dict(), indent=1).encode())
 
     @property
     def class_balance_file(self) -> Path:

@@ -1,4 +1,4 @@
-"""Classifiers for 32x32 images, trained from scratch.
+"""Classifiers for small images (32x32 in the course), trained from scratch; any input size.
 
 Every classifier exposes ``forward_features(x)`` (the last feature map) and
 ``forward_head(feats, pre_logits=False)``; with ``pre_logits=True`` the head stops before its
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from vislab.models.registry import register_model
 
@@ -16,7 +17,8 @@ from vislab.models.registry import register_model
 class ModelA(nn.Module):
     """The report's Model A: 2 x [conv, BatchNorm, ReLU, max-pool], then 3 fully connected
     layers with 2 ReLUs. Defaults: 3x3 convolutions of 32 and 64 channels, fully connected
-    4096 -> 512 -> 128 -> classes (about 2.2 M parameters, 1,600 img/s training on 2 cores)."""
+    4096 -> 512 -> 128 -> classes (about 2.2 M parameters, 1,600 img/s training on 2 cores).
+    fc1 is sized for in_size x in_size inputs; other sizes are average-pooled to its grid."""
 
     def __init__(
         self,
@@ -39,7 +41,8 @@ class ModelA(nn.Module):
 
         c1, c2 = channels
         self.features = nn.Sequential(block(3, c1), block(c1, c2))
-        flat = c2 * (in_size // 4) ** 2
+        self.grid = in_size // 4  # the side of the feature map fc1 is sized for
+        flat = c2 * self.grid**2
         self.fc1, self.fc2 = nn.Linear(flat, hidden[0]), nn.Linear(hidden[0], hidden[1])
         self.fc3 = nn.Linear(hidden[1], num_classes)
         self.num_features = hidden[1]
@@ -48,6 +51,10 @@ class ModelA(nn.Module):
         return self.features(x)  # (B, c2, H/4, W/4)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if x.shape[-2:] != (self.grid, self.grid):
+            # inputs of another size than in_size: pooled to fc1's grid. A functional call
+            # taken only then, so at in_size the network (and its drawing) is as it was
+            x = F.adaptive_avg_pool2d(x, self.grid)  # (B, c2, grid, grid)
         x = torch.relu(self.fc1(x.flatten(1)))
         x = torch.relu(self.fc2(x))  # (B, hidden[1]): the second-to-last layer
         return x if pre_logits else self.fc3(x)
@@ -127,5 +134,5 @@ def model_a(
 
 @register_model("classification")
 def resnet9(*, num_classes: int, width: int = 64) -> nn.Module:
-    """ResNet-9 for 32x32 images, the CIFAR-10 speed-record network (from scratch)."""
+    """ResNet-9 for small images, the CIFAR-10 speed-record network (from scratch)."""
     return ResNet9(num_classes, width=width)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
@@ -26,16 +28,18 @@ class ClassificationData(InMemoryData):
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        d, n = cfg.data, cfg.model.num_classes
+        d = cfg.data.located()
+        # the classes are the data's (data.classes, when given, names them): the run's head
+        # follows them, and the validation set is numbered as the training set
         train = load_labeled(
-            d.resolve(d.train), n, image_size=d.image_size, max_per_class=d.max_per_class
+            d.resolve(d.train),
+            image_size=d.image_size,
+            max_per_class=d.max_per_class,
+            classes=d.classes,
+            complete=True,
         )
         val = load_labeled(
-            d.resolve(d.val),
-            n,
-            d.resolve(d.val_labels),
-            image_size=d.image_size,
-            classes=train.classes,  # a class-folder tree is numbered as the training set's
+            d.resolve(d.val), d.resolve(d.val_labels), d.image_size, classes=train.classes
         )
         if train.images.shape[1:] != val.images.shape[1:]:
             raise VislabError(
@@ -54,21 +58,42 @@ class ClassificationData(InMemoryData):
 class ClassificationTask(Task):
     """Model + cross-entropy + accuracy; augmentation runs on whole batches in training_step."""
 
-    def __init__(self, cfg: Config, meta: ModelMeta):
-        super().__init__(cfg, meta)
-        self.train_acc = MulticlassAccuracy(cfg.model.num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(cfg.model.num_classes, average="micro")
+    def __init__(
+        self,
+        meta: ModelMeta,
+        *,
+        crop_padding: int = 0,
+        hflip: bool = False,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        **common: Any,
+    ):
+        super().__init__(meta, **common)
+        self.save_hyperparameters(ignore=["meta"])
+        self.train_acc = MulticlassAccuracy(meta.num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(meta.num_classes, average="micro")
+
+    @classmethod
+    def hyperparameters(cls, cfg: Config) -> dict[str, Any]:
+        d = cfg.data
+        return dict(
+            super().hyperparameters(cfg),
+            crop_padding=d.crop_padding,
+            hflip=d.hflip,
+            mixup=d.mixup,
+            cutmix=d.cutmix,
+        )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         x = self._input(x)
-        d = self.cfg.data
+        h = self.hparams
         g = self._generator(x.device, batch_idx)
-        if d.crop_padding or d.hflip:
-            x = random_crop_flip(x, d.crop_padding, d.hflip, g)
-        smoothing = self.cfg.optim.label_smoothing
-        if d.mixup or d.cutmix:
-            x, order, lam = mix_batch(x, d.mixup, d.cutmix, g)
+        if h.crop_padding or h.hflip:
+            x = random_crop_flip(x, h.crop_padding, h.hflip, g)
+        smoothing = h.label_smoothing
+        if h.mixup or h.cutmix:
+            x, order, lam = mix_batch(x, h.mixup, h.cutmix, g)
             logits = self.model(x)
             loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (
                 1 - lam

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from vislab.config import Config
 from vislab.data.batches import EpochSampler, TensorImageDataset, channel_stats, keep_batch
+from vislab.data.spec import DatasetSpec
 from vislab.models import pretrained_normalization
 
 
@@ -19,8 +20,16 @@ class InMemoryData(L.LightningDataModule):
         super().__init__()
         self.cfg = cfg
 
-    def hold(self, train: TensorImageDataset, val: TensorImageDataset, classes: list[str]):
-        self.train_set, self.val_set, self.classes = train, val, classes
+    def hold(
+        self,
+        train: TensorImageDataset,
+        val: TensorImageDataset,
+        classes: list[str],
+        spec: DatasetSpec | None = None,
+    ):
+        """classes: the names in index order, the source of the number of classes the run
+        trains; spec: a segmentation set's data set spec."""
+        self.train_set, self.val_set, self.classes, self.spec = train, val, classes, spec
         self.image_size = list(train.images.shape[-2:])  # [H, W] the model trains at
         self.class_weights: list[float] | None = None  # the loss's, per class (segmentation)
         d, m = self.cfg.data, self.cfg.model
@@ -37,7 +46,7 @@ class InMemoryData(L.LightningDataModule):
         size training sees them) each class has in the train and validation sets."""
         from vislab.data.tiles import pixel_counts
 
-        k = self.cfg.model.num_classes
+        k = len(self.classes)
         out: dict = {"classes": list(self.classes)}
         for name, s in (("train", self.train_set), ("val", self.val_set)):
             labels = s.labels.numpy()

@@ -11,7 +11,8 @@ def lovasz_softmax(probs: torch.Tensor, labels: torch.Tensor, classes: int) -> t
     """Mean Lovasz hinge of 1 - IoU over the classes 0 .. classes-1 that occur in labels.
 
     probs: (N, C, H, W) softmax output; labels: (N, H, W) class indices. Pixels labelled
-    classes or above (the course's unknown, which is not scored) are left out. For one-hot
+    classes or above (the course's unknown, which is not scored, and a data set's ignore index,
+    which is no class) are left out. For one-hot
     probs it equals exactly 1 - the mean IoU over the classes in labels, with unknown pixels
     left out; the course's mIoU differs in two ways: a pixel of unknown truth predicted as class
     i counts as a false positive of i, and a class only predicted counts in the mean (IoU 0).

@@ -12,7 +12,7 @@ from pathlib import Path
 from vislab import __version__
 from vislab.config import Config
 from vislab.errors import VislabError
-from vislab.infer.meta import ModelMeta
+from vislab.infer.meta import ModelMeta, slide_fields
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
 
@@ -31,6 +31,9 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 # how a run is executed, not what it computes: may change between a run and its resumption
 RUNTIME_KEYS = ("threads", "progress_bar")
+# keys a recipe may leave null for training to find in the data; the saved config holds what
+# it found
+FOUND_IN_DATA = (("data", "train"), ("data", "val"), ("model", "num_classes"))
 
 
 def config_changes(cfg: Config, out: Path) -> list[str]:
@@ -46,6 +49,9 @@ def config_changes(cfg: Config, out: Path) -> list[str]:
                 c[section][key] = str(Path(c[section][key]).resolve())
         for k in RUNTIME_KEYS:
             c["trainer"].pop(k)
+    for section, key in FOUND_IN_DATA:  # left to the data: the saved value is what it found
+        if now[section][key] is None:
+            now[section][key] = saved[section][key]
     return _diff(saved, now)
 
 
@@ -105,14 +111,16 @@ def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
         raise VislabError(f"model.init: {path} is an ONNX file; give its run's .ckpt instead")
     model, meta = load_model(path, cfg.task)
     m = cfg.model
-    if (meta.model, meta.num_classes) != (m.name, m.num_classes):
+    # a recipe that leaves the number to the data is checked against it once it is read
+    k = cfg.declared_num_classes() or meta.num_classes
+    if (meta.model, meta.num_classes) != (m.name, k):
         raise VislabError(
             f"model.init: {path} holds {meta.model} with {meta.num_classes} classes; "
-            f"the recipe trains {m.name} with {m.num_classes}"
+            f"the recipe trains {m.name} with {k}"
         )
     state = model.state_dict()
     try:
-        create_model(m.name, num_classes=m.num_classes, **m.kwargs).load_state_dict(state)
+        create_model(m.name, num_classes=k, **m.kwargs).load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[-1].strip()
         raise VislabError(
@@ -170,6 +178,7 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     L.seed_everything(cfg.seed, verbose=False)
 
     init_state, init_meta = _init_weights(cfg)  # before the data: fails in a second
+    cfg = dataclasses.replace(cfg, data=cfg.data.located())  # the folders found named
     t0 = time.perf_counter()
     data = Data(cfg)
     (th, tw), (vh, vw) = (s.images.shape[-2:] for s in (data.train_set, data.val_set))
@@ -178,10 +187,11 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         f"images of {vw}x{vh}, {len(data.classes)} classes "
         f"(decoded in {time.perf_counter() - t0:.1f} s); {threads} thread(s)"
     )
+    k = _num_classes(cfg, data.classes, init_meta)
     if init_meta is not None and (cfg.data.mean is None or cfg.data.std is None):
         # the weights were trained on inputs normalised with their run's statistics
         data.mean, data.std = init_meta.mean, init_meta.std
-    task = Task(cfg, _model_meta(cfg, data))
+    task = Task.from_config(cfg, _model_meta(cfg, data, k))
     if init_state is not None:
         task.model.load_state_dict(init_state)
         del init_state  # not a second copy of every weight for the whole run
@@ -190,6 +200,8 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     trainer, best_cb = _trainer(cfg, run, spec.monitor)
     if trainer.is_global_zero:
         run.write_config(cfg)
+        if data.spec is not None:
+            run.write_spec(data.spec)
         run.write_class_balance(data.class_balance())
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
@@ -200,18 +212,49 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     return run.best
 
 
-def _model_meta(cfg: Config, data) -> ModelMeta:
-    """The metadata every checkpoint of the run carries (data: the run's data module)."""
+def _num_classes(cfg: Config, classes: list[str], init_meta: ModelMeta | None) -> int:
+    """The number of classes the run trains: the data's (classes, in index order). A recipe
+    or a model.init checkpoint that fixes another is refused: never a head of the wrong size."""
+    k = len(classes)
+    declared = cfg.declared_num_classes()
+    named = ", ".join(classes[:8]) + (", ..." if k > 8 else "")
+    if declared is not None and declared != k:
+        key = "model.num_classes" if cfg.model.num_classes is not None else "data.classes"
+        raise VislabError(
+            f"config key {key}: the recipe fixes {declared} classes but the data holds {k} "
+            f"({named}); leave model.num_classes out, it follows the data"
+        )
+    if init_meta is not None and init_meta.num_classes != k:
+        raise VislabError(
+            f"model.init: {cfg.model.init} holds {init_meta.model} with "
+            f"{init_meta.num_classes} classes; the data holds {k} ({named})"
+        )
+    return k
+
+
+def _model_meta(cfg: Config, data, k: int) -> ModelMeta:
+    """The metadata every checkpoint of the run carries (data: the run's data module, k: the
+    number of classes it holds)."""
     return ModelMeta(
         task=cfg.task,
         model=cfg.model.name,
         model_kwargs=dict(cfg.model.kwargs),
-        num_classes=cfg.model.num_classes,
+        num_classes=k,
         classes=data.classes,
         mean=list(data.mean),
         std=list(data.std),
         image_size=data.image_size,
         class_weights=data.class_weights,
+        dataset=data.spec.to_dict() if data.spec is not None else None,
+        # the validation tiles are at their own size: data.image_size rescaled them as it did
+        # the training tiles
+        **slide_fields(
+            data.image_size,
+            list(data.val_set.images.shape[-2:]) if cfg.data.image_size else None,
+            cfg.data.crop_size,
+        )
+        if cfg.task == "segmentation"
+        else {},
         config=cfg.to_dict(),
         vislab_version=__version__,
     )

@@ -1,16 +1,19 @@
-"""Segmentation data module and Lightning task (course mIoU as the validation metric)."""
+"""Segmentation data module and Lightning task: the data set spec (vislab/data/spec.py) gives
+the classes, the ignore index of the loss and the metrics, and the classes the mIoU scores."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from vislab.config import Config
-from vislab.course.landcover import CLASSES, NUM_SCORED
+from vislab.config import Config, check_class_weights
 from vislab.data.batches import TensorImageDataset, random_tile_augment
-from vislab.data.tiles import TileSet, balanced_weights, load_tiles, pixel_counts
+from vislab.data.spec import DatasetSpec
+from vislab.data.tiles import TileSet, balanced_weights, load_tiles, pixel_counts, resolve_spec
 from vislab.errors import VislabError
 from vislab.infer.forward import segment_logits, to_nchw
 from vislab.infer.meta import ModelMeta
@@ -27,57 +30,100 @@ def _to_dataset(t: TileSet) -> TensorImageDataset:
     return TensorImageDataset(images, torch.from_numpy(t.masks))
 
 
+def _class_weights(w: list[float] | str | None, masks: np.ndarray, spec: DatasetSpec):
+    """optim.class_weights for the spec's classes, "balanced" worked out from the train masks
+    (ignored pixels not counted)."""
+    if w is None:
+        return None
+    if w != "balanced":
+        check_class_weights(w, spec.num_classes)
+        return w
+    w = balanced_weights(pixel_counts(masks, spec.num_classes), spec.scored)
+    named = ", ".join(f"{c} {v:g}" for c, v in zip(spec.classes, w, strict=True))
+    print(f"class weights (balanced, from the train masks): {named}")
+    return w
+
+
 class SegmentationData(InMemoryData):
     """Train tiles at data.image_size (downscaled for the CPU when set), val tiles at full size:
-    the course scores masks at their own resolution. class_weights: optim.class_weights with
+    the course scores masks at their own resolution. spec: the data set spec (resolve_spec of
+    the recipe's data keys and the train folder); class_weights: optim.class_weights with
     "balanced" worked out from the train masks."""
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        d = cfg.data
-        train = load_tiles(d.resolve(d.train), size=d.image_size, limit=d.limit)
-        val = load_tiles(d.resolve(d.val), size=None, limit=d.limit)
+        d = cfg.data.located()
+        train_dir = d.resolve(d.train)
+        spec = resolve_spec(train_dir, d.spec, d.classes, d.palette, d.ignore_index, d.mask_format)
+        train = load_tiles(train_dir, size=d.image_size, limit=d.limit, spec=spec)
+        val = load_tiles(d.resolve(d.val), size=None, limit=d.limit, spec=spec)
         h, w = train.images.shape[1:3]
         if d.crop_size is not None and d.crop_size > min(h, w):
             raise VislabError(
                 f"config key data.crop_size: {d.crop_size} is larger than the training tiles "
                 f"({w}x{h}{' after data.image_size' if d.image_size else ''})"
             )
-        self.hold(_to_dataset(train), _to_dataset(val), list(CLASSES))
-        w = cfg.optim.class_weights
-        if w == "balanced":
-            w = balanced_weights(pixel_counts(train.masks, cfg.model.num_classes))
-            named = ", ".join(f"{c} {v:g}" for c, v in zip(CLASSES, w, strict=False))
-            print(f"class weights (balanced, from the train masks): {named}")
-        self.class_weights = w
+        self.hold(_to_dataset(train), _to_dataset(val), list(spec.classes), spec)
+        self.class_weights = _class_weights(cfg.optim.class_weights, train.masks, spec)
 
 
 class SegmentationTask(Task):
     """Model + cross-entropy (+ 0.5 x auxiliary head) (+ optim.lovasz_weight x Lovasz-softmax)
-    + the course's pooled mIoU. train_loss and val_loss are the cross-entropy, comparable with
-    and without the Lovasz term; the term is logged as train_lovasz."""
+    + the pooled mIoU over the spec's scored classes; pixels of the spec's ignore index count in
+    none of them. train_loss and val_loss are the cross-entropy, comparable with and without
+    the Lovasz term; the term is logged as train_lovasz."""
 
-    def __init__(self, cfg: Config, meta: ModelMeta):
-        super().__init__(cfg, meta)
-        self.val_cm = MulticlassConfusionMatrix(cfg.model.num_classes)
+    def __init__(
+        self,
+        meta: ModelMeta,
+        *,
+        crop_size: int | None = None,
+        hflip: bool = False,
+        vflip: bool = False,
+        rot90: bool = False,
+        lovasz_weight: float = 0.0,
+        **common: Any,
+    ):
+        super().__init__(meta, **common)
+        self.save_hyperparameters(ignore=["meta"])
+        self.spec = meta.spec()
+        self.val_cm = MulticlassConfusionMatrix(
+            meta.num_classes, ignore_index=self.spec.ignore_index
+        )
         weights = meta.class_weights
         self.register_buffer(
             "class_weights", torch.tensor(weights) if weights else None, persistent=False
         )
 
+    @classmethod
+    def hyperparameters(cls, cfg: Config) -> dict[str, Any]:
+        d = cfg.data
+        return dict(
+            super().hyperparameters(cfg),
+            crop_size=d.crop_size,
+            hflip=d.hflip,
+            vflip=d.vflip,
+            rot90=d.rot90,
+            lovasz_weight=cfg.optim.lovasz_weight,
+        )
+
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ignore = self.spec.ignore_index
+        if not (y != ignore).any():  # every pixel ignored: the mean would be 0/0
+            return logits.sum() * 0.0
         return F.cross_entropy(
             logits.float(),
             y,
             weight=self.class_weights,
-            label_smoothing=self.cfg.optim.label_smoothing,
+            ignore_index=ignore,
+            label_smoothing=self.hparams.label_smoothing,
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        d = self.cfg.data
+        h = self.hparams
         g = self._generator(x.device, batch_idx)
-        x, y = random_tile_augment(x, y, d.crop_size, d.hflip, d.vflip, d.rot90, g)
+        x, y = random_tile_augment(x, y, h.crop_size, h.hflip, h.vflip, h.rot90, g)
         y = y.long()
         out = self.model(self._input(x))
         loss = self._loss(out["out"], y)
@@ -86,7 +132,7 @@ class SegmentationTask(Task):
         # sync_dist: the mean over every process's batches
         log = dict(on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log("train_loss", loss, prog_bar=True, **log)
-        weight = self.cfg.optim.lovasz_weight
+        weight = h.lovasz_weight
         if weight:
             lovasz = self._lovasz(out["out"], y)
             self.log("train_lovasz", lovasz, **log)
@@ -99,7 +145,10 @@ class SegmentationTask(Task):
         segmenters predict at 1/8 of the input or coarser, so the quarter still sees each output
         cell 16 times."""
         probs = logits[:, :, ::2, ::2].float().softmax(1)  # softmax is per pixel
-        return lovasz_softmax(probs, y[:, ::2, ::2], min(NUM_SCORED, probs.shape[1]))
+        # the scored classes are 0 .. n-1; lovasz_softmax leaves out the pixels labelled n or
+        # above: the course's unknown, and the ignore index, which is no class
+        n = max(self.spec.scored) + 1
+        return lovasz_softmax(probs, y[:, ::2, ::2], n)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
@@ -111,7 +160,7 @@ class SegmentationTask(Task):
         self.val_cm.update(logits.argmax(1), y)
 
     def on_validation_epoch_end(self) -> None:
-        s = scores(self.val_cm.compute().cpu().numpy().astype(np.int64))
+        s = scores(self.val_cm.compute().cpu().numpy().astype(np.int64), self.spec)
         self.val_cm.reset()
         self.log("val_miou", s["miou_present"], prog_bar=True)  # a 0/0 class left out
         self.log("val_pixel_acc", s["pixel_acc"])

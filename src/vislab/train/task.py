@@ -1,5 +1,10 @@
 """What classification and segmentation tasks share: the model, input preparation, the
-optimizer, per-batch random generators and the checkpoint metadata."""
+optimizer, per-batch random generators and the checkpoint metadata.
+
+A task takes its hyperparameters as plain arguments, saved in the checkpoint's
+``hyper_parameters`` as Lightning does, so it is built without a vislab recipe
+(``SegmentationTask(meta, model="fpn_resnet", lr=1e-3, hflip=True)``); ``from_config`` maps a
+recipe onto them."""
 
 from __future__ import annotations
 
@@ -18,25 +23,69 @@ from vislab.train.optim import build_optimizer
 
 
 class Task(L.LightningModule):
-    def __init__(self, cfg: Config, meta: ModelMeta):
+    """meta: the checkpoint metadata, which holds what the data decided (the number of classes,
+    the normalisation, the data set spec); model and model_kwargs: the network, as
+    vislab.models.create_model builds it; optimizer .. schedule: as the recipe's optim keys;
+    epochs: the length of the cosine schedule; seed: of the augmentations' generators."""
+
+    def __init__(
+        self,
+        meta: ModelMeta,
+        *,
+        model: str,
+        model_kwargs: dict[str, Any] | None = None,
+        optimizer: str = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        weight_decay: float = 1e-4,
+        schedule: str = "constant",
+        epochs: int = 1,
+        label_smoothing: float = 0.0,
+        seed: int = 0,
+        channels_last: bool = False,
+    ):
         super().__init__()
-        self.cfg, self.meta = cfg, meta
-        m = cfg.model
-        self.model = create_model(m.name, num_classes=m.num_classes, **m.kwargs)
-        if cfg.trainer.channels_last:
+        self.save_hyperparameters(ignore=["meta"])
+        self.meta = meta
+        self.model = create_model(model, num_classes=meta.num_classes, **(model_kwargs or {}))
+        if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(meta.mean), persistent=False)
         self.register_buffer("std", torch.tensor(meta.std), persistent=False)
 
+    @classmethod
+    def hyperparameters(cls, cfg: Config) -> dict[str, Any]:
+        """The arguments a recipe gives the task (subclasses add their own)."""
+        o = cfg.optim
+        return dict(
+            model=cfg.model.name,
+            model_kwargs=dict(cfg.model.kwargs),
+            optimizer=o.name,
+            lr=o.lr,
+            momentum=o.momentum,
+            nesterov=o.nesterov,
+            weight_decay=o.weight_decay,
+            schedule=o.schedule,
+            epochs=cfg.trainer.epochs,
+            label_smoothing=o.label_smoothing,
+            seed=cfg.seed,
+            channels_last=cfg.trainer.channels_last,
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Config, meta: ModelMeta) -> Task:
+        return cls(meta, **cls.hyperparameters(cfg))
+
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> normalised float, channels_last when the recipe asks for it."""
+        """uint8 batch -> normalised float, channels_last when asked for."""
         x = normalize(x, self.mean, self.std)
-        return as_input(x) if self.cfg.trainer.channels_last else x
+        return as_input(x) if self.hparams.channels_last else x
 
     def _generator(self, device: torch.device, batch_idx: int) -> torch.Generator:
         """One generator per (seed, rank, epoch, batch): a resumed run draws the same
         augmentations as an uninterrupted one."""
-        key = (self.cfg.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
+        key = (self.hparams.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
         return torch.Generator(device=device).manual_seed(key * 1_000_003 + batch_idx)
 
     def on_before_backward(self, loss: torch.Tensor) -> None:
@@ -52,7 +101,18 @@ class Task(L.LightningModule):
     def configure_optimizers(self):
         steps = int(self.trainer.estimated_stepping_batches)
         trainable = [p for p in self.model.parameters() if p.requires_grad]  # not frozen stages
-        return build_optimizer(self.cfg, trainable, steps)
+        h = self.hparams
+        return build_optimizer(
+            trainable,
+            steps,
+            name=h.optimizer,
+            lr=h.lr,
+            momentum=h.momentum,
+            nesterov=h.nesterov,
+            weight_decay=h.weight_decay,
+            schedule=h.schedule,
+            epochs=h.epochs,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[META_KEY] = self.meta.to_dict()
