@@ -18,7 +18,7 @@ from PIL import Image
 
 from vislab.cli import main
 from vislab.course.landcover import COLORS, RedPixelsWarning
-from vislab.metrics.evaluate import evaluate_masks
+from vislab.metrics.mask_scores import evaluate_masks
 
 COURSE = DATA.parent / "course"
 SCRIPTS = ("mean_iou_evaluate.py", "viz_mask.py")

@@ -96,7 +96,7 @@ def test_evaluate_over_worker_processes_equals_the_course_formula(tmp_path):
     """Enough masks to split over processes: the pooled scores, the red count of every file
     and a bad file's error come back as one process would give them."""
     from vislab.errors import VislabError
-    from vislab.metrics.evaluate import evaluate_masks
+    from vislab.metrics.mask_scores import evaluate_masks
 
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 7, (70, 16, 16), dtype=np.uint8)

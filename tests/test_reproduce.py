@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def test_demo_data_is_the_digits_in_the_course_layout(demo_data, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_demo_data_holds_a_set_of_its_own_with_named_classes_and_ignored_pixels(demo_data):
+    from vislab.config import load_config
+    from vislab.data.synthetic import SCENE_CLASSES, SCENE_PALETTE
+
+    own = demo_data / "own_segmentation"
+    recipe = load_config(REPO / "configs" / "own_segmentation_example.yaml").data
+    assert recipe.classes == list(SCENE_CLASSES)  # the recipe declares the data's classes
+    assert [tuple(c) for c in recipe.palette] == list(SCENE_PALETTE)
+    for split, n in (("train", 48), ("val", 8)):
+        images = sorted(p.stem for p in (own / split / "images").glob("*.png"))
+        masks = sorted((own / split / "masks").glob("*.png"))
+        assert len(images) == n and [p.stem for p in masks] == images
+        mask = Image.open(masks[0])
+        assert mask.mode == "P"  # palette-mode index masks, drawn in the recipe's colours
+        colours = np.asarray(mask.getpalette()[:9]).reshape(3, 3)
+        assert [tuple(c) for c in colours.tolist()] == list(SCENE_PALETTE)
+        values = np.concatenate([np.asarray(Image.open(p)).ravel() for p in masks])
+        assert set(np.unique(values).tolist()) == {0, 1, 2, 255}  # every class, and ignored
+
+
 def _steps(out: str) -> dict[str, str]:
     """{step name: "ran" | "skipped"} from reproduce's log."""
     found = re.findall(r"^== \[\d+/\d+\] (.+?)(: done before, skipped)?$", out, re.M)
@@ -60,6 +81,16 @@ def test_reproduce_runs_every_step_then_skips_what_exists(demo_data, tmp_path, c
     assert (tmp_path / "p2_deeplabv3" / "progress.png").is_file()
     html = (tmp_path / "report" / "report.html").read_text()
     assert all(run in html for run in runs)
+    # one of each: the course's data and a set of its own, each in its own part
+    assert "<h2>Problem 2: land-cover segmentation</h2>" in html
+    assert "<h2>Segmentation of 3 classes (background, road, building) on own_segmentation" in html
+    own = tmp_path / "own_segmentation_example"
+    assert json.loads((own / "val_eval" / "metrics.json").read_text())["iou"].keys() == {
+        "background",
+        "road",
+        "building",
+    }
+    assert len(list((own / "val_masks").glob("*.png"))) == 8
 
     # an interrupted reproduce: only the missing results are made again; the report always
     (tmp_path / "p2_cpu" / "progress.json").unlink()

@@ -13,7 +13,7 @@ from vislab.course.landcover import index_to_rgb
 FAULTS = """
 import resource, sys
 from pathlib import Path
-from vislab.metrics.evaluate import _codes_of, pair_masks
+from vislab.metrics.mask_scores import _codes_of, pair_masks
 from vislab.runtime import tune_allocator
 
 applied = tune_allocator() if sys.argv[1] == "tuned" else None

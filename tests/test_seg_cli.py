@@ -16,7 +16,7 @@ from vislab.course.landcover import read_mask, write_mask
 from vislab.data.batches import normalize
 from vislab.data.tiles import load_tiles
 from vislab.infer.checkpoint import load_model
-from vislab.infer.forward import prepare, segment_logits
+from vislab.infer.forward import prepare, segment_logits, tile_logits
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,15 @@ def test_run_folder_logs_miou_and_keeps_snapshots(seg_run):
     assert names == ["best.ckpt", "epoch_001.ckpt", "epoch_002.ckpt", "last.ckpt"]
     meta = torch.load(seg_run / "checkpoints" / "best.ckpt", weights_only=True)["vislab"]
     assert meta["task"] == "segmentation" and meta["image_size"] == [32, 32]
+    # predict's scale and window: tiles of 64 trained at 32, whole
+    assert meta["scale"] == [0.5, 0.5] and meta["window"] == [32, 32]
+
+
+def test_a_crop_trained_model_records_its_crop_as_the_window(p2_tiny, tmp_path):
+    out = tmp_path / "crop"
+    assert main(seg_train_args(p2_tiny, out, 1, "--set", "data.crop_size=24")) == 0
+    meta = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["vislab"]
+    assert meta["scale"] == [0.5, 0.5] and meta["window"] == [24, 24]
 
 
 def test_predict_writes_full_resolution_masks_and_evaluate_matches_training(
@@ -82,11 +91,11 @@ def test_predict_tta_writes_the_average_of_the_eight_views(seg_run, p2_tiny, tmp
 
     asked = []  # a model this young predicts one class whatever the view: record the request
 
-    def recording(model, x, size, tta=False):
+    def recording(model, x, meta, tta=False, batch=4):
         asked.append(tta)
-        return segment_logits(model, x, size, tta)
+        return tile_logits(model, x, meta, tta, batch)
 
-    monkeypatch.setattr(vislab.infer.predict, "segment_logits", recording)
+    monkeypatch.setattr(vislab.infer.predict, "tile_logits", recording)
     out = tmp_path / "masks"
     ckpt = seg_run / "checkpoints" / "best.ckpt"
     val = p2_tiny / "validation"

@@ -5,6 +5,7 @@ model of every recipe; its outputs against `vislab predict`'s."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from conftest import REPO, _cli_train, jolted_checkpoint
 from PIL import Image
 
 from vislab.cli import main
+from vislab.course.landcover import LANDCOVER
 from vislab.course.submission import build as submission
 
 COURSE_ENV = Path(
@@ -117,7 +119,8 @@ def build(out: Path, p1=None, p2=None, *urls) -> int:
 
 
 def test_every_recipe_is_covered():
-    assert sorted(RECIPES) == sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
+    # the course's recipes (problems 1 and 2); an example of one's own data is no submission's
+    assert sorted(RECIPES) == sorted(p.name for p in (REPO / "configs").glob("p[12]_*.yaml"))
 
 
 def test_the_folder_holds_scripts_weights_and_vislabs_own_code(
@@ -131,13 +134,17 @@ def test_the_folder_holds_scripts_weights_and_vislabs_own_code(
     for rel in submission.SHIPPED:
         assert (out / "vislab" / rel).read_bytes() == (submission.PACKAGE / rel).read_bytes()
     assert (out / "hw1_infer.py").read_bytes() == (
-        submission.PACKAGE / "submission" / "hw1_infer.py"
+        submission.PACKAGE / "course" / "submission" / "hw1_infer.py"
     ).read_bytes()
     for p in ("1", "2"):
         script = (out / f"hw1_{p}.sh").read_text()
         assert f'python3 "$here/hw1_infer.py" {p} "$1" "$2"' in script
         assert str(tmp_path) not in script  # no path written in
     assert not (out / "hw1_download.sh").exists()
+    # the model's data set spec and its windows travel with it
+    described = json.loads((out / "p2_model.json").read_text())
+    assert described["dataset"] == LANDCOVER.to_dict()
+    assert described["scale"] == [0.5, 0.5] and described["window"] == [32, 32]
     readme = (out / "README.md").read_text()
     assert "model_a" in readme and "lraspp_mobilenet_v3" in readme
     # rebuilt in place: an earlier submission is replaced, problem 1 alone this time

@@ -4,8 +4,9 @@ connections that skip blocks as arcs on the right (the diagrams of ``diagram.py`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from vislab.analysis.diagram import Diagram
+from vislab.analysis.diagram import Block, Diagram
 
 
 def _shape_text(shape: list[int] | None) -> str:
@@ -48,22 +49,91 @@ def _colour_part(d: Diagram) -> int:
     return level
 
 
+STEP, BOX_H, BOX_W = 0.34, 0.25, 4.6  # inches: row pitch, box height and width
+LANE = 0.13  # inches between the lanes of skip arcs
+
+
+def _style(b: Block, colour: Any) -> dict[str, Any]:
+    """A box's look: a module in the colour of its part, the input and output grey, an
+    operation between blocks dashed; a block whose output is never used faded."""
+    if b.type:
+        style = dict(facecolor=colour, edgecolor="0.3", linewidth=0.6)
+    elif b.name in ("input", "output"):
+        style = dict(facecolor="0.85", edgecolor="0.3", linewidth=0.6)
+    else:
+        style = dict(facecolor="white", edgecolor="0.3", linewidth=0.6, linestyle="--")
+    if not b.used:
+        style["alpha"] = 0.4
+    return style
+
+
+def _box(ax: Any, b: Block, y: float, style: dict[str, Any]) -> None:
+    """One block: its box, its name and type on the left, its shape and parameters on the
+    right, and a red arc on its left when it joins two paths inside."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    box = FancyBboxPatch(
+        (0, y - BOX_H / 2), BOX_W, BOX_H, boxstyle="round,pad=0,rounding_size=0.04", **style
+    )
+    ax.add_patch(box)
+    right = "   ".join(t for t in (_shape_text(b.shape), _params_text(b.params)) if t)
+    if b.frozen:
+        right = "frozen   " + right
+    left = f"{b.name}  {b.type}".strip()
+    room = int(BOX_W / 0.052) - len(right) - 3  # characters of 6.5 pt that fit beside it
+    if len(left) > room:
+        left = left[: room - 1] + "…"
+    ax.text(0.06, y, left, fontsize=6.5, va="center")
+    ax.text(BOX_W - 0.06, y, right, fontsize=6.5, va="center", ha="right", family="monospace")
+    if b.merge:
+        arc = FancyArrowPatch(
+            (-0.02, y + BOX_H / 2 - 0.02),
+            (-0.02, y - BOX_H / 2 + 0.02),
+            connectionstyle="arc3,rad=0.9",
+            arrowstyle="-|>",
+            mutation_scale=5,
+            linewidth=0.6,
+            color="tab:red",
+        )
+        ax.add_patch(arc)
+        ax.text(-0.2, y, b.merge, fontsize=6, va="center", ha="right", color="tab:red")
+
+
+def _edges(ax: Any, d: Diagram, y: list[float], lanes: list[int]) -> None:
+    """Arrows down between consecutive blocks; arcs on the right, one lane each, for the
+    connections that skip blocks."""
+    for a, b in d.edges:
+        if b == a + 1:
+            ax.annotate(
+                "",
+                xy=(BOX_W / 2, y[b] + BOX_H / 2),
+                xytext=(BOX_W / 2, y[a] - BOX_H / 2),
+                arrowprops=dict(arrowstyle="-|>", lw=0.6, color="0.3", mutation_scale=6),
+            )
+    for (a, b), lane in zip(d.skips(), lanes, strict=True):
+        x = BOX_W + 0.15 + LANE * lane
+        ax.plot([BOX_W, x, x], [y[a], y[a], y[b]], color="tab:blue", lw=0.6)
+        ax.annotate(
+            "",
+            xy=(BOX_W, y[b]),
+            xytext=(x, y[b]),
+            arrowprops=dict(arrowstyle="-|>", lw=0.6, color="tab:blue", mutation_scale=6),
+        )
+
+
 def draw(d: Diagram, title: str, path: Path) -> None:
     """The diagram as a PNG: one box a block, top to bottom in execution order."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     from vislab.fileio import atomic_savefig
 
-    step, box_h, box_w = 0.34, 0.25, 4.6
-    skips = d.skips()
-    lanes = _lanes(skips)
+    lanes = _lanes(d.skips())
     n_lanes = max(lanes, default=-1) + 1
-    width = box_w + 0.7 + 0.13 * n_lanes + 0.2
-    height = step * len(d.blocks) + 0.5
+    width = BOX_W + 0.7 + LANE * n_lanes + 0.2
+    height = STEP * len(d.blocks) + 0.5
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes([0, 0, 1, 1])
     ax.set_xlim(-0.6, width - 0.6)
@@ -72,68 +142,12 @@ def draw(d: Diagram, title: str, path: Path) -> None:
     ax.text(-0.5, 0.25, title, fontsize=8, va="center", weight="bold")
     palette = plt.get_cmap("Pastel1").colors + plt.get_cmap("Pastel2").colors
     part = _colour_part(d)
-    parts: dict[str, int] = {}
-    y = [-i * step for i in range(len(d.blocks))]
+    parts: dict[str, int] = {}  # a colour for each part of the model, in order of appearance
+    y = [-i * STEP for i in range(len(d.blocks))]
     for i, b in enumerate(d.blocks):
-        if b.type:  # a module: coloured by the part of the model that holds it
-            key = ".".join(b.name.split(".")[: part + 1])
-            colour = palette[parts.setdefault(key, len(parts)) % len(palette)]
-            style = dict(facecolor=colour, edgecolor="0.3", linewidth=0.6)
-        elif b.name in ("input", "output"):
-            style = dict(facecolor="0.85", edgecolor="0.3", linewidth=0.6)
-        else:  # an operation between blocks
-            style = dict(facecolor="white", edgecolor="0.3", linewidth=0.6, linestyle="--")
-        if not b.used:
-            style["alpha"] = 0.4
-        ax.add_patch(
-            FancyBboxPatch(
-                (0, y[i] - box_h / 2),
-                box_w,
-                box_h,
-                boxstyle="round,pad=0,rounding_size=0.04",
-                **style,
-            )
-        )
-        right = "   ".join(t for t in (_shape_text(b.shape), _params_text(b.params)) if t)
-        if b.frozen:
-            right = "frozen   " + right
-        left = f"{b.name}  {b.type}".strip()
-        room = int(box_w / 0.052) - len(right) - 3  # characters of 6.5 pt that fit beside it
-        if len(left) > room:
-            left = left[: room - 1] + "…"
-        ax.text(0.06, y[i], left, fontsize=6.5, va="center")
-        ax.text(
-            box_w - 0.06, y[i], right, fontsize=6.5, va="center", ha="right", family="monospace"
-        )
-        if b.merge:
-            ax.add_patch(
-                FancyArrowPatch(
-                    (-0.02, y[i] + box_h / 2 - 0.02),
-                    (-0.02, y[i] - box_h / 2 + 0.02),
-                    connectionstyle="arc3,rad=0.9",
-                    arrowstyle="-|>",
-                    mutation_scale=5,
-                    linewidth=0.6,
-                    color="tab:red",
-                )
-            )
-            ax.text(-0.2, y[i], b.merge, fontsize=6, va="center", ha="right", color="tab:red")
-    for a, b in d.edges:
-        if b == a + 1:
-            ax.annotate(
-                "",
-                xy=(box_w / 2, y[b] + box_h / 2),
-                xytext=(box_w / 2, y[a] - box_h / 2),
-                arrowprops=dict(arrowstyle="-|>", lw=0.6, color="0.3", mutation_scale=6),
-            )
-    for (a, b), lane in zip(skips, lanes, strict=True):
-        x = box_w + 0.15 + 0.13 * lane
-        ax.plot([box_w, x, x], [y[a], y[a], y[b]], color="tab:blue", lw=0.6)
-        ax.annotate(
-            "",
-            xy=(box_w, y[b]),
-            xytext=(x, y[b]),
-            arrowprops=dict(arrowstyle="-|>", lw=0.6, color="tab:blue", mutation_scale=6),
-        )
+        key = ".".join(b.name.split(".")[: part + 1])
+        colour = palette[parts.setdefault(key, len(parts)) % len(palette)] if b.type else None
+        _box(ax, b, y[i], _style(b, colour))
+    _edges(ax, d, y, lanes)
     atomic_savefig(fig, path, dpi=130)
     plt.close(fig)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vislab.data.images import load_labeled
+from vislab.data.images import ImageSet, load_labeled
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.infer.checkpoint import load_model
@@ -83,6 +83,51 @@ def _inputs(
     return [source], data, None, Path(out) if out else source.parent / f"{source.stem}_embed"
 
 
+def _labeled(folder: Path, labels_csv: Path | None, meta: ModelMeta) -> ImageSet:
+    """The labeled set at the model's input size, refused when its scores would be
+    meaningless (fewer than 2 classes, or no more images than classes)."""
+    h, w = meta.image_size
+    s = load_labeled(folder, labels_csv, h if h == w else None, classes=meta.classes)
+    n, k = len(s.labels), len(np.unique(s.labels))
+    if not 2 <= k < n:  # what silhouette and k-NN scores need
+        raise VislabError(
+            f"{folder}: embed scores how classes separate, so it needs images of at "
+            f"least 2 classes and more images than classes; it holds {n} image(s) of "
+            f"{k} class(es)"
+        )
+    return s
+
+
+def _write_coords(
+    out: Path,
+    s: ImageSet,
+    pca_xy: np.ndarray,
+    tsne_xy: list[np.ndarray],
+    feats: list[np.ndarray],
+    preds: list[np.ndarray],
+    epochs: list[int],
+    seed: int,
+) -> None:
+    """coords.npz: the labels, names, PCA and t-SNE points and predictions of each snapshot."""
+    from sklearn.decomposition import PCA
+
+    coords = io.BytesIO()
+    np.savez(
+        coords,
+        labels=s.labels,
+        names=np.asarray(s.names),
+        pca=pca_xy,
+        **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
+        # each snapshot's own principal plane, for the report's explorer
+        **{
+            f"pca_epoch_{e}": PCA(2, random_state=seed).fit_transform(f)
+            for e, f in zip(epochs, feats, strict=True)
+        },
+        **{f"pred_epoch_{e}": pred for e, pred in zip(epochs, preds, strict=True)},
+    )
+    atomic_write_bytes(out / "coords.npz", coords.getvalue())
+
+
 def embed(
     source: Path, out: Path | None = None, data: Path | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -94,16 +139,7 @@ def embed(
     for ckpt in ckpts:
         model, meta = load_model(ckpt, task="classification")
         if not metas:
-            h, w = meta.image_size
-            size = h if h == w else None
-            s = load_labeled(folder, meta.num_classes, labels_csv, size, classes=meta.classes)
-            n, k = len(s.labels), len(np.unique(s.labels))
-            if not 2 <= k < n:  # what silhouette and k-NN scores need
-                raise VislabError(
-                    f"{folder}: embed scores how classes separate, so it needs images of at "
-                    f"least 2 classes and more images than classes; it holds {n} image(s) of "
-                    f"{k} class(es)"
-                )
+            s = _labeled(folder, labels_csv, meta)
             images = to_nchw(s.images)
         metas.append(meta)
         f, pred = features(model, meta, images)
@@ -118,6 +154,7 @@ def embed(
         "model": metas[-1].model,
         "data": str(folder),
         "n": int(len(labels)),
+        "classes": list(s.classes),
         "feature_dim": int(feats[-1].shape[1]),
         "pca": {
             "epoch": epochs[-1],
@@ -133,21 +170,7 @@ def embed(
         ],
     }
     out.mkdir(parents=True, exist_ok=True)
-    coords = io.BytesIO()
-    np.savez(
-        coords,
-        labels=labels,
-        names=np.asarray(s.names),
-        pca=pca_xy,
-        **{f"tsne_epoch_{e}": xy for e, xy in zip(epochs, tsne_xy, strict=True)},
-        # each snapshot's own principal plane, for the report's explorer
-        **{
-            f"pca_epoch_{e}": PCA(2, random_state=seed).fit_transform(f)
-            for e, f in zip(epochs, feats, strict=True)
-        },
-        **{f"pred_epoch_{e}": pred for e, pred in zip(epochs, preds, strict=True)},
-    )
-    atomic_write_bytes(out / "coords.npz", coords.getvalue())
+    _write_coords(out, s, pca_xy, tsne_xy, feats, preds, epochs, seed)
     atomic_write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())
     from vislab.analysis.embed_plots import plot_pca, plot_tsne
 

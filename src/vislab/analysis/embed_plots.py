@@ -23,8 +23,9 @@ def class_colors(k: int) -> np.ndarray:
     return pool[np.arange(k) % len(pool)]
 
 
-def scatter(ax, xy: np.ndarray, labels: np.ndarray) -> None:
-    """Points coloured by class, and each class id written at its median point."""
+def scatter(ax, xy: np.ndarray, labels: np.ndarray, names: list[str] | None = None) -> None:
+    """Points coloured by class, and each class's name (else its id) written at its median
+    point."""
     classes = np.unique(labels)
     colors = class_colors(int(labels.max()) + 1)
     ax.scatter(xy[:, 0], xy[:, 1], c=colors[labels], s=4, alpha=0.6, linewidths=0)
@@ -33,7 +34,7 @@ def scatter(ax, xy: np.ndarray, labels: np.ndarray) -> None:
         ax.text(
             mx,
             my,
-            str(c),
+            names[c] if names and c < len(names) else str(c),
             fontsize=7,
             ha="center",
             va="center",
@@ -52,7 +53,7 @@ def scatter(ax, xy: np.ndarray, labels: np.ndarray) -> None:
 def plot_pca(xy: np.ndarray, labels: np.ndarray, result: dict[str, Any], path: Path) -> None:
     p = result["pca"]
     fig, ax = plt.subplots(figsize=(7, 6.5))
-    scatter(ax, xy, labels)
+    scatter(ax, xy, labels, result.get("classes"))
     ev = p["explained_variance"]
     ax.set_xlabel(f"PC 1 ({ev[0]:.1%} of the variance)")
     ax.set_ylabel(f"PC 2 ({ev[1]:.1%} of the variance)")
@@ -74,7 +75,7 @@ def plot_tsne(panels: list[np.ndarray], labels: np.ndarray, result: dict[str, An
     for ax, xy, info, stage in zip(
         np.atleast_1d(axes), panels, result["tsne"], stages, strict=True
     ):
-        scatter(ax, xy, labels)
+        scatter(ax, xy, labels, result.get("classes"))
         ax.set_title(
             f"{stage}: epoch {info['epoch']}\n10-NN accuracy in 2-D {info['knn_acc_2d']:.3f}, "
             f"silhouette {info['silhouette_2d']:.3f}",

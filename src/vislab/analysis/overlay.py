@@ -1,4 +1,5 @@
-"""The course's mask overlay (viz_mask.py), vectorised, equal to it pixel for pixel (no torch).
+"""Masks drawn over their tiles in a data set spec's colours: the course's overlay
+(viz_mask.py), vectorised, equal to it pixel for pixel for its land-cover set (no torch).
 
 For each class present, in class order: tint its region with the class colour at alpha 0.3,
 then paint its edge band in the solid colour; the float image is truncated to uint8 at the end
@@ -8,7 +9,8 @@ with ``==`` where it meant to assign); column 0 gets no vertical edges (its loop
 column 1); and the 5-pixel band on the other sides takes any pixel of the region within 5 of
 the edge, joined to it or not. ``full_band=True`` draws what was meant: every pixel with a
 pixel of another class within 5 along its row or column, on all four sides. The course's
-script loops over pixels (several seconds a tile); this one shifts whole masks.
+script loops over pixels (several seconds a tile); this one shifts whole masks. Pixels of the
+spec's ignore index belong to no class and are left as they are.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vislab.course.landcover import COLORS, read_mask
+from vislab.data.spec import DatasetSpec, builtin_spec
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 
@@ -59,50 +61,68 @@ def full_band(mask: np.ndarray, width: int = EDGE_WIDTH) -> np.ndarray:
     return edge
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, full: bool = False) -> np.ndarray:
-    """(H, W, 3) uint8 image and (H, W) class indices -> (H, W, 3) uint8 overlay; the float
-    steps are the course's own, so that its truncation gives the same bytes."""
+def overlay(
+    image: np.ndarray, mask: np.ndarray, full: bool = False, colors: np.ndarray | None = None
+) -> np.ndarray:
+    """(H, W, 3) uint8 image and (H, W) class indices -> (H, W, 3) uint8 overlay in colors
+    ((K, 3), one per class; default the course's); the float steps are the course's own, so
+    that its truncation gives the same bytes. Indices of no class (the ignore index) are not
+    drawn."""
     if image.shape[:2] != mask.shape:
         (ih, iw), (mh, mw) = image.shape[:2], mask.shape
         raise VislabError(f"image is {iw}x{ih} but mask is {mw}x{mh}")
+    colors = builtin_spec("landcover").colors if colors is None else np.asarray(colors)
     out = image.astype(np.float64)
     band = full_band(mask) if full else None
-    for c in np.flatnonzero(np.bincount(mask.ravel(), minlength=len(COLORS))):
+    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=len(colors))[: len(colors)])
+    for c in present:
         region = mask == c
         edge = band & region if full else course_edges(region)
-        color = COLORS[c].astype(np.float64)
+        color = colors[c].astype(np.float64)
         out[region] = out[region] * (1 - ALPHA) + color * ALPHA
         out[edge] = color
     return out.astype(np.uint8)  # truncation, as np.uint8(img) in viz_mask.py
 
 
-def overlay_file(image_path: Path, mask_path: Path, out_path: Path, full: bool = False) -> int:
-    """Write the overlay of one tile; returns the mask's number of red pixels (read as urban)."""
+def overlay_file(
+    image_path: Path,
+    mask_path: Path,
+    out_path: Path,
+    full: bool = False,
+    spec: DatasetSpec | None = None,
+) -> int:
+    """Write the overlay of one tile, the mask read and drawn through spec (default the
+    course's); returns the number of the mask's pixels its rule read (the course's red)."""
     from vislab.data.images import read_rgb
 
+    spec = spec or builtin_spec("landcover")
     image = read_rgb(image_path)
-    mask, red = read_mask(mask_path, size=image.shape[:2])
+    mask, ruled = spec.read_mask(mask_path, size=image.shape[:2])
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     fmt = Image.registered_extensions().get(out_path.suffix.lower(), "PNG")
-    Image.fromarray(overlay(image, mask, full)).save(buf, format=fmt)
+    Image.fromarray(overlay(image, mask, full, spec.colors)).save(buf, format=fmt)
     atomic_write_bytes(out_path, buf.getvalue())
-    return red
+    return ruled
 
 
 def pair_overlay_folders(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path, str]]:
-    """(image, mask, id) for each tile of image_dir (data/tiles.py's naming rule) with
-    xxxx_mask.png or xxxx.png in mask_dir."""
+    """(image, mask, id) for each tile of image_dir (data/tiles.py's naming rule: any image
+    suffix, its images/ sub-folder when it has one) with xxxx_mask.png or xxxx.png (.tif,
+    .tiff) in mask_dir, or in its masks/ sub-folder when it has one."""
+    from vislab.data.spec import MASK_SUFFIXES
     from vislab.data.tiles import sat_tiles
 
     image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+    if (mask_dir / "masks").is_dir():
+        mask_dir = mask_dir / "masks"
     pairs, missing = [], []
     for tile, img in sat_tiles(image_dir).items():
-        for name in (f"{tile}_mask.png", f"{tile}.png"):
-            if (mask_dir / name).is_file():
-                pairs.append((img, mask_dir / name, tile))
-                break
+        names = [f"{tile}{tag}{ext}" for tag in ("_mask", "") for ext in MASK_SUFFIXES]
+        found = [mask_dir / n for n in names if (mask_dir / n).is_file() and mask_dir / n != img]
+        if found:
+            pairs.append((img, found[0], tile))
         else:
             missing.append(tile)
     if missing:

@@ -13,7 +13,8 @@ EXAMPLES = {
     "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv\n"
     "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/",
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
-    "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json",
+    "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json\n"
+    "  vislab evaluate --pred masks/ --gt roads/val --ckpt runs/roads/checkpoints/best.ckpt",
     "report": "vislab report runs/p1_model_a runs/p2_cpu --out report/",
     "models": "vislab models\n  vislab models model_a --draw model_a.png\n"
     "  vislab models deeplabv3_resnet50 --size 512",
@@ -40,8 +41,8 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML recipe, e.g. configs/p1_model_a.yaml")
     p.add_argument(
         "--data",
-        help="data root in the course layout (p1_data: train_50/, val_50/; "
-        "p2_data: train/, validation/)",
+        help="data root holding train_50/+val_50/, train/+val/ or train/+validation/ (the "
+        "first found; data.train and data.val, when set, name others)",
     )
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
     p.add_argument("--epochs", type=int, help="override trainer.epochs")
@@ -62,12 +63,27 @@ def _predict(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="a vislab checkpoint, or a .safetensors / .onnx file from vislab export",
     )
-    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument(
+        "--images",
+        required=True,
+        type=Path,
+        help="folder of images (.png, .jpg, .jpeg, .bmp, .webp, .tif, .tiff; its images/ when "
+        "it has one)",
+    )
     p.add_argument(
         "--out",
         required=True,
         type=Path,
-        help="classifier: output CSV (filename,label); segmenter: folder for xxxx.png masks",
+        help="classifier: output CSV (filename,class name); segmenter: folder for xxxx.png "
+        "masks, each at its image's size",
+    )
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=["palette", "rgb", "index"],
+        help="segmenter's masks: palette (palette-mode PNG in the data set's colours, reads "
+        "back as class indices), rgb, or index (grey level = class index); default: the data "
+        "set's own (palette; rgb for the course's land-cover set)",
     )
     p.add_argument("--batch-size", type=int, help="images per batch (default 500 / 4)")
     p.add_argument(
@@ -101,13 +117,16 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
         "--pred",
         required=True,
         type=Path,
-        help="prediction CSV (filename,label), or a folder of predicted masks",
+        help="prediction CSV (filename,label), or a folder of predicted masks (xxxx.png or "
+        ".tif, paired with the truth's xxxx or xxxx_mask by stem)",
     )
     p.add_argument(
         "--gt",
         required=True,
         type=Path,
-        help="ground truth: a CSV or a labeled image folder; for masks, the mask folder",
+        help="ground truth: a CSV of class names or integers, a flat labeled folder or an "
+        "ImageFolder tree; for masks, the folder of masks (xxxx_mask.png beside xxxx_sat.jpg, "
+        "or masks/ of an images/ + masks/ folder)",
     )
     p.add_argument(
         "--json",
@@ -119,9 +138,10 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--verbose",
         action="store_true",
-        help="masks: after the course's lines, class names, the mean over present classes "
-        "and pixel accuracy",
+        help="masks: pixel accuracy (and for the course's set, after its lines, class names "
+        "and the mean over present classes)",
     )
+    _spec_source(p, "evaluate")
     p.add_argument(
         "--out",
         type=Path,
@@ -130,14 +150,37 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _spec_source(p: argparse.ArgumentParser, verb: str) -> None:
+    """--ckpt / --config: where `verb` finds the data set's classes, colours and ignore index."""
+    p.add_argument(
+        "--ckpt",
+        type=Path,
+        help=f"{verb} with the classes (and colours) this model file was trained on: a "
+        "checkpoint, .safetensors or .onnx",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="or with those of a recipe (data.spec or data.classes, data.palette, "
+        "data.ignore_index, data.mask_format); default: the course's land-cover set",
+    )
+
+
 def _overlay(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", required=True, type=Path, help="xxxx_sat.jpg, or a folder of them")
+    p.add_argument(
+        "--image",
+        required=True,
+        type=Path,
+        help="a tile (xxxx_sat.jpg, .png, .tif), or a folder of them (its images/ when it has one)",
+    )
     p.add_argument(
         "--mask",
         required=True,
         type=Path,
-        help="the mask PNG, or a folder of xxxx_mask.png or xxxx.png masks",
+        help="the mask, or a folder of xxxx_mask.png or xxxx.png (.tif) masks (its masks/ "
+        "when it has one)",
     )
+    _spec_source(p, "overlay")
     p.add_argument("--out", required=True, type=Path, help="output PNG, or a folder for them")
     p.add_argument(
         "--full-band",
@@ -161,8 +204,8 @@ def _progress(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tiles",
         nargs="+",
-        help="validation tile ids (default: the report's 0013 0062 0104 when present, "
-        "else the first three)",
+        help="validation tile ids (default: for the course's land-cover set the report's "
+        "0013 0062 0104 when present, else the first three)",
     )
     p.add_argument("--data", type=Path, help="validation folder (default: from the run's config)")
     p.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
@@ -264,7 +307,7 @@ VERBS = {  # name: (help, the function that declares its arguments)
     "train": ("train a model from a YAML recipe into a run folder", _train),
     "predict": ("predict a folder of images with a checkpoint", _predict),
     "evaluate": ("score predictions against the ground truth", _evaluate),
-    "overlay": ("draw masks over satellite tiles the way the course does", _overlay),
+    "overlay": ("draw masks over their tiles in the data set's colours", _overlay),
     "embed": ("PCA and t-SNE of a classifier's second-to-last layer", _embed),
     "progress": ("grid of predicted masks at the early, middle and final snapshot", _progress),
     "report": ("write the HTML report (and its Markdown twin) from run folders", _report),

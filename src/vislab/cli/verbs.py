@@ -42,6 +42,7 @@ def predict(
     threads: int | None,
     engine: str,
     tta: bool,
+    fmt: str | None = None,
 ) -> None:
     from vislab.infer.predict import predict_folder
 
@@ -54,40 +55,57 @@ def predict(
         threads=threads,
         engine=engine,
         tta=tta,
+        fmt=fmt,
     )
     print(f"wrote {out} ({n} images, {ran})")
 
 
 def evaluate(
-    *, pred: Path, gt: Path, json_path: Path | None, verbose: bool, out: Path | None
+    *,
+    pred: Path,
+    gt: Path,
+    json_path: Path | None,
+    verbose: bool,
+    out: Path | None,
+    ckpt: Path | None = None,
+    config: Path | None = None,
 ) -> None:
     if pred.is_dir():
-        from vislab.metrics.evaluate import evaluate_masks, write_mask_scores
-        from vislab.metrics.miou import format_details, format_scores
+        from vislab.metrics.evaluate import command_spec
+        from vislab.metrics.mask_scores import evaluate_masks, format_masks, write_mask_scores
 
-        result = evaluate_masks(gt, pred)
-        print(format_scores(result))
-        if verbose:
-            print(format_details(result))
-        write_mask_scores(result, json_path=json_path, out_dir=out)
+        spec = command_spec(ckpt, config)
+        result = evaluate_masks(gt, pred, spec)
+        print(format_masks(result, spec, verbose))
+        write_mask_scores(result, json_path=json_path, out_dir=out, spec=spec)
         return
-    from vislab.metrics.evaluate import evaluate_classification, format_report
+    from vislab.metrics.evaluate import command_classes, evaluate_classification, format_report
 
-    result = evaluate_classification(pred, gt, out_dir=out, json_path=json_path)
+    classes = command_classes(ckpt, config)
+    result = evaluate_classification(pred, gt, out_dir=out, json_path=json_path, classes=classes)
     print(format_report(result))
     print(f"wrote metrics.json, confusion.csv, confusion.png to {result['out_dir']}")
 
 
-def overlay(*, image: Path, mask: Path, out: Path, full_band: bool) -> None:
+def overlay(
+    *,
+    image: Path,
+    mask: Path,
+    out: Path,
+    full_band: bool,
+    ckpt: Path | None = None,
+    config: Path | None = None,
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from vislab.analysis.overlay import overlay_file, overlay_jobs
-    from vislab.course.landcover import warn_red
+    from vislab.metrics.evaluate import command_spec
 
+    spec = command_spec(ckpt, config)
     jobs = overlay_jobs(image, mask, out)
     with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
-        red = list(pool.map(lambda j: overlay_file(*j, full=full_band), jobs))
-    warn_red({m.name: n for (_, m, _), n in zip(jobs, red, strict=True)})
+        ruled = list(pool.map(lambda j: overlay_file(*j, full=full_band, spec=spec), jobs))
+    spec.warn_rule({m.name: n for (_, m, _), n in zip(jobs, ruled, strict=True)})
     print(f"wrote {len(jobs)} overlays to {out}" if image.is_dir() else f"wrote {out}")
 
 

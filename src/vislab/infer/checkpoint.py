@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from vislab.errors import VislabError
-from vislab.infer.meta import META_KEY, ModelMeta
+from vislab.infer.meta import META_KEY, ModelMeta, exported_meta
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -79,18 +79,6 @@ def build_model(path: Path, meta: ModelMeta, state: dict[str, torch.Tensor]) -> 
     return model
 
 
-def _exported_meta(path: Path, text: str | None, fmt: str) -> ModelMeta:
-    import json
-
-    if text is None:
-        raise VislabError(f"{path} holds no vislab metadata (not written by `vislab export`)")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise VislabError(f"{path}: its vislab metadata is not JSON") from None
-    return ModelMeta.from_dict(data, path, format=fmt)
-
-
 def _read_safetensors(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
@@ -103,7 +91,7 @@ def _read_safetensors(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise VislabError(f"cannot read {path}: {e}") from None
-    return _exported_meta(path, text, "safetensors"), state
+    return exported_meta(path, text, "safetensors"), state
 
 
 class OnnxModel(nn.Module):
@@ -132,6 +120,6 @@ def _load_onnx(path: Path) -> tuple[nn.Module, ModelMeta]:
     except Exception as e:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) share no base
         raise VislabError(f"cannot read {path}: {_first_cause(e)}") from None
     text = model.session.get_modelmeta().custom_metadata_map.get(META_KEY)
-    meta = _exported_meta(path, text, "onnx")
+    meta = exported_meta(path, text, "onnx")
     model.task = meta.task
     return model, meta

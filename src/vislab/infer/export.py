@@ -1,8 +1,10 @@
 """`vislab export`: a checkpoint's inference weights as safetensors, or the model as ONNX.
 
-Both files carry the checkpoint's "vislab" metadata (model, classes, preprocessing, input size)
-as JSON, so `vislab predict` reads them like a checkpoint: safetensors holds tensors only and
-cannot run code; ONNX runs in ONNX Runtime without PyTorch's model code.
+Both files carry the checkpoint's "vislab" metadata (model, classes, data set spec,
+preprocessing, input size, scale and window) as JSON, so `vislab predict` reads them like a
+checkpoint: safetensors holds tensors only and cannot run code; ONNX runs in ONNX Runtime
+without PyTorch's model code. A segmenter's ONNX graph takes any height and width (its windows
+are clipped to tiles smaller than them).
 """
 
 from __future__ import annotations
@@ -67,15 +69,18 @@ def export(ckpt: Path, fmt: str, out: Path | None = None) -> Path:
 def _onnx_bytes(model: nn.Module, meta: ModelMeta, info: str) -> bytes:
     import onnx
 
-    h, w = meta.image_size
+    h, w = meta.window or meta.image_size
     x = torch.zeros(2, 3, h, w)
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    dims = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if meta.scale is not None:  # a segmenter's windows are clipped to a tile smaller than them
+        dims[2] = torch.export.Dim("height", min=min(32, h), max=4096)
+        dims[3] = torch.export.Dim("width", min=min(32, w), max=4096)
     program = torch.onnx.export(
         _Logits(model, meta.task).eval(),
         (x,),
         input_names=["image"],
         output_names=["logits"],
-        dynamic_shapes={"x": {0: batch}},
+        dynamic_shapes={"x": dims},
         dynamo=True,
         verbose=False,
     )

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vislab.data.batches import normalize
+from vislab.infer.meta import ModelMeta
 
 
 def precision_context(precision: str):
@@ -85,7 +86,9 @@ def classify(
 def segment_logits(
     model: nn.Module, x: torch.Tensor, size: list[int] | None, tta: bool = False
 ) -> torch.Tensor:
-    """Logits at x's resolution for a normalised float batch x (B, 3, H, W).
+    """Logits at x's resolution for a normalised float batch x (B, 3, H, W), the tile resized
+    whole: what training's validation does, and `vislab predict` for models whose metadata
+    predates scale and window (tile_logits).
 
     A model trained on downscaled tiles sees the input resized to its training size (bilinear,
     antialiased like Pillow's resize); its logits are upsampled back to H x W. tta: average
@@ -95,14 +98,72 @@ def segment_logits(
     h, w = x.shape[-2:]
     if size is not None and (h, w) != tuple(size):
         x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True)
-    if tta:
-        logits = sum(_dihedral_view(model, x, k, mirror) for k in range(4) for mirror in (0, 1))
-        logits = logits / 8
-    else:
-        logits = model(x)["out"]
+    return _resized(_views(model, x, tta), h, w)
+
+
+def tile_logits(
+    model: nn.Module, x: torch.Tensor, meta: ModelMeta, tta: bool = False, batch: int = 4
+) -> torch.Tensor:
+    """Logits at x's resolution for a normalised float batch x (B, 3, H, W) of tiles of any
+    size, each kept at its aspect: rescaled by the factor training rescaled its tiles by
+    (meta.scale), predicted in overlapping windows of the size training saw (slide_logits,
+    `batch` windows per pass), the logits resized back to H x W. Metadata without a scale
+    (files written before it was recorded): the tile resized whole (segment_logits)."""
+    if meta.scale is None or meta.window is None:
+        return segment_logits(model, x, meta.image_size, tta)
+    h, w = x.shape[-2:]
+    size = (max(1, round(h * meta.scale[0])), max(1, round(w * meta.scale[1])))
+    if size != (h, w):
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
+    return _resized(slide_logits(model, x, meta.window, tta, batch), h, w)
+
+
+def window_starts(size: int, window: int) -> list[int]:
+    """Where the windows along a side of `size` start, MMSegmentation's slide grid: a stride of
+    2/3 of the window (a third of each window overlaps the next), the last one moved back to end
+    at the edge; one window when the side is no longer than it."""
+    if size <= window:
+        return [0]
+    stride = max(1, 2 * window // 3)
+    n = (size - window + stride - 1) // stride + 1
+    return [min(i * stride, size - window) for i in range(n)]
+
+
+def slide_logits(
+    model: nn.Module, x: torch.Tensor, window: list[int], tta: bool = False, batch: int = 4
+) -> torch.Tensor:
+    """Logits (B, K, H, W) of a normalised batch x (B, 3, H, W) from overlapping windows of
+    window (H, W), clipped to x: each window predicted as a tile of its own (tta: its eight
+    views), `batch` windows per pass, the logits averaged where windows overlap."""
+    h, w = x.shape[-2:]
+    wh, ww = min(window[0], h), min(window[1], w)
+    boxes = [(y, x0) for y in window_starts(h, wh) for x0 in window_starts(w, ww)]
+    if len(boxes) == 1:
+        return _resized(_views(model, x, tta), h, w)
+    crops = torch.cat([x[:, :, y : y + wh, x0 : x0 + ww] for y, x0 in boxes])  # box-major
+    out = torch.cat([_resized(_views(model, c, tta), wh, ww) for c in crops.split(batch)])
+    out = out.float().reshape(len(boxes), len(x), *out.shape[1:])  # (boxes, B, K, wh, ww)
+    total = out.new_zeros((len(x), out.shape[2], h, w))
+    count = out.new_zeros((1, 1, h, w))
+    for (y, x0), logits in zip(boxes, out):
+        total[..., y : y + wh, x0 : x0 + ww] += logits
+        count[..., y : y + wh, x0 : x0 + ww] += 1
+    return total / count
+
+
+def _resized(logits: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """logits upsampled (bilinear) to h x w when the model predicted them coarser."""
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
     return logits
+
+
+def _views(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
+    """The model's logits for x; tta: the mean of its eight dihedral views'."""
+    if not tta:
+        return model(x)["out"]
+    logits = sum(_dihedral_view(model, x, k, mirror) for k in range(4) for mirror in (0, 1))
+    return logits / 8
 
 
 def _dihedral_view(model: nn.Module, x: torch.Tensor, k: int, mirror: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vislab.errors import VislabError
@@ -31,6 +32,12 @@ class ModelMeta:
     # segmentation: the data set spec's stored form (DatasetSpec.to_dict); None in files
     # written before specs existed, which are the course's land-cover set
     dataset: dict[str, Any] | None = None
+    # segmentation, how `vislab predict` keeps a tile's size: the factor (H, W) training
+    # rescaled the tiles by (data.image_size / their own size), and the window (H, W) the model
+    # saw (data.crop_size, else the trained size). None in files written before: those
+    # resize each tile whole to image_size
+    scale: list[float] | None = None
+    window: list[int] | None = None
     config: dict[str, Any] | None = None  # the training recipe (checkpoints only)
     vislab_version: str | None = None
     epoch: int | None = None  # 1-based epoch the weights are from
@@ -54,7 +61,7 @@ class ModelMeta:
         if missing:
             raise VislabError(f"{where}: its vislab metadata lacks {', '.join(missing)}")
         values = {k: v for k, v in data.items() if k in names and k != "format"}
-        for k in ("mean", "std", "image_size"):  # JSON and torch.save keep lists and tuples
+        for k in ("mean", "std", "image_size", "scale", "window"):  # lists or tuples, as stored
             if isinstance(values.get(k), tuple):
                 values[k] = list(values[k])
         values.update(extra)
@@ -80,6 +87,12 @@ class ModelMeta:
             not isinstance(self.image_size, list) or len(self.image_size) != 2
         ):
             raise bad("image_size", "(height, width)")
+        if (self.scale is None) != (self.window is None):
+            raise bad("scale and window", "both given or both left out")
+        if self.scale is not None and not _pair(self.scale, (int, float)):
+            raise bad("scale", "two positive numbers (height, width)")
+        if self.window is not None and not _pair(self.window, int):
+            raise bad("window", "two positive integers (height, width)")
 
     def spec(self):
         """The DatasetSpec of a segmenter: its stored one, else the course's land-cover set
@@ -110,3 +123,69 @@ class ModelMeta:
             config=None,
             source_sha256=source_sha256,
         )
+
+
+def _pair(value: Any, kind: Any) -> bool:
+    """value is a list of two positive numbers of kind."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in value)
+    )
+
+
+def slide_fields(
+    trained: list[int], tiles: list[int] | None, crop: int | None
+) -> dict[str, list[Any]]:
+    """ModelMeta's scale and window for a segmenter trained at trained (H, W) on tiles of their
+    own size tiles (H, W; None when training kept them at it), in random crops of crop when
+    set."""
+    scale = [1.0, 1.0] if tiles is None else [trained[0] / tiles[0], trained[1] / tiles[1]]
+    return {"scale": scale, "window": [crop, crop] if crop else list(trained)}
+
+
+def exported_meta(path: Path, text: Any, fmt: str) -> ModelMeta:
+    """The ModelMeta stored as JSON text in an export (fmt: onnx or safetensors)."""
+    import json
+
+    if text is None:
+        raise VislabError(f"{path} holds no vislab metadata (not written by `vislab export`)")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise VislabError(f"{path}: its vislab metadata is not JSON") from None
+    return ModelMeta.from_dict(data, path, format=fmt)
+
+
+def read_meta(path: Any) -> ModelMeta:
+    """The metadata of a checkpoint, .safetensors or .onnx file, without building its model:
+    the two export formats are read without torch (a safetensors header is 8 bytes of length
+    and JSON), a checkpoint with torch.load(weights_only=True)."""
+    import struct
+
+    path = Path(path)
+    if not path.is_file():
+        raise VislabError(f"model file not found: {path}")
+    if path.suffix == ".onnx":
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as e:  # protobuf's DecodeError and onnx's own share no base
+            raise VislabError(f"cannot read {path}: {e}") from None
+        props = {p.key: p.value for p in model.metadata_props}
+        return exported_meta(path, props.get(META_KEY), "onnx")
+    if path.suffix == ".safetensors":
+        import json
+
+        try:
+            with path.open("rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+        except (OSError, ValueError, struct.error) as e:
+            raise VislabError(f"cannot read {path}: not a safetensors file ({e})") from None
+        text = (header.get("__metadata__") or {}).get(META_KEY)
+        return exported_meta(path, text, "safetensors")
+    from vislab.infer.checkpoint import read_checkpoint
+
+    return ModelMeta.from_dict(read_checkpoint(path)[META_KEY], path)

@@ -1,6 +1,8 @@
-"""`vislab predict`: a folder of images -> the course's outputs.
+"""`vislab predict`: a folder of images -> a classifier's class names or a segmenter's masks.
 
-Classifiers write a filename,label CSV; segmenters write one RGB mask PNG per image.
+Classifiers write a filename,label CSV of class names (the course's are its integers);
+segmenters write one mask PNG per image, in the model's data set spec (a palette-mode PNG in its
+colours by default, RGB for the course's land-cover set), at the image's own size.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from vislab.course.landcover import write_mask
-from vislab.data.images import load_unlabeled, read_rgb
+from vislab.data.images import decode_all, list_images, read_rgb
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_csv
@@ -24,11 +26,28 @@ from vislab.infer.forward import (
     model_inputs,
     precision_context,
     prepare,
-    segment_logits,
+    tile_logits,
     to_nchw,
 )
 from vislab.infer.meta import ModelMeta
 from vislab.runtime import set_threads
+
+MASK_FORMATS = ("palette", "rgb", "index")  # what `--format` writes (DatasetSpec.write_mask)
+
+
+def read_resized(files: list[Path], size: list[int] | None) -> np.ndarray:
+    """(N, H, W, 3) uint8 images, each resized (bilinear, as training's data.image_size did) to
+    size (H, W) when it differs; None: as they are, which must then be one size."""
+    if size is None:
+        return decode_all(files)
+    h, w = size
+    out = np.empty((len(files), h, w, 3), dtype=np.uint8)
+    for i, path in enumerate(files):
+        rgb = read_rgb(path)
+        if rgb.shape[:2] != (h, w):
+            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+        out[i] = rgb
+    return out
 
 
 def predict_classes(
@@ -41,17 +60,21 @@ def predict_classes(
     precision: str,
     tta: bool,
 ) -> int:
-    h, w = meta.image_size
-    data = load_unlabeled(images_dir, image_size=h if h == w else None)
-    images = to_nchw(data.images)
-    labels = classify(model, images, meta.mean, meta.std, batch_size, precision, tta)
+    """Write out_csv: each image's file name and its predicted class name (an index the
+    metadata names no class for, as in a model trained with a larger head: its number)."""
     out_csv = Path(out_csv)
     if out_csv.is_dir():
         raise VislabError(f"--out {out_csv} is a folder; a classifier writes a CSV file")
+    files = list_images(images_dir)
+    images = to_nchw(read_resized(files, meta.image_size))
+    labels = classify(model, images, meta.mean, meta.std, batch_size, precision, tta)
+    names = meta.classes
+    rows = [
+        (p.name, names[i] if i < len(names) else str(i)) for p, i in zip(files, labels.tolist())
+    ]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    rows = zip(data.names, labels.tolist())
     atomic_write_csv(out_csv, [("filename", "label"), *rows])  # a comma in a name is quoted
-    return len(data.names)
+    return len(files)
 
 
 @torch.inference_mode()
@@ -64,9 +87,15 @@ def predict_masks(
     batch_size: int,
     precision: str,
     tta: bool,
+    fmt: str | None = None,
 ) -> int:
-    """Masks go to a scratch folder beside out_dir and move in only when every tile is done:
+    """Write one mask per image of images_dir, xxxx.png, at the image's size, in the model's
+    spec: fmt palette, rgb or index (DatasetSpec.write_mask), default the spec's own.
+
+    Masks go to a scratch folder beside out_dir and move in only when every tile is done:
     a failure (an unreadable tile, a full disk, Ctrl-C) leaves out_dir as it was."""
+    if fmt is not None and fmt not in MASK_FORMATS:
+        raise VislabError(f"--format {fmt!r} is not one of {', '.join(MASK_FORMATS)}")
     files, ids = load_sat_images(images_dir)
     out_dir = Path(out_dir)
     if out_dir.suffix.lower() == ".csv" or out_dir.is_file():
@@ -77,7 +106,15 @@ def predict_masks(
     scratch.mkdir()
     try:
         _write_masks(
-            model, meta, files, ids, scratch, batch_size=batch_size, precision=precision, tta=tta
+            model,
+            meta,
+            files,
+            ids,
+            scratch,
+            batch_size=batch_size,
+            precision=precision,
+            tta=tta,
+            fmt=fmt,
         )
         for tile in ids:
             os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
@@ -106,8 +143,10 @@ def _write_masks(
     batch_size: int,
     precision: str,
     tta: bool,
+    fmt: str | None,
 ) -> None:
     model = prepare(model)
+    spec = meta.spec()
     bar = progress_bar(len(files))
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
@@ -119,10 +158,10 @@ def _write_masks(
         for g in groups:
             (x,) = model_inputs(model, to_nchw(np.stack(g)), meta.mean, meta.std, len(g))
             with precision_context(precision):
-                logits = segment_logits(model, x, meta.image_size, tta)
+                logits = tile_logits(model, x, meta, tta, batch_size)
             preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds):
-            write_mask(pred, folder / f"{tile}.png")
+            spec.write_mask(pred, folder / f"{tile}.png", fmt)
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
@@ -139,9 +178,11 @@ def predict_folder(
     threads: int | None = None,
     engine: str = "auto",
     tta: bool = False,
+    fmt: str | None = None,
 ) -> tuple[int, str]:
     """Predict every image of images_dir with the checkpoint (or its export, see
-    export.model_file); returns the number of images and the engine that ran them."""
+    export.model_file); returns the number of images and the engine that ran them. fmt: a
+    segmenter's mask format (MASK_FORMATS), default its spec's."""
     from vislab.infer.export import model_file
     from vislab.tasks import task_spec
 
@@ -150,9 +191,22 @@ def predict_folder(
     ran = "onnxruntime" if meta.format == "onnx" else "pytorch"
     if meta.format == "onnx" and precision == "bf16":
         raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
-    spec = task_spec(meta.task)
-    batch_size = batch_size or spec.predict_batch
-    n = spec.predict()(
-        model, meta, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
-    )
+    batch_size = batch_size or task_spec(meta.task).predict_batch
+    if meta.task == "segmentation":
+        n = predict_masks(
+            model,
+            meta,
+            images_dir,
+            out,
+            batch_size=batch_size,
+            precision=precision,
+            tta=tta,
+            fmt=fmt,
+        )
+    elif fmt is not None:
+        raise VislabError(f"--format is for a segmenter's masks; {ckpt} is a classifier")
+    else:
+        n = predict_classes(
+            model, meta, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
+        )
     return n, ran

@@ -1,7 +1,9 @@
-"""`vislab evaluate`: a prediction CSV against class labels, or a folder of predicted masks
-against the ground-truth masks (the course's mIoU).
+"""`vislab evaluate`: the data set spec of the command (from a model file or a recipe), a
+prediction CSV against class labels, and the files both halves write (masks:
+vislab/metrics/mask_scores.py).
 
-No torch here: scoring a CSV should start in well under a second.
+No torch here: scoring should start in well under a second. Only ``--ckpt CKPT`` of a
+checkpoint loads torch, to read its metadata (``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,71 @@ from typing import Any
 
 import numpy as np
 
+from vislab.data.spec import DatasetSpec, builtin_spec
 from vislab.errors import VislabError
 from vislab.fileio import atomic_savefig, atomic_write_bytes, atomic_write_csv
 
 
+# -- the data set spec of a command ------------------------------------------------------------
+def recipe_spec(path: Path) -> DatasetSpec:
+    """The spec a recipe declares (data.spec, or data.classes with data.palette,
+    data.ignore_index, data.mask_format); the course's land-cover set when it declares none."""
+    from vislab.config import load_config
+    from vislab.data.tiles import resolve_spec
+
+    cfg = load_config(path)
+    if cfg.task != "segmentation":
+        raise VislabError(f"--config {path} is a {cfg.task} recipe; masks need a segmentation one")
+    d = cfg.data
+    if d.spec is None and d.classes is None and d.palette is None:
+        return builtin_spec("landcover")
+    return resolve_spec(Path(path), d.spec, d.classes, d.palette, d.ignore_index, d.mask_format)
+
+
+def command_spec(ckpt: Path | None = None, config: Path | None = None) -> DatasetSpec:
+    """The spec of `vislab evaluate` / `overlay`: a segmenter's (--ckpt: a checkpoint,
+    .safetensors or .onnx), a recipe's (--config), else the course's land-cover set."""
+    if ckpt is not None and config is not None:
+        raise VislabError("give --ckpt or --config, not both: each names the data set's classes")
+    if config is not None:
+        return recipe_spec(config)
+    if ckpt is None:
+        return builtin_spec("landcover")
+    from vislab.infer.meta import read_meta
+
+    meta = read_meta(ckpt)
+    if meta.task != "segmentation":
+        raise VislabError(f"--ckpt {ckpt} is a {meta.task} model; masks need a segmenter's")
+    return meta.spec()
+
+
+def command_classes(ckpt: Path | None = None, config: Path | None = None) -> list[str] | None:
+    """Class names in index order for classification: the model's (--ckpt) or the recipe's
+    data.classes (--config); None when neither names them."""
+    if ckpt is not None and config is not None:
+        raise VislabError("give --ckpt or --config, not both: each names the classes")
+    if config is not None:
+        from vislab.config import load_config
+
+        return load_config(config).data.classes
+    if ckpt is None:
+        return None
+    from vislab.infer.meta import read_meta
+
+    meta = read_meta(ckpt)
+    if meta.task != "classification":
+        raise VislabError(f"--ckpt {ckpt} is a {meta.task} model; a label CSV needs a classifier")
+    return list(meta.classes)
+
+
+# -- classification ----------------------------------------------------------------------------
+def names_of(items: list[str], n: int = 5) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
 def read_truth(gt: Path) -> dict[str, int]:
-    """Ground truth from a filename,label CSV or a flat folder of {label}_{id} images."""
+    """Integer ground truth from a filename,label CSV or a flat folder of {label}_{id} images."""
     from vislab.data.images import label_from_name, list_images, read_label_csv
 
     gt = Path(gt)
@@ -26,34 +87,118 @@ def read_truth(gt: Path) -> dict[str, int]:
     return read_label_csv(gt)
 
 
-def _names(items: list[str], n: int = 5) -> str:
-    more = f" and {len(items) - n} more" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
+def truth_labels(gt: Path) -> tuple[dict[str, str], list[str] | None]:
+    """({file: label text}, the tree's classes) of a CSV, a flat {label}_{id} folder (classes
+    None) or an ImageFolder tree (files "class/name", classes its sorted folders)."""
+    from vislab.data.images import IMAGE_SUFFIXES, is_image_folder_tree, read_name_csv, visible
+
+    gt = Path(gt)
+    if not gt.is_dir():
+        return read_name_csv(gt), None
+    if not is_image_folder_tree(gt):
+        return {k: str(v) for k, v in read_truth(gt).items()}, None
+    classes = [p.name for p in visible(gt) if p.is_dir()]
+    labels = {
+        f"{c}/{p.name}": c
+        for c in classes
+        for p in visible(gt / c)
+        if p.suffix.lower() in IMAGE_SUFFIXES
+    }
+    if not labels:
+        raise VislabError(f"no images in the class folders of {gt}")
+    return labels, classes
 
 
-def check_pairing(pred: dict[str, int], truth: dict[str, int], pred_path: Path) -> None:
+def _by_file_name(truth: dict[str, str], gt: Path) -> dict[str, str]:
+    """A tree's labels keyed by base name, for a prediction CSV that names files alone."""
+    out: dict[str, str] = {}
+    for key, label in truth.items():
+        name = key.rsplit("/", 1)[-1]
+        if name in out:
+            raise VislabError(
+                f"{gt}: {name} is in two class folders; name the prediction CSV's files "
+                "class/name to tell them apart"
+            )
+        out[name] = label
+    return out
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_indices(labels: dict[str, str], classes: list[str], where: Path, verb: str):
+    index = {c: i for i, c in enumerate(classes)}
+    for name, label in labels.items():
+        if label not in index:
+            raise VislabError(
+                f"{where}: {name} is {verb} {label!r}, not one of the {len(classes)} classes "
+                f"({names_of(classes)}); --ckpt or --config names the model's classes"
+            )
+    return {name: index[label] for name, label in labels.items()}
+
+
+def label_table(
+    pred_csv: Path, gt: Path, classes: list[str] | None = None
+) -> tuple[dict[str, int], dict[str, int], list[str] | None]:
+    """(predicted, true) class indices by file, paired, and the class names in index order.
+    Integer labels without named classes stay integers (classes None, as the course's CSVs);
+    otherwise labels are names: of `classes` when given, else of the tree's folders, else the
+    sorted names of the truth."""
+    from vislab.data.images import read_label_csv, read_name_csv
+
+    pred_csv = Path(pred_csv)
+    truth, tree = truth_labels(gt)
+    if classes is None and tree is None and all(_is_int(v) for v in truth.values()):
+        pred = read_label_csv(pred_csv)
+        ints = {k: int(v) for k, v in truth.items()}
+        check_pairing(pred, ints, pred_csv)
+        return pred, ints, None
+    guess = read_name_csv(pred_csv)
+    if tree is not None and not any("/" in name for name in guess):
+        truth = _by_file_name(truth, Path(gt))
+    check_pairing(guess, truth, pred_csv)
+    classes = list(classes or tree or sorted(set(truth.values())))
+    return (
+        _as_indices(guess, classes, pred_csv, "predicted as"),
+        _as_indices(truth, classes, Path(gt), "labelled"),
+        classes,
+    )
+
+
+def check_pairing(pred: dict[str, Any], truth: dict[str, Any], pred_path: Path) -> None:
     missing = sorted(set(truth) - set(pred))
     extra = sorted(set(pred) - set(truth))
     problems = []
     if missing:
         problems.append(
-            f"{len(missing)} file(s) of the ground truth are missing: {_names(missing)}"
+            f"{len(missing)} file(s) of the ground truth are missing: {names_of(missing)}"
         )
     if extra:
-        problems.append(f"{len(extra)} file(s) are not in the ground truth: {_names(extra)}")
+        problems.append(f"{len(extra)} file(s) are not in the ground truth: {names_of(extra)}")
     if problems:
         raise VislabError(f"{pred_path}: " + "; ".join(problems))
 
 
-def score(pred: dict[str, int], truth: dict[str, int], pred_path: Path) -> dict[str, Any]:
-    """Accuracy, per-class accuracy and confusion over the classes 0..K-1 of the truth; a
-    predicted label outside them is an error naming its file (not a K-times-larger matrix)."""
+def score(
+    pred: dict[str, int],
+    truth: dict[str, int],
+    pred_path: Path,
+    classes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Accuracy, per-class accuracy (by class name) and confusion over `classes`, or, for
+    integer labels, the classes 0..K-1 of the truth; a predicted label outside them is an error
+    naming its file (not a K-times-larger matrix)."""
     names = sorted(truth)
     t = np.asarray([truth[n] for n in names], dtype=np.int64)
     p = np.asarray([pred[n] for n in names], dtype=np.int64)
     if (t < 0).any():
         raise VislabError("ground-truth labels must be non-negative integers")
-    k = int(t.max()) + 1
+    k = len(classes) if classes is not None else int(t.max()) + 1
     bad = np.flatnonzero((p < 0) | (p >= k))
     if bad.size:
         i = int(bad[0])
@@ -65,7 +210,10 @@ def score(pred: dict[str, int], truth: dict[str, int], pred_path: Path) -> dict[
 
     cm = confusion(t, p, k)
     support = cm.sum(1)
-    per_class = {str(c): (float(cm[c, c] / support[c]) if support[c] else None) for c in range(k)}
+    labels = classes if classes is not None else [str(c) for c in range(k)]
+    per_class = {
+        labels[c]: (float(cm[c, c] / support[c]) if support[c] else None) for c in range(k)
+    }
     return {
         "accuracy": float(np.trace(cm) / cm.sum()),
         "n": int(cm.sum()),
@@ -99,32 +247,50 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str, names: list[str] | No
     plt.close(fig)
 
 
-def evaluate_classification(
-    pred_csv: Path, gt: Path, out_dir: Path | None, json_path: Path | None = None
-) -> dict[str, Any]:
-    """Score pred_csv against gt; write metrics.json, confusion.csv and confusion.png to out_dir
-    (default <pred>_eval), and the metrics to json_path when given."""
-    from vislab.data.images import read_label_csv
+def write_json(result: dict[str, Any], paths: list[Path]) -> None:
+    """The metrics as JSON (a nan as null) to each of paths."""
+    finite = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
+    text = json.dumps(finite, indent=1).encode()
+    for path in paths:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(path), text)
 
+
+def write_confusion(cm: np.ndarray, names: list[str], out_dir: Path, title: str) -> None:
+    rows = [[name, *row] for name, row in zip(names, cm.tolist(), strict=True)]
+    atomic_write_csv(out_dir / "confusion.csv", [["true\\pred", *names], *rows], "\r\n")
+    plot_confusion(cm, out_dir / "confusion.png", title, names)
+
+
+def evaluate_classification(
+    pred_csv: Path,
+    gt: Path,
+    out_dir: Path | None,
+    json_path: Path | None = None,
+    classes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Score pred_csv against gt (a CSV, a flat labeled folder or an ImageFolder tree) over
+    `classes` (e.g. a checkpoint's); write metrics.json, confusion.csv and confusion.png to
+    out_dir (default <pred>_eval), and the metrics to json_path when given."""
     pred_csv = Path(pred_csv)
-    pred = read_label_csv(pred_csv)
-    truth = read_truth(gt)
-    check_pairing(pred, truth, pred_csv)
-    result = score(pred, truth, pred_csv)
+    pred, truth, classes = label_table(pred_csv, gt, classes)
+    result = score(pred, truth, pred_csv, classes)
     result["prediction"], result["ground_truth"] = str(pred_csv), str(gt)
     if out_dir is None:
         out_dir = pred_csv.with_name(pred_csv.stem + "_eval")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(result, [out_dir / "metrics.json", *([json_path] if json_path else [])])
     cm = np.asarray(result["confusion"])
-    text = json.dumps(result, indent=1).encode()
-    atomic_write_bytes(out_dir / "metrics.json", text)
-    if json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(Path(json_path), text)
-    rows = [["true\\pred", *range(len(cm))], *([c, *row] for c, row in enumerate(cm))]
-    atomic_write_csv(out_dir / "confusion.csv", rows, newline="\r\n")
-    plot_confusion(cm, out_dir / "confusion.png", f"{pred_csv.name}: acc {result['accuracy']:.4f}")
+    names = list(result["per_class_accuracy"])
+    # integer classes keep their plain numbered axes; names are drawn on them
+    title = f"{pred_csv.name}: acc {result['accuracy']:.4f}"
+    if classes is None:
+        rows = [["true\\pred", *range(len(cm))], *([c, *row] for c, row in enumerate(cm))]
+        atomic_write_csv(out_dir / "confusion.csv", rows, newline="\r\n")
+        plot_confusion(cm, out_dir / "confusion.png", title)
+    else:
+        write_confusion(cm, names, out_dir, title)
     result["out_dir"] = str(out_dir)
     return result
 
@@ -132,129 +298,9 @@ def evaluate_classification(
 def format_report(result: dict[str, Any]) -> str:
     lines = [f"accuracy: {result['accuracy']:.4f} ({result['n']} images)"]
     per = [(c, a) for c, a in result["per_class_accuracy"].items() if a is not None]
+    width = max([3, *(len(c) for c, _ in per)])
+    step = max(1, 100 // (width + 7))  # as many as fit 100 columns: 10 numbered ones
     lines.append("per-class accuracy:")
-    for i in range(0, len(per), 10):
-        lines.append("  " + "  ".join(f"{c:>3}:{a:.2f}" for c, a in per[i : i + 10]))
+    for i in range(0, len(per), step):
+        lines.append("  " + "  ".join(f"{c:>{width}}:{a:.2f}" for c, a in per[i : i + step]))
     return "\n".join(lines)
-
-
-def _mask_id(name: str) -> str:
-    stem = name[: -len(".png")]
-    return stem[: -len("_mask")] if stem.endswith("_mask") else stem
-
-
-def pair_masks(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
-    """Pair the sorted *.png of both folders, as the course does; refuse what cannot pair."""
-    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    if not gt_dir.is_dir():
-        raise VislabError(
-            f"--pred {pred_dir} is a folder of masks, so --gt must be the folder of "
-            f"ground-truth masks; {gt_dir} is not a folder"
-        )
-    gts, preds = sorted(gt_dir.glob("*.png")), sorted(pred_dir.glob("*.png"))
-    if not gts:
-        raise VislabError(f"no .png masks in {gt_dir}")
-    if len(gts) != len(preds):
-        gt_ids = {_mask_id(p.name) for p in gts}
-        pred_ids = {_mask_id(p.name) for p in preds}
-        missing, extra = sorted(gt_ids - pred_ids), sorted(pred_ids - gt_ids)
-        detail = []
-        if missing:
-            detail.append(f"no prediction for {_names(missing)}")
-        if extra:
-            detail.append(f"no ground truth for {_names(extra)}")
-        raise VislabError(
-            f"{pred_dir} has {len(preds)} masks but {gt_dir} has {len(gts)}: " + "; ".join(detail)
-        )
-    for g, p in zip(gts, preds, strict=True):
-        if _mask_id(g.name) != _mask_id(p.name):
-            raise VislabError(f"sorted file lists do not line up: {g.name} pairs with {p.name}")
-    return list(zip(gts, preds, strict=True))
-
-
-def _pair_codes(pair: tuple[Path, Path]) -> np.ndarray:
-    """(8, 8) counts of (truth code, predicted code) for one pair of mask files."""
-    from vislab.course.landcover import read_mask_rgb, rgb_to_code
-
-    gt, pred = pair
-    truth = rgb_to_code(read_mask_rgb(gt))
-    guess = rgb_to_code(read_mask_rgb(pred, size=truth.shape))
-    # codes are 0..7, so truth * 8 + guess fits a byte: one bincount, no per-pixel lookup
-    return np.bincount((truth * np.uint8(8) + guess).ravel(), minlength=64).reshape(8, 8)
-
-
-def _codes_of(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
-    return [_pair_codes(pair) for pair in pairs]
-
-
-def _all_pair_codes(pairs: list[tuple[Path, Path]]) -> list[np.ndarray]:
-    """_pair_codes of every pair, split over the free cores: this process and forked children
-    (the PNG decoder holds the GIL, so threads would take turns); one process for a few masks."""
-    import os
-
-    from vislab.runtime import forked_map
-
-    workers = min(len(os.sched_getaffinity(0)), len(pairs) // 32)
-    if workers < 2:
-        return _codes_of(pairs)
-    parts = forked_map(_codes_of, [pairs[i::workers] for i in range(workers)])
-    out: list[np.ndarray] = [np.empty(0)] * len(pairs)
-    for i, part in enumerate(parts):
-        out[i::workers] = part
-    return out
-
-
-def _classes_of(codes: np.ndarray) -> np.ndarray:
-    """(7, 7) class counts of (8, 8) code counts (red read as urban, as the course does)."""
-    from vislab.course.landcover import CODE_TO_CLASS
-
-    cm = np.zeros((len(CODE_TO_CLASS) - 1, len(CODE_TO_CLASS) - 1), dtype=np.int64)
-    np.add.at(cm, (CODE_TO_CLASS[:, None], CODE_TO_CLASS[None, :]), codes)
-    return cm
-
-
-def mask_confusions(gt_dir: Path, pred_dir: Path) -> dict[str, np.ndarray]:
-    """Each mask's own (7, 7) class confusion (row = truth), by tile id."""
-    pairs = pair_masks(gt_dir, pred_dir)
-    return {
-        _mask_id(gt.name): _classes_of(codes)
-        for (gt, _), codes in zip(pairs, _all_pair_codes(pairs), strict=True)
-    }
-
-
-def evaluate_masks(gt_dir: Path, pred_dir: Path) -> dict[str, Any]:
-    """The course's mIoU over all pixels of all masks, per-class IoU, pixel accuracy."""
-    from vislab.course.landcover import RED_CODE, warn_red
-    from vislab.metrics.miou import scores
-
-    pairs = pair_masks(gt_dir, pred_dir)
-    codes = np.zeros((8, 8), dtype=np.int64)
-    red = {}
-    for (gt, pred), part in zip(pairs, _all_pair_codes(pairs), strict=True):
-        codes += part
-        red[f"{gt.parent.name}/{gt.name}"] = int(part[RED_CODE].sum())
-        red[f"{pred.parent.name}/{pred.name}"] = int(part[:, RED_CODE].sum())
-    warn_red(red)
-    result = scores(_classes_of(codes))
-    result["n_masks"] = len(pairs)
-    return result
-
-
-def write_mask_scores(result: dict[str, Any], json_path: Path | None, out_dir: Path | None):
-    """--json FILE: the metrics (a nan mIoU as null); --out DIR: metrics.json, confusion.csv
-    and confusion.png."""
-    from vislab.course.landcover import CLASSES
-
-    finite = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
-    text = json.dumps(finite, indent=1).encode()
-    if json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(Path(json_path), text)
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out_dir / "metrics.json", text)
-        cm = np.asarray(result["confusion"])
-        rows = [[name, *row] for name, row in zip(CLASSES, cm, strict=True)]
-        atomic_write_csv(out_dir / "confusion.csv", [["true\\pred", *CLASSES], *rows], "\r\n")
-        plot_confusion(cm, out_dir / "confusion.png", f"mIoU {result['miou']:.4f}", CLASSES)

@@ -89,3 +89,18 @@ def format_details(s: dict[str, Any]) -> str:
         lines.append(f"mean over the {n} present classes: {s['miou_present']:.6f}")
     lines.append(f"pixel accuracy: {s['pixel_acc']:.4f}")
     return "\n".join(lines)
+
+
+def format_named(s: dict[str, Any], verbose: bool = False) -> str:
+    """What `vislab evaluate` prints for a data set's own spec: one line per scored class with
+    its name and IoU, the mIoU (over the classes present), and with verbose pixel accuracy."""
+    width = max(len(name) for name in s["iou"])
+    lines = [
+        f"{name:<{width}}  " + ("absent (0/0, left out of the mean)" if v is None else f"{v:.5f}")
+        for name, v in s["iou"].items()
+    ]
+    n = len(s["iou"]) - len(s["absent_classes"])
+    lines.append(f"mIoU: {s['miou']:.5f} (mean over {n} of {len(s['iou'])} classes)")
+    if verbose:
+        lines.append(f"pixel accuracy: {s['pixel_acc']:.4f}")
+    return "\n".join(lines)

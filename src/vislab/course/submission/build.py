@@ -4,7 +4,8 @@ environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for the Li
     DIR/hw1_1.sh, DIR/hw1_2.sh   bash hw1_N.sh IMG_DIR OUT, no path written in
     DIR/hw1_infer.py             the entry point (vislab/course/submission/hw1_infer.py)
     DIR/vislab/...               vislab's own model, checkpoint and prediction code (SHIPPED)
-    DIR/pN_model.pt, .json       a plain state dict and the model's metadata
+    DIR/pN_model.pt, .json       a plain state dict and the model's metadata (its data set
+                                 spec, scale and window among them)
     DIR/hw1_download.sh          only for weights over the course's 50 MB: fetched with wget
     DIR/README.md
 
@@ -43,6 +44,7 @@ SHIPPED = (
     "data/__init__.py",
     "data/batches.py",
     "data/images.py",
+    "data/spec.py",
     "course/__init__.py",
     "course/landcover.py",
     "data/tiles.py",
