@@ -6,9 +6,10 @@ import shutil
 import numpy as np
 import pytest
 from conftest import seg_train_args, train_args
+from PIL import Image
 
 from vislab.cli import main
-from vislab.course.landcover import CLASSES
+from vislab.course.landcover import CLASSES, LANDCOVER
 from vislab.data.tiles import balanced_weights, load_tiles
 
 
@@ -147,7 +148,7 @@ def test_class_balance_is_what_training_counted(runs, p2_tiny, tmp_path):
     assert counted["train"] == np.bincount(masks.ravel(), minlength=7).tolist()
     assert main(["report", str(seg), "--out", str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
-    weights = balanced_weights(counted["train"])
+    weights = balanced_weights(counted["train"], LANDCOVER.scored)
     named = ", ".join(f"{c} {w:g}" for c, w in zip(CLASSES[:6], weights[:6], strict=True))
     assert f"optim.class_weights: balanced would weigh the loss {named}." in html
     train = [n / sum(counted["train"]) for n in counted["train"][:6]]
@@ -198,8 +199,8 @@ def test_the_worst_tiles_and_the_confused_pixels_come_from_the_predicted_masks(
 def test_the_confused_classes_show_their_images_and_every_class_its_accuracy(
     runs, p1_tiny, tmp_path
 ):
-    from vislab.report.build import read_run
     from vislab.report.failures import failures
+    from vislab.report.run import read_run
 
     cls = _copy_run(runs[0], tmp_path / "cls")
     names = sorted(p.name for p in (p1_tiny / "val_50").glob("*.png"))  # 4 per class, 4 classes
@@ -209,14 +210,13 @@ def test_the_confused_classes_show_their_images_and_every_class_its_accuracy(
     guess["0_18.png"] = 3
     rows = "".join(f"{n},{guess[n]}\n" for n in names)
     (cls / "val_pred.csv").write_text("filename,label\n" + rows)
-    run = read_run(cls)
-    failures(run, tmp_path)
-    pairs = run.facts["failures"]["pairs"]
+    found = failures(read_run(cls), tmp_path)
+    pairs = found.facts["failures"]["pairs"]
     assert [(p["true"], p["pred"], p["count"], p["examples"]) for p in pairs] == [
         ("1", "2", 3, ["1_16.png", "1_17.png", "1_19.png"]),
         ("0", "3", 1, ["0_18.png"]),
     ]
-    assert run.facts["failures"]["class_accuracy"] == {"0": 0.75, "1": 0.25, "2": 1.0, "3": 1.0}
+    assert found.facts["failures"]["class_accuracy"] == {"0": 0.75, "1": 0.25, "2": 1.0, "3": 1.0}
     assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert (
@@ -394,3 +394,184 @@ def test_pdf_takes_a_pdf_name_not_a_run_folder(runs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--pdf {cls}: give a file name ending in .pdf" in err and "Traceback" not in err
     assert not (tmp_path / "rep").exists()
+
+
+# -- the report of a user's own task: no course words, the user's classes and colours ---------
+COURSE_WORDS = (
+    "Problem 1",
+    "Problem 2",
+    "Model A",
+    "Model B",
+    "stand-in",
+    "land-cover",
+    "resnext101_64x4d",
+    "fcn32s_vgg16",
+    "deeplabv3_resnet50",
+    "model_a",
+)
+TREE_CLASSES = ["cat", "dog", "eel", "fox"]
+
+
+def _read_index(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path))
+
+
+def _miou_present(truth, pred, k, ignore):
+    """Reference: the mean IoU of the classes in the tile's truth or prediction, ignored truth
+    pixels left out."""
+    keep = truth != ignore
+    t, p = truth[keep], pred[keep]
+    ious = []
+    for c in range(k):
+        union = np.count_nonzero((t == c) | (p == c))
+        if union:
+            ious.append(np.count_nonzero((t == c) & (p == c)) / union)
+    return sum(ious) / len(ious)
+
+
+def _write_tree(root, split, per_class, seed):
+    from PIL import Image
+
+    from vislab.data.synthetic import grating_images
+
+    images, labels = grating_images(len(TREE_CLASSES), per_class, 32, seed)
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / split / TREE_CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def own_runs(tmp_path_factory):
+    """A segmentation run on a set of its own (3 named classes, images/ + masks/, palette-mode
+    masks with ignored pixels, the example recipe) and a classification run on an ImageFolder
+    tree of 4 named classes."""
+    from conftest import REPO
+
+    from vislab.data.synthetic import write_scene_layout
+
+    root = tmp_path_factory.mktemp("own_runs")
+    scene = write_scene_layout(root / "scene", n_train=12, n_val=4, size=32)
+    seg = root / "seg"
+    args = ["train", str(REPO / "configs" / "own_segmentation_example.yaml"), "--data", str(scene)]
+    args += ["--out", str(seg), "--epochs", "2"]
+    for s in ("trainer.threads=1", "trainer.progress_bar=false", "model.kwargs.width=32"):
+        args += ["--set", s]
+    assert main(args) == 0
+    ckpt = seg / "checkpoints" / "best.ckpt"
+    images = ["--images", str(scene / "val"), "--out", str(seg / "val_masks")]
+    assert main(["predict", "--ckpt", str(ckpt), *images]) == 0
+    tree = root / "tree"
+    _write_tree(tree, "train", 8, seed=1)
+    _write_tree(tree, "val", 4, seed=2)
+    cls = root / "cls"
+    args = ["train", str(REPO / "configs" / "p1_cpu.yaml"), "--data", str(tree), "--out", str(cls)]
+    args += ["--epochs", "2"]
+    for s in ("model.kwargs.width=8", "data.batch_size=16", "trainer.threads=1"):
+        args += ["--set", s]
+    assert main([*args, "--set", "trainer.progress_bar=false"]) == 0
+    assert main(["embed", str(cls)]) == 0
+    return scene, seg, tree, cls
+
+
+def test_a_report_of_an_own_segmentation_set_speaks_of_its_classes(own_runs, tmp_path):
+    from vislab.data.synthetic import SCENE_CLASSES, SCENE_IGNORE, SCENE_PALETTE
+
+    scene, seg, _, _ = own_runs
+    tiles = sorted(p.stem for p in (scene / "val" / "masks").glob("*.png"))
+    truths = {t: _read_index(scene / "val" / "masks" / f"{t}.png") for t in tiles}
+    for tile, truth in truths.items():  # right everywhere...
+        pred = np.where(truth == SCENE_IGNORE, 0, truth).astype(np.uint8)
+        Image.fromarray(pred).save(seg / "val_masks" / f"{tile}.png")
+    bad = tiles[1]  # ...but one tile, predicted road all over
+    Image.fromarray(np.ones_like(truths[bad])).save(seg / "val_masks" / f"{bad}.png")
+    assert main(["report", str(seg), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    md = (tmp_path / "rep" / "report.md").read_text()
+
+    named = "Segmentation of 3 classes (background, road, building) on scene"
+    assert f"<title>Report: s{named[1:]}</title>" in html and f"<h2>{named}</h2>" in html
+    for word in COURSE_WORDS:
+        assert word not in html, word
+    # the score table: a column per class, headed by its name in the recipe's colour
+    for name, rgb in zip(SCENE_CLASSES, SCENE_PALETTE, strict=True):
+        colour = "#{:02x}{:02x}{:02x}".format(*rgb)
+        assert f'<i class="swatch" style="background: {colour}"></i>{name}</th>' in html
+    assert "<td>3: background, road, building</td>" in html
+    assert "pixels of index 255 ignored" in html
+
+    # where it fails: the confusion of the predicted masks, ignored truth pixels left out
+    counts = {c: sum(int(np.sum(t == c)) for t in truths.values()) for c in range(3)}
+    wrong = int(np.sum(truths[bad] == 0))
+    said = f"background taken for road, {wrong:,} pixels ({wrong / counts[0]:.1%} of background)"
+    assert f"The most frequent mistakes over the validation pixels: {said}" in md
+    ones = np.ones_like(truths[bad])
+    miou = _miou_present(truths[bad], ones, 3, SCENE_IGNORE)
+    assert f"the worst are {bad} ({miou:.3f}; mostly background taken for road)" in md
+
+    # the class balance of the train masks (ignored pixels not counted)
+    train = np.concatenate(
+        [_read_index(p).ravel() for p in sorted((scene / "train" / "masks").glob("*.png"))]
+    )
+    shares = np.bincount(train[train != SCENE_IGNORE], minlength=3) / np.sum(train != SCENE_IGNORE)
+    small = int(np.argmin(shares))
+    assert f"Smallest class: {SCENE_CLASSES[small]}, {shares[small]:.1%} of the train pixels" in md
+    assert "![the worst validation tiles](figures/seg_worst_tiles.png)" in md
+
+
+def test_a_report_of_a_classification_tree_names_its_classes(own_runs, tmp_path):
+    _, _, tree, cls = own_runs
+    files = sorted(f"{c}/{p.name}" for c in TREE_CLASSES for p in (tree / "val" / c).iterdir())
+    guess = {f: f.split("/")[0] for f in files}
+    cats = [f for f in files if f.startswith("cat/")]
+    for f in cats[:2]:
+        guess[f] = "dog"  # two cats taken for dogs
+    (cls / "val_pred.csv").write_text(
+        "filename,label\n" + "".join(f"{f},{guess[f]}\n" for f in files)
+    )
+    assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    md = (tmp_path / "rep" / "report.md").read_text()
+
+    named = "Classification of 4 classes (cat, dog, eel, fox) on tree"
+    assert f"<h2>{named}</h2>" in html and f"# Report: c{named[1:]}" in md
+    for word in COURSE_WORDS:
+        assert word not in html, word
+    assert "<td>4: cat, dog, eel, fox</td>" in html
+    share = 2 / len(cats)
+    assert (
+        "The most frequent mistakes over the validation images: "
+        f"cat taken for dog, 2 images ({share:.1%} of cat)." in md
+    )
+    accuracy = {
+        c: float(np.mean([guess[f] == c for f in files if f.startswith(f"{c}/")]))
+        for c in TREE_CLASSES
+    }
+    overall = float(np.mean([guess[f] == f.split("/")[0] for f in files]))
+    assert (
+        f"Per-class accuracy spans {min(accuracy.values()):.2f} to 1.00 around the overall "
+        f"{overall:.4f}: lowest cat {accuracy['cat']:.2f}" in md
+    )
+    assert (tmp_path / "rep" / "figures" / "cls_confused.png").is_file()
+    # the explorer's legend and tooltips name the classes
+    payload = re.search(r'<script type="application/json">(.*?)</script>', html, re.S)
+    assert json.loads(payload.group(1))["classes"] == TREE_CLASSES
+
+
+def test_a_report_of_the_course_and_an_own_set_has_a_part_for_each(runs, own_runs, tmp_path):
+    _, seg = runs
+    _, own, _, _ = own_runs
+    assert main(["report", str(seg), str(own), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    title = (
+        "Report: image classification and land-cover segmentation; segmentation of 3 classes "
+        "(background, road, building) on scene"
+    )
+    assert f"<h1>{title}</h1>" in html
+    assert "<h2>Problem 2: land-cover segmentation</h2>" in html
+    assert "<h2>Segmentation of 3 classes (background, road, building) on scene</h2>" in html
+    # roles only for the course's runs: the own run's heading has none
+    assert f'<h3>{seg.parent.name}-seg: lraspp_mobilenet_v3 <span class="role">' in html
+    assert f"<h3>{own.parent.name}-seg: fpn_resnet</h3>" in html

@@ -15,29 +15,61 @@ from typing import Any
 
 import numpy as np
 
-from vislab.report.build import Run
-from vislab.run_folder import RunFolder
+from vislab.report.run import Run, Section
 
 CELL = 32  # sprite cell, pixels: the course's image size
 VIEWS = (("tsne", "t-SNE"), ("pca", "PCA"))
 
 
-def explorer(run: Run) -> None:
-    """run.facts["explorer"]: the JSON the page's script reads, when embed has run."""
-    coords = RunFolder(run.path).embed_dir / "coords.npz"
-    if not coords.is_file() or "embed" not in run.facts:
-        return  # the report already names the missing embed step
-    from vislab.report.classes import class_names
+def explorer(run: Run, embed: dict[str, Any]) -> Section:
+    """facts["explorer"]: the JSON the page's script reads, when embed (the facts of
+    RUN/embed/metrics.json) wrote its coordinates."""
+    out = Section()
+    coords = run.folder.embed_dir / "coords.npz"
+    if not coords.is_file():
+        return out  # the report already names the missing embed step
+    from matplotlib.colors import to_hex
+
+    from vislab.analysis.embed_plots import class_colors
 
     z = np.load(coords)
-    labels = z["labels"]
+    names = [str(n) for n in z["names"]]
+    classes = _classes(run, int(z["labels"].max()) + 1)
+    data: dict[str, Any] = {
+        "classes": classes,
+        "colors": [to_hex(rgba[:3]) for rgba in class_colors(len(classes))],
+        "labels": z["labels"].astype(int).tolist(),
+        "names": names,
+        "views": _views(z),
+    }
+    sprite = _sprite(Path(embed["data"]), names)
+    if sprite is None:
+        out.missing.append(
+            f"the explorer's images (the embedded images of {embed['data']} are not here)"
+        )
+    else:
+        data["sprite"], data["columns"] = sprite
+        data["cell"] = CELL
+    # a script element ends at the first "</": written as "<\/", which JSON reads the same
+    out.facts["explorer"] = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return out
+
+
+def _classes(run: Run, k: int) -> list[str]:
+    """The names of labels 0..k-1 of the points: the run's, else the label numbers."""
+    return list(run.classes) if len(run.classes) >= k else [str(i) for i in range(k)]
+
+
+def _views(z: Any) -> list[dict[str, Any]]:
+    """Each snapshot's PCA and t-SNE points, scaled into [0, 1] with one frame per method,
+    and its predictions."""
     views = []
     for kind, title in VIEWS:
         epochs = sorted(int(k.rsplit("_", 1)[1]) for k in z.files if k.startswith(f"{kind}_epoch_"))
         if not epochs:
             continue
         stack = np.concatenate([z[f"{kind}_epoch_{e}"] for e in epochs])
-        lo, span = stack.min(0), np.maximum(np.ptp(stack, 0), 1e-12)  # one frame per kind
+        lo, span = stack.min(0), np.maximum(np.ptp(stack, 0), 1e-12)
         for e in epochs:
             xy = (z[f"{kind}_epoch_{e}"] - lo) / span
             views.append(
@@ -47,31 +79,7 @@ def explorer(run: Run) -> None:
                     "pred": z[f"pred_epoch_{e}"].astype(int).tolist(),
                 }
             )
-    names = [str(n) for n in z["names"]]
-    classes = class_names(run, int(labels.max()) + 1)
-    from matplotlib.colors import to_hex
-
-    from vislab.analysis.embed_plots import class_colors
-
-    colors = [to_hex(rgba[:3]) for rgba in class_colors(len(classes))]
-    data: dict[str, Any] = {
-        "classes": classes,
-        "colors": colors,
-        "labels": labels.astype(int).tolist(),
-        "names": names,
-        "views": views,
-    }
-    sprite = _sprite(Path(run.facts["embed"]["data"]), names)
-    if sprite is None:
-        run.missing.append(
-            f"the explorer's images (the embedded images of {run.facts['embed']['data']} are "
-            "not here)"
-        )
-    else:
-        data["sprite"], data["columns"] = sprite
-        data["cell"] = CELL
-    # a script element ends at the first "</": written as "<\/", which JSON reads the same
-    run.facts["explorer"] = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return views
 
 
 def _sprite(folder: Path, names: list[str]) -> tuple[str, int] | None:

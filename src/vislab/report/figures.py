@@ -4,13 +4,18 @@ scores per class over training."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from vislab.fileio import atomic_savefig  # noqa: E402
+
+if TYPE_CHECKING:
+    from vislab.data.spec import DatasetSpec
 
 
 def plot_curves(
@@ -59,17 +64,32 @@ def plot_budget(runs: list[tuple[str, list[float], list[float]]], metric: str, p
 
 
 def plot_per_class(
-    epochs: list[int], table: dict[str, list[float]], metric: str, title: str, path: Path
+    epochs: list[int],
+    table: dict[str, list[float]],
+    metric: str,
+    title: str,
+    path: Path,
+    colors: dict[str, tuple[float, float, float]] | None = None,
 ) -> None:
-    """A score per class at each epoch: one line per class for a few classes, else a heat map
-    of the classes (sorted by their last score) against the epochs."""
-    import numpy as np
+    """A score per class at each epoch: one line per class for a few classes (in its colour
+    when given, outlined so that a white class shows), else a heat map of the classes (sorted
+    by their last score) against the epochs."""
+    import matplotlib.patheffects as pe
 
     names = sorted(table, key=lambda c: table[c][-1])
     if len(names) <= 10:
         fig, ax = plt.subplots(figsize=(7, 3.8))
+        outline = [pe.Stroke(linewidth=2.6, foreground="0.35"), pe.Normal()] if colors else None
         for name in reversed(names):
-            ax.plot(epochs, table[name], marker="o", markersize=3, label=name)
+            ax.plot(
+                epochs,
+                table[name],
+                marker="o",
+                markersize=3,
+                label=name,
+                color=colors[name] if colors else None,
+                path_effects=outline,
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"val {metric}")
         ax.set_ylim(0, 1)
@@ -98,8 +118,6 @@ def plot_balance(
 ) -> None:
     """Each class's share of the train and validation sets (bars), and the run's last score for
     the class (points, right axis) when known."""
-    import numpy as np
-
     x = np.arange(len(classes))
     width = 0.8 / len(shares)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(classes) + 3), 4.0))
@@ -122,43 +140,62 @@ def plot_balance(
     plt.close(fig)
 
 
-def plot_worst_tiles(
-    rows: list[tuple[str, float, tuple[Path, Path], Path]], path: Path, size: int = 256
-) -> None:
-    """One row per tile, (id, its mIoU, (satellite image, truth mask), predicted mask): the
-    image, the truth, the prediction, and the error map (wrong pixels in the colour of their
-    true class, right ones the image darkened), each downscaled to size."""
-    import numpy as np
-    from PIL import Image
+IGNORED = (224, 224, 192)  # drawing colour of ignored pixels (Pascal VOC's), no class's
 
-    from vislab.course.landcover import CLASSES, COLORS, index_to_rgb, read_mask
+
+def _tile_panels(
+    sat: Path, truth_file: Path, pred_file: Path, spec: DatasetSpec
+) -> tuple[list[np.ndarray], float, bool]:
+    """(image, truth, prediction, error map) of a tile in the spec's colours, the share of
+    wrong pixels, and whether the truth ignores any. The error map shows wrong pixels in the
+    colour of their true class, right and ignored ones as the image darkened."""
     from vislab.data.images import read_rgb
+
+    truth, _ = spec.read_mask(truth_file)
+    pred, _ = spec.read_mask(pred_file, size=truth.shape)
+    ignored = truth == spec.ignore_index
+    wrong = (truth != pred) & ~ignored
+    image = read_rgb(sat)
+    truth_rgb = spec.to_rgb(truth)
+    truth_rgb[ignored] = IGNORED
+    errors = np.where(wrong[..., None], truth_rgb, image // 4)
+    share = float(wrong.sum() / max(1, (~ignored).sum()))
+    return [image, truth_rgb, spec.to_rgb(pred), errors], share, bool(ignored.any())
+
+
+def plot_worst_tiles(
+    rows: list[tuple[str, float, tuple[Path, Path], Path]],
+    spec: DatasetSpec,
+    path: Path,
+    size: int = 256,
+) -> None:
+    """One row per tile, (id, its mIoU, (image, truth mask), predicted mask): the image, the
+    truth, the prediction, and the error map, each downscaled to size, in the colours of the
+    data set spec, with the spec's classes as the legend."""
+    from PIL import Image
 
     def small(rgb: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(rgb).resize((size, size), Image.NEAREST))
 
     fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows) + 0.6), squeeze=False)
+    any_ignored = False
     for row, (tile, miou, (sat, truth_file), pred_file) in zip(axes, rows, strict=True):
-        truth, _ = read_mask(truth_file)
-        pred, _ = read_mask(pred_file, size=truth.shape)
-        wrong = truth != pred
-        image = read_rgb(sat)
-        errors = np.where(wrong[..., None], index_to_rgb(truth), image // 4)
-        panels = [image, index_to_rgb(truth), index_to_rgb(pred), errors]
+        panels, share, ignored = _tile_panels(sat, truth_file, pred_file, spec)
+        any_ignored |= ignored
         titles = [
             f"{tile}: mIoU {miou:.3f}",
             "truth",
             "prediction",
-            f"errors: {wrong.mean():.1%} of pixels",
+            f"errors: {share:.1%} of pixels",
         ]
         for ax, panel, title in zip(row, panels, titles, strict=True):
             ax.imshow(small(panel))
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=COLORS[i] / 255, ec="0.5") for i in range(len(CLASSES))
-    ]
-    fig.legend(handles, CLASSES, loc="lower center", ncol=len(CLASSES), fontsize=8)
+    colours = [tuple(c) for c in spec.palette] + ([IGNORED] if any_ignored else [])
+    names = list(spec.classes) + ([f"ignored ({spec.ignore_index})"] if any_ignored else [])
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.divide(c, 255), ec="0.5") for c in colours]
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 8), fontsize=8)
     fig.tight_layout(rect=(0, 0.5 / (2.6 * len(rows) + 0.6), 1, 1))
     atomic_savefig(fig, path, dpi=90)
     plt.close(fig)
@@ -169,8 +206,6 @@ def plot_confused_examples(
 ) -> None:
     """One row per confused pair ({true, pred, count}, its example image files): the images,
     enlarged scale times without smoothing, beside the pair's name and count."""
-    import numpy as np
-
     from vislab.data.images import read_rgb
 
     width = max([len(files) for _, files in pairs] + [1])
