@@ -38,7 +38,9 @@ def test_tuned_allocator_reuses_freed_blocks_instead_of_faulting_them_in_again(t
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
 
     def faults(mode: str, **extra: str) -> tuple[str, int]:
-        cmd = [sys.executable, "-c", FAULTS, mode, str(tmp_path)]
+        # -I: a child as bare as a user's shell starts, whatever earlier tests left in this
+        # process (run after in-process commands, a plain child measured no faults at all)
+        cmd = [sys.executable, "-I", "-c", FAULTS, mode, str(tmp_path)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env | extra)
         applied, count = done.stdout.split()
         return applied, int(count)

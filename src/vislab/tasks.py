@@ -1,11 +1,9 @@
 """What differs between the tasks, declared once per task: the score training keeps its best
 checkpoint by, how the report names it and draws it, which analysis a run gets, how many images
-`vislab predict` takes per batch (infer/predict.py holds what it writes), and the Lightning
-modules that train it (imported only by training). No torch here."""
+`vislab predict` takes per batch (infer/predict.py holds what it writes). No torch here."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from vislab.errors import VislabError
@@ -21,17 +19,6 @@ class TaskSpec:
     image_size: int  # the side the report's layer table assumes when data.image_size is unset
     num_classes: int  # the course's: the head `vislab models` builds when given none
     predict_batch: int  # images per batch of `vislab predict` by default
-    data_module: str  # "module:Class" of the Lightning data module
-    lightning_module: str  # "module:Class" of the LightningModule
-
-    def lightning(self) -> tuple[type, type]:
-        """(data module class, LightningModule class); imports Lightning."""
-        return _load(self.data_module), _load(self.lightning_module)
-
-
-def _load(name: str):
-    module, cls = name.split(":")
-    return getattr(importlib.import_module(module), cls)
 
 
 TASKS = {
@@ -44,8 +31,6 @@ TASKS = {
         image_size=32,
         num_classes=50,
         predict_batch=500,
-        data_module="vislab.train.classification:ClassificationData",
-        lightning_module="vislab.train.classification:ClassificationTask",
     ),
     "segmentation": TaskSpec(
         name="segmentation",
@@ -56,8 +41,6 @@ TASKS = {
         image_size=512,
         num_classes=7,
         predict_batch=4,
-        data_module="vislab.train.segmentation:SegmentationData",
-        lightning_module="vislab.train.segmentation:SegmentationTask",
     ),
 }
 

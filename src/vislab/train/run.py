@@ -158,6 +158,17 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
         return _train(_resolved(cfg), run, resume, 0)
 
 
+def _lightning_modules(task: str) -> tuple[type, type]:
+    """(data module, LightningModule) of a task."""
+    from vislab.train.classification import ClassificationData, ClassificationTask
+    from vislab.train.segmentation import SegmentationData, SegmentationTask
+
+    return {
+        "classification": (ClassificationData, ClassificationTask),
+        "segmentation": (SegmentationData, SegmentationTask),
+    }[task]
+
+
 def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     ckpt_path = _prepare_run_dir(cfg, run, resume, rank)
     if ckpt_path is not None and epochs_done(ckpt_path) >= cfg.trainer.epochs:
@@ -169,7 +180,7 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     from vislab.runtime import set_threads
 
     spec = task_spec(cfg.task)
-    Data, Task = spec.lightning()
+    Data, Task = _lightning_modules(cfg.task)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # data is in memory
     warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # Lightning 2.6 on torch 2.14
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # resume: checked above
