@@ -21,26 +21,22 @@ SCORE_NOTES = {
     "segmentation": "the course's pooled mIoU over classes 0-5",
 }
 REPORT_MODELS = {
-    "classification": {"model_a": "Model A", "resnext101_64x4d": "Model B"},
+    "classification": {"model_a": "Model A", "torchvision/resnext101_64x4d": "Model B"},
     "segmentation": {"fcn32s_vgg16": "Model A", "deeplabv3_resnet50": "Model B"},
 }
 # Models that train on 2 CPU cores in place of the report's Model B (configs/p1_cpu.yaml and
-# p2_cpu.yaml from scratch, p1_lite.yaml and p2_lite.yaml fine-tuned from ImageNet); the
-# report's own Model B row stays "missing".
-CPU_STAND_INS = {
-    "resnet9": "ResNet-9",
-    "lraspp_mobilenet_v3": "LR-ASPP MobileNetV3",
-    "efficientnet_lite0": "EfficientNet-Lite0",
-    "efficientnet_lite1": "EfficientNet-Lite1",
-    "efficientnet_lite2": "EfficientNet-Lite2",
-    "fpn_efficientnet_lite": "EfficientNet-Lite{variant}",
-}
-# (model, classes, input side) of the course report's four models, drawn whether trained or not
+# p2_cpu.yaml from scratch, p1_lite.yaml and p2_lite.yaml fine-tuned from ImageNet), and any
+# timm or torchvision classifier or encoder x decoder segmenter; the report's own Model B row
+# stays "missing".
+CPU_STAND_INS = {"resnet9": "ResNet-9", "lraspp_mobilenet_v3": "LR-ASPP MobileNetV3"}
+DECODERS = {"fpn": "FPN", "unet": "U-Net", "deeplabv3plus": "DeepLabV3+"}
+# (model, classes, input side, kwargs) of the course report's four models, drawn whether
+# trained or not
 REFERENCE_ARCHITECTURES = (
-    ("model_a", 50, 32),
-    ("resnext101_64x4d", 50, 32),
-    ("fcn32s_vgg16", 7, 512),
-    ("deeplabv3_resnet50", 7, 512),
+    ("model_a", 50, 32, {}),
+    ("torchvision/resnext101_64x4d", 50, 32, {"input_size": 224}),
+    ("fcn32s_vgg16", 7, 512, {}),
+    ("deeplabv3_resnet50", 7, 512, {}),
 )
 COURSE_CLASSIFICATION = ("train_50", "val_50")  # the course's p1_data folders
 NUM_COURSE_CLASSES = 50
@@ -62,18 +58,28 @@ def role(task: str, model: dict[str, Any]) -> str:
     """'Model A', 'Model B', 'CPU stand-in for Model B, fine-tuned from ImageNet
     (EfficientNet-Lite0)', or 'other'; a second stage names its first."""
     found = REPORT_MODELS[task].get(model["name"])
-    if found is None and model["name"] in CPU_STAND_INS:
-        kwargs = {"variant": 0, **model["kwargs"]}
-        net = CPU_STAND_INS[model["name"]].format(**kwargs)
+    net = _stand_in(model["name"], model["kwargs"])
+    if found is None and net is not None:
         if model.get("init"):  # the start is the first stage's, named below
             found = f"CPU stand-in for Model B ({net})"
         else:
-            start = "fine-tuned from ImageNet" if kwargs.get("weights") else "from scratch"
+            start = "fine-tuned from ImageNet" if model["kwargs"].get("weights") else "from scratch"
             found = f"CPU stand-in for Model B, {start} ({net})"
     found = found or "other"
     if model.get("init"):
         found += f", second stage of {model['init']}"
     return found
+
+
+def _stand_in(name: str, kwargs: dict[str, Any]) -> str | None:
+    """The network a stand-in's role names (``FPN over tf_efficientnet_lite0``), or None."""
+    if name in CPU_STAND_INS:
+        return CPU_STAND_INS[name]
+    if name in DECODERS:
+        return f"{DECODERS[name]} over {str(kwargs.get('encoder', '')).split('/')[-1]}"
+    if name.startswith(("timm/", "torchvision/")):
+        return name.split("/", 1)[1]
+    return None
 
 
 def missing_roles(roles: set[str], task: str) -> list[tuple[str, str]]:

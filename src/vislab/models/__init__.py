@@ -1,25 +1,26 @@
-"""Models behind one registry. Importing this package registers every built-in model."""
+"""Models by name. Importing this package registers every built-in model."""
 
 from vislab.models import (  # noqa: F401  (registration side effects)
     classifiers,
-    lite,
-    resnext,
+    decoders,
     segmenters,
 )
 from vislab.models.registry import (
+    check_model,
     create_model,
     list_models,
     model_doc,
     model_task,
-    pretrained_normalization,
+    weights_source,
     without_weights,
 )
 
 __all__ = [
+    "check_model",
     "create_model",
     "list_models",
     "model_doc",
     "model_task",
-    "pretrained_normalization",
+    "weights_source",
     "without_weights",
 ]

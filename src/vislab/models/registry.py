@@ -1,7 +1,11 @@
-"""A small model registry: builders register under a name, ``create_model`` builds by name."""
+"""Models by name: vislab's own builders (``register_model``) and any classifier of timm
+(``timm/NAME``, or a bare timm name no vislab model has) or torchvision
+(``torchvision/NAME``); ``create_model`` builds either."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -10,10 +14,8 @@ from vislab.errors import VislabError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
-_NORMS: dict[str, tuple[list[float], list[float]]] = {}
-
-# the per-channel statistics torchvision's ImageNet weights were trained with
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+_WEIGHTS: dict[str, Callable[[dict], object]] = {}
+TIMM, TORCHVISION = "timm/", "torchvision/"
 
 
 def without_weights(kwargs: dict) -> dict:
@@ -23,60 +25,119 @@ def without_weights(kwargs: dict) -> dict:
 
 
 def register_model(
-    task: str,
-    name: str | None = None,
-    *,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
+    task: str, name: str | None = None, *, weights: Callable[[dict], object] | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a builder ``fn(*, num_classes, **kwargs) -> nn.Module`` under name
-    (default: the function's name) for task ("classification" or "segmentation"). mean/std:
-    the input normalisation its pretrained weights (``weights=...``) expect."""
+    (default: the function's name) for task ("classification" or "segmentation"). weights:
+    ``fn(kwargs)`` -> the source of the pretrained weights those kwargs ask for (see
+    vislab.models.fetch), or None."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         if key in _BUILDERS:
             raise ValueError(f"model {key} is registered twice")
-        _BUILDERS[key] = fn
-        _TASKS[key] = task
-        if mean is not None and std is not None:
-            _NORMS[key] = (list(mean), list(std))
+        _BUILDERS[key], _TASKS[key] = fn, task
+        if weights is not None:
+            _WEIGHTS[key] = weights
         return fn
 
     return wrap
 
 
 def list_models(task: str | None = None) -> list[str]:
+    """vislab's own models (timm's and torchvision's: ``vislab models --search``)."""
     return sorted(n for n in _BUILDERS if task is None or _TASKS[n] == task)
 
 
+def library_name(name: str) -> tuple[str, str] | None:
+    """("timm" | "torchvision", the library's name) for a name vislab does not register."""
+    if name in _BUILDERS:
+        return None
+    if name.startswith(TIMM):
+        return "timm", name[len(TIMM) :]
+    if name.startswith(TORCHVISION):
+        return "torchvision", name[len(TORCHVISION) :]
+    import timm
+
+    return ("timm", name) if timm.is_model(name) else None
+
+
+def check_model(name: str) -> None:
+    """An unknown name is one line, before anything is built or read."""
+    lib = library_name(name)
+    if lib is None and name not in _BUILDERS:
+        raise VislabError(
+            f"unknown model {name!r}; vislab's: {', '.join(list_models())}, or timm/NAME, "
+            "torchvision/NAME (vislab models --search TEXT lists them)"
+        )
+    if lib is None:
+        return
+    if lib[0] == "timm":
+        import timm
+
+        if not timm.is_model(lib[1]):
+            raise VislabError(f"unknown model {name}: timm has no model {lib[1]!r}")
+    else:
+        from vislab.models.library import torchvision_builder
+
+        torchvision_builder(lib[1])
+
+
 def model_task(name: str) -> str:
-    _check(name)
-    return _TASKS[name]
+    check_model(name)
+    return _TASKS.get(name, "classification")
 
 
 def model_doc(name: str) -> str:
-    _check(name)
+    check_model(name)
+    lib = library_name(name)
+    if lib is not None:
+        return f"{lib[0]}'s {lib[1]}, input resized on the fly to model.kwargs.input_size"
     return (_BUILDERS[name].__doc__ or "").strip().splitlines()[0]
 
 
-def pretrained_normalization(name: str) -> tuple[list[float], list[float]] | None:
-    """(mean, std) the model's pretrained weights expect, or None when it declares none."""
-    _check(name)
-    return _NORMS.get(name)
+def weights_source(name: str, kwargs: dict):
+    """Where the pretrained weights that kwargs ask for come from (TimmWeights or
+    TorchvisionWeights of vislab.models.fetch), or None without weights."""
+    check_model(name)
+    weights = kwargs.get("weights")
+    if weights is None:
+        return None
+    if not isinstance(weights, str):
+        raise VislabError(f"model.kwargs.weights must be a name or a path, got {weights!r}")
+    lib = library_name(name)
+    if lib is None:
+        source = _WEIGHTS.get(name)
+        return source(kwargs) if source is not None else None
+    from vislab.models import fetch
+
+    kind, arch = lib
+    if kind == "timm":
+        return fetch.TimmWeights(arch, weights)
+    return fetch.TorchvisionWeights(fetch.torchvision_enum(arch), weights, name)
 
 
-def _check(name: str) -> None:
-    if name not in _BUILDERS:
-        raise VislabError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+def _builder(name: str) -> Callable[..., nn.Module]:
+    check_model(name)
+    lib = library_name(name)
+    if lib is None:
+        return _BUILDERS[name]
+    from vislab.models import library
+
+    kind, arch = lib
+    maker = library.timm_classifier if kind == "timm" else library.torchvision_classifier
+    return functools.partial(maker, arch)
+
+
+def check_kwargs(name: str, kwargs: dict) -> None:
+    """model.kwargs the builder does not take, or a required one left out: one line."""
+    try:
+        inspect.signature(_builder(name)).bind(num_classes=1, **kwargs)
+    except TypeError as e:
+        raise VislabError(f"model {name}: {e} (check model.kwargs)") from None
 
 
 def create_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
-    """Build a registered model; unknown names and keyword arguments are user errors."""
-    _check(name)
-    try:
-        return _BUILDERS[name](num_classes=num_classes, **kwargs)
-    except TypeError as e:
-        if "unexpected keyword argument" in str(e):
-            raise VislabError(f"model {name}: {e} (check model.kwargs)") from None
-        raise
+    """Build a model by name; unknown names and keyword arguments are user errors."""
+    check_kwargs(name, kwargs)
+    return _builder(name)(num_classes=num_classes, **kwargs)

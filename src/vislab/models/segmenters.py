@@ -1,27 +1,18 @@
-"""Segmenters for the land-cover tiles. Each returns ``{"out": logits}`` at the input's
-resolution, plus ``"aux"`` (training only) for networks with an auxiliary head, like
-torchvision's segmentation models."""
+"""torchvision's segmenters and VGG16-FCN32s, over torchvision's ImageNet backbones. Each
+returns ``{"out": logits}`` at the input's resolution, plus ``"aux"`` (training only) for
+networks with an auxiliary head, like torchvision's segmentation models. (Any timm encoder
+under FPN, U-Net or DeepLabV3+: vislab.models.decoders.)"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import (
-    MobileNet_V3_Large_Weights,
-    ResNet18_Weights,
-    ResNet34_Weights,
-    ResNet50_Weights,
-    VGG16_Weights,
-    resnet18,
-    resnet34,
-    vgg16,
-)
+from torchvision.models import vgg16
 from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
-from vislab.errors import VislabError
-from vislab.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
-from vislab.models.weights import load_backbone, read_state_dict, resolve_weights
+from vislab.models.registry import register_model
+from vislab.models.weights import load_backbone
 
 
 def bilinear_kernel(channels: int, size: int) -> torch.Tensor:
@@ -65,67 +56,14 @@ class FCN32s(nn.Module):
         out = self.up(self.score(f))  # (B, classes, H, W) of the padded input
         return {"out": out[..., :h, :w]}
 
-    def load_vgg16(self, path) -> None:
+    def load_vgg16(self, state: dict[str, torch.Tensor]) -> None:
         """ImageNet VGG16: conv weights as they are; fc6/fc7 reshaped into convolutions."""
-        state = read_state_dict(path)
         load_backbone(self.features, state, select_prefix="features.")
         with torch.no_grad():
             self.fc6.weight.copy_(state["classifier.0.weight"].view(4096, 512, 7, 7))
             self.fc6.bias.copy_(state["classifier.0.bias"])
             self.fc7.weight.copy_(state["classifier.3.weight"].view(4096, 4096, 1, 1))
             self.fc7.bias.copy_(state["classifier.3.bias"])
-
-
-class FPNDecoder(nn.Module):
-    """A feature-pyramid decoder: each encoder level is projected to ``width`` channels, added
-    to the upsampled coarser level and smoothed by a 3x3 convolution; the smoothed levels are
-    summed at the finest one, classified by a 1x1 convolution and upsampled to the input."""
-
-    def __init__(self, channels: list[int], num_classes: int, width: int):
-        super().__init__()
-        self.lateral = nn.ModuleList([nn.Conv2d(c, width, 1) for c in channels])
-        self.smooth = nn.ModuleList(
-            [
-                nn.Sequential(
-                    nn.Conv2d(width, width, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True),
-                )
-                for _ in channels
-            ]
-        )
-        self.classifier = nn.Conv2d(width, num_classes, 1)
-
-    def forward(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        """feats: the encoder's maps, finest first; returns (B, classes, *size) logits."""
-        p = self.lateral[-1](feats[-1])
-        out = self.smooth[-1](p)
-        for i in range(len(feats) - 2, -1, -1):
-            p = self.lateral[i](feats[i]) + F.interpolate(p, size=feats[i].shape[-2:])
-            out = self.smooth[i](p) + F.interpolate(
-                out, size=p.shape[-2:], mode="bilinear", align_corners=False
-            )
-        logits = self.classifier(out)
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-
-
-class FPNResNet(nn.Module):
-    """A ResNet encoder (strides 4, 8, 16, 32) with a feature-pyramid decoder at stride 4."""
-
-    def __init__(self, encoder: nn.Module, channels: list[int], num_classes: int, width: int):
-        super().__init__()
-        e = encoder
-        self.stem = nn.Sequential(e.conv1, e.bn1, e.relu, e.maxpool)
-        self.stages = nn.ModuleList([e.layer1, e.layer2, e.layer3, e.layer4])
-        self.decoder = FPNDecoder(channels, num_classes, width)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.stem(x)
-        feats = []
-        for stage in self.stages:
-            f = stage(f)
-            feats.append(f)
-        return {"out": self.decoder(feats, x.shape[-2:])}
 
 
 class TorchvisionSegmenter(nn.Module):
@@ -140,38 +78,58 @@ class TorchvisionSegmenter(nn.Module):
         return dict(out) if self.training else {"out": out["out"]}
 
 
-@register_model("segmentation", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+def _backbone(builder: str, label: str):
+    """kwargs -> the source of torchvision's ImageNet weights of the backbone builder."""
+
+    def source(kwargs: dict):
+        from vislab.models.fetch import TorchvisionWeights, torchvision_enum
+
+        weights = kwargs.get("weights")
+        return None if weights is None else TorchvisionWeights(torchvision_enum(builder), weights, label)
+
+    return source
+
+
+def _backbone_state(source, weights: str | None) -> dict[str, torch.Tensor] | None:
+    return None if weights is None else source({"weights": weights}).state_dict()
+
+
+_VGG16 = _backbone("vgg16", "fcn32s_vgg16")
+_RESNET50 = _backbone("resnet50", "deeplabv3_resnet50")
+_MOBILENET = _backbone("mobilenet_v3_large", "lraspp_mobilenet_v3")
+
+
+@register_model("segmentation", weights=_VGG16)
 def fcn32s_vgg16(*, num_classes: int, weights: str | None = None) -> nn.Module:
     """VGG16-FCN32s, the report's Model A for segmentation (VGG16 ImageNet weights if given)."""
     model = FCN32s(num_classes)
-    path = resolve_weights(weights, VGG16_Weights.IMAGENET1K_V1.url, "fcn32s_vgg16")
-    if path is not None:
-        model.load_vgg16(path)
+    state = _backbone_state(_VGG16, weights)
+    if state is not None:
+        model.load_vgg16(state)
     return model
 
 
-@register_model("segmentation", name="deeplabv3_resnet50", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+@register_model("segmentation", name="deeplabv3_resnet50", weights=_RESNET50)
 def build_deeplabv3_resnet50(*, num_classes: int, weights: str | None = None) -> nn.Module:
     """torchvision DeepLabv3-ResNet50 with its auxiliary head, the report's Model B."""
     net = deeplabv3_resnet50(
         weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=True
     )
-    path = resolve_weights(weights, ResNet50_Weights.IMAGENET1K_V1.url, "deeplabv3_resnet50")
-    if path is not None:
-        load_backbone(net.backbone, path, skip_prefixes=("fc.",))
+    state = _backbone_state(_RESNET50, weights)
+    if state is not None:
+        load_backbone(net.backbone, state, skip_prefixes=("fc.",))
     return TorchvisionSegmenter(net)
 
 
-@register_model("segmentation", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+@register_model("segmentation", weights=_MOBILENET)
 def lraspp_mobilenet_v3(
     *, num_classes: int, weights: str | None = None, bn_momentum: float | None = None
 ) -> nn.Module:
     """torchvision LR-ASPP MobileNetV3-Large, light enough to train on 2 CPU cores."""
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
-    url = MobileNet_V3_Large_Weights.IMAGENET1K_V1.url
-    path = resolve_weights(weights, url, "lraspp_mobilenet_v3")
-    if path is not None:
-        load_backbone(net.backbone, path, select_prefix="features.")
+    state = _backbone_state(_MOBILENET, weights)
+    if state is not None:
+        load_backbone(net.backbone, state, select_prefix="features.")
     if bn_momentum is not None:
         # torchvision's MobileNetV3 uses BatchNorm momentum 0.01: its running statistics need
         # thousands of steps, so short runs evaluate with stale statistics. 0.1 suits them.
@@ -179,22 +137,3 @@ def lraspp_mobilenet_v3(
             if isinstance(m, nn.BatchNorm2d):
                 m.momentum = bn_momentum
     return TorchvisionSegmenter(net)
-
-
-@register_model("segmentation", mean=IMAGENET_MEAN, std=IMAGENET_STD)
-def fpn_resnet(
-    *, num_classes: int, depth: int = 18, width: int = 128, weights: str | None = None
-) -> nn.Module:
-    """ResNet-18/34 encoder + feature-pyramid decoder at stride 4 (for ImageNet weights)."""
-    builders = {
-        18: (resnet18, ResNet18_Weights.IMAGENET1K_V1.url),
-        34: (resnet34, ResNet34_Weights.IMAGENET1K_V1.url),
-    }
-    if depth not in builders:
-        raise VislabError(f"fpn_resnet: depth must be 18 or 34, got {depth}")
-    build, url = builders[depth]
-    encoder = build(weights=None)
-    path = resolve_weights(weights, url, f"fpn_resnet{depth}")
-    if path is not None:
-        load_backbone(encoder, path)
-    return FPNResNet(encoder, [64, 128, 256, 512], num_classes, width)

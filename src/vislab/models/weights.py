@@ -1,38 +1,14 @@
-"""Pretrained weights from a local file or the torch hub cache, never from the network.
-
-This machine (and many course machines) cannot download at run time, so ``weights`` is
-either ``None`` (train from scratch), ``"imagenet"`` (the file torchvision would download,
-looked up in ``$TORCH_HOME/hub/checkpoints``), or a path to a ``.pth`` state dict.
-"""
+"""State dicts read from files and loaded into parts of a model (where they come from:
+vislab.models.fetch)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from vislab.errors import VislabError
-
-
-def hub_checkpoint_path(url: str) -> Path:
-    """Where torch.hub keeps the file of url (torch.hub.load_state_dict_from_url's cache)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
-def resolve_weights(weights: str | None, url: str, model: str) -> Path | None:
-    """Path of the weights file to load, or None to train from scratch."""
-    if weights is None:
-        return None
-    path = hub_checkpoint_path(url) if weights == "imagenet" else Path(weights)
-    if not path.is_file():
-        raise VislabError(
-            f"{model}: ImageNet weights not found at {path}. Copy {os.path.basename(url)} "
-            f"(from {url}) there, or pass model.kwargs.weights=/path/to/file.pth; "
-            "to train from scratch instead, set model.kwargs.weights=null"
-        )
-    return path
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -48,13 +48,14 @@ def run_architecture(run: Run) -> dict[str, Any]:
 
 
 def report_architectures(
-    runs: list[Run], references: tuple[tuple[str, int, int], ...] = ()
+    runs: list[Run], references: tuple[tuple[str, int, int, dict], ...] = ()
 ) -> list[dict]:
-    """Layer tables of references ((model, classes, input side), drawn whether a run trained
-    them or not; a run's own table wins) and of every other model a run used."""
+    """Layer tables of references ((model, classes, input side, kwargs), drawn whether a run
+    trained them or not; a run's own table wins) and of every other model a run used."""
     by_model = {r.model: r.architecture for r in runs}
     tables = [
-        by_model.pop(name, None) or architecture(name, k, size) for name, k, size in references
+        by_model.pop(name, None) or architecture(name, k, size, kw)
+        for name, k, size, kw in references
     ]
     return tables + list(by_model.values())
 

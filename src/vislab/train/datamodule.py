@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from vislab.config import Config
 from vislab.data.batches import EpochSampler, TensorImageDataset, channel_stats, keep_batch
 from vislab.data.spec import DatasetSpec
-from vislab.models import pretrained_normalization
+from vislab.models import weights_source
 
 
 class InMemoryData(L.LightningDataModule):
@@ -33,11 +33,12 @@ class InMemoryData(L.LightningDataModule):
         self.image_size = list(train.images.shape[-2:])  # [H, W] the model trains at
         self.class_weights: list[float] | None = None  # the loss's, per class (segmentation)
         d, m = self.cfg.data, self.cfg.model
-        pretrained = m.kwargs.get("weights") is not None and pretrained_normalization(m.name)
+        source = weights_source(m.name, m.kwargs)
         if d.mean is not None and d.std is not None:
             self.mean, self.std = list(d.mean), list(d.std)
-        elif pretrained:  # the statistics the pretrained weights were trained with
-            self.mean, self.std = pretrained
+        elif source is not None:  # the statistics the pretrained weights were trained with
+            pre = source.preprocessing()
+            self.mean, self.std = pre.mean, pre.std
         else:
             self.mean, self.std = channel_stats(train.images)
 

@@ -132,18 +132,22 @@ def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
 
 def _resolved(cfg: Config) -> Config:
     """The data root and model.init as absolute paths (the run folder names the same files
-    from any folder), and with model.init no model.kwargs.weights: the checkpoint's weights
-    replace ImageNet's."""
+    from any folder); with model.init no model.kwargs.weights (the checkpoint's weights
+    replace ImageNet's); the pretrained weights fetched and their input size recorded."""
+    from vislab.models.fetch import prepare
+
     if cfg.data.root is not None:
         root = str(Path(cfg.data.root).resolve())
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=root))
-    if cfg.model.init is None:
-        return cfg
-    from vislab.models import without_weights
+    m = cfg.model
+    if m.init is not None:
+        from vislab.models import without_weights
 
-    kwargs = without_weights(cfg.model.kwargs)
-    init = str(Path(cfg.model.init).resolve())
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init=init, kwargs=kwargs))
+        init = str(Path(m.init).resolve())
+        m = dataclasses.replace(m, init=init, kwargs=without_weights(m.kwargs))
+    # the weights found or downloaded now, not after minutes of decoding
+    m = dataclasses.replace(m, kwargs=prepare(m.name, dict(m.kwargs)))
+    return dataclasses.replace(cfg, model=m)
 
 
 def train(cfg: Config, out: Path, resume: bool = False) -> Path:

@@ -1,5 +1,5 @@
 """`vislab submission`: a folder that the course's grader runs as it is, in the course's
-environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for the Lite models).
+environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for timm's models).
 
     DIR/hw1_1.sh, DIR/hw1_2.sh   bash hw1_N.sh IMG_DIR OUT, no path written in
     DIR/hw1_infer.py             the entry point (vislab/course/submission/hw1_infer.py)
@@ -51,8 +51,8 @@ SHIPPED = (
     "models/__init__.py",
     "models/registry.py",
     "models/classifiers.py",
-    "models/lite.py",
-    "models/resnext.py",
+    "models/library.py",
+    "models/decoders.py",
     "models/segmenters.py",
     "models/weights.py",
 )

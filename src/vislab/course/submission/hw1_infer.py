@@ -8,8 +8,8 @@ pN_model.pt (a plain state dict) from its own folder, builds the model with the 
 shipped beside it, and predicts with vislab's own prediction functions and their test-time
 augmentation (`vislab predict --tta`: image + mirror for 1, the 8 flips and rotations for 2),
 on the GPU when there is one, else on the CPU. It imports only what the course's environment
-has (Python 3.8, torch 1.12.1, torchvision 0.13.1, numpy, Pillow; timm 0.6.7 for the
-EfficientNet-Lite models).
+has (Python 3.8, torch 1.12.1, torchvision 0.13.1, numpy, Pillow; timm 0.6.7 for timm's
+networks).
 """
 
 from __future__ import annotations
