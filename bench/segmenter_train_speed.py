@@ -4,7 +4,7 @@ Interleaves every model of --models in every setting of --settings (fp32, fp32 c
 bf16 autocast + channels_last) over --repeats rounds on random 256x256 batches (the CPU
 recipe's resolution) and prints median images/s, relative to the first row.
 
-    python bench/segmenter_train_speed.py [--models lraspp_mobilenet_v3,fpn_resnet]
+    python bench/segmenter_train_speed.py [--models lraspp_mobilenet_v3,fcn32s_vgg16]
         [--settings "fp32 channels_last"] [--threads 2]
 """
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vislab.data.synthetic import write_p1_layout
+# no test fetches weights from the internet: the download tests serve them on loopback and
+# lift these for themselves (huggingface_hub reads its flag once, when first imported)
+os.environ["VISLAB_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from vislab.data.synthetic import write_p1_layout  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ def test_recipe_holds_the_reports_settings():
     assert cfg.optim.weight_decay == pytest.approx(1e-4)
     assert cfg.trainer.epochs == 90 and cfg.model.name == "model_a"
     b = load_config(REPO / "configs" / "p1_model_b.yaml")
-    assert b.trainer.epochs == 200 and b.model.name == "resnext101_64x4d"
+    assert b.trainer.epochs == 200 and b.model.name == "torchvision/resnext101_64x4d"
 
 
 def test_overrides_are_yaml_typed_and_reach_nested_keys():

@@ -108,7 +108,9 @@ def test_a_module_called_twice_is_drawn_twice_and_frozen_ones_say_so():
 
 
 def test_the_encoder_stages_feed_the_pyramid_decoder():
-    d = dg.diagram(create_model("fpn_efficientnet_lite", num_classes=7), (64, 64))
+    d = dg.diagram(
+        create_model("fpn", num_classes=7, encoder="timm/tf_efficientnet_lite0", width=96), (64, 64)
+    )
     e = _edges(d)
     # features_only at strides 4, 8, 16, 32: stages 1, 2, 4, 6 of timm's blocks
     for level, stage in enumerate((1, 2, 4, 6)):

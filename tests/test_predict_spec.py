@@ -36,12 +36,13 @@ def seg_ckpt(tmp_path_factory):
     """A 3-class segmenter trained (so its metadata says) on 64x64 tiles downscaled to 32x32;
     untrained, but its classes vary over a tile."""
     torch.manual_seed(0)
-    model = create_model("fpn_resnet", num_classes=3, width=32).eval()
+    kwargs = {"encoder": "timm/mobilenetv3_small_050", "width": 32}
+    model = create_model("fpn", num_classes=3, **kwargs).eval()
     meta = ModelMeta(
         task="segmentation",
-        model="fpn_resnet",
+        model="fpn",
         num_classes=3,
-        model_kwargs={"width": 32},
+        model_kwargs=kwargs,
         classes=list(SPEC.classes),
         mean=MEAN,
         std=STD,

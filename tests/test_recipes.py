@@ -38,7 +38,7 @@ def test_model_b_recipe_trains_resnext_on_32x32_images(p1_tiny, tmp_path):
     ]
     assert main(args) == 0
     meta = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["vislab"]
-    assert meta["model"] == "resnext101_64x4d" and meta["mean"] == [0.485, 0.456, 0.406]
+    assert meta["model"] == "torchvision/resnext101_64x4d" and meta["mean"] == [0.485, 0.456, 0.406]
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ def test_report_embeds_figures_and_reads_numbers_from_the_runs(runs, tmp_path):
     assert f"<td>lraspp_mobilenet_v3</td><td>{role}</td>" in html
     for name in (
         "model_a",
-        "resnext101_64x4d",
+        "torchvision/resnext101_64x4d",
         "fcn32s_vgg16",
         "deeplabv3_resnet50",
         "lraspp_mobilenet_v3",
@@ -574,4 +574,4 @@ def test_a_report_of_the_course_and_an_own_set_has_a_part_for_each(runs, own_run
     assert "<h2>Segmentation of 3 classes (background, road, building) on scene</h2>" in html
     # roles only for the course's runs: the own run's heading has none
     assert f'<h3>{seg.parent.name}-seg: lraspp_mobilenet_v3 <span class="role">' in html
-    assert f"<h3>{own.parent.name}-seg: fpn_resnet</h3>" in html
+    assert f"<h3>{own.parent.name}-seg: fpn</h3>" in html

@@ -117,11 +117,11 @@ def test_reproduce_checks_the_data_before_training(tmp_path, capsys):
 def test_missing_pretrained_weights_stop_the_plan_before_any_training(
     demo_data, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))  # and no download
     out = tmp_path / "out"
     args = ["reproduce", str(demo_data), "--profile", "paper", "--out", str(out)]
     assert main([*args, "--configs", str(REPO / "configs")]) == 2
     err = capsys.readouterr().err
-    assert "resnext101_64x4d: ImageNet weights not found" in err
+    assert "torchvision/resnext101_64x4d: no weights 'imagenet' here" in err
     assert str(tmp_path / "empty_cache") in err
     assert not out.exists()

@@ -6,30 +6,24 @@ from vislab.errors import VislabError
 from vislab.models import create_model, list_models
 from vislab.models.segmenters import bilinear_kernel
 
+SEGMENTERS = {
+    "fcn32s_vgg16": {},
+    "deeplabv3_resnet50": {},
+    "lraspp_mobilenet_v3": {},
+    "fpn": {"encoder": "timm/resnet18"},
+    "unet": {"encoder": "timm/tf_efficientnet_lite0"},
+    "deeplabv3plus": {"encoder": "timm/resnet18"},
+}
+
 
 def test_registry_lists_the_segmenters():
-    assert set(list_models("segmentation")) == {
-        "fcn32s_vgg16",
-        "deeplabv3_resnet50",
-        "lraspp_mobilenet_v3",
-        "fpn_resnet",
-        "fpn_efficientnet_lite",
-    }
+    assert set(list_models("segmentation")) == set(SEGMENTERS)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "fcn32s_vgg16",
-        "deeplabv3_resnet50",
-        "lraspp_mobilenet_v3",
-        "fpn_resnet",
-        "fpn_efficientnet_lite",
-    ],
-)
+@pytest.mark.parametrize("name", SEGMENTERS)
 @pytest.mark.parametrize("size", [(64, 64), (72, 100)])
 def test_logits_come_out_at_the_input_resolution(name, size):
-    model = create_model(name, num_classes=7)
+    model = create_model(name, num_classes=7, **SEGMENTERS[name])
     x = torch.randn(2, 3, *size)
     model.train()
     out = model(x)
@@ -56,7 +50,9 @@ def test_fcn32s_takes_vgg16_weights_with_fc_layers_as_convolutions(tmp_path, mon
     from torchvision.models import vgg16
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(VislabError, match="vgg16-397923af.pth"):
+    with pytest.raises(
+        VislabError, match="fcn32s_vgg16: no weights 'imagenet'.*vgg16-397923af.pth"
+    ):
         create_model("fcn32s_vgg16", num_classes=7, weights="imagenet")
     ref = vgg16(weights=None)
     path = tmp_path / "vgg16.pth"
@@ -84,7 +80,6 @@ def test_fcn32s_takes_vgg16_weights_with_fc_layers_as_convolutions(tmp_path, mon
             "net.backbone.0.0.weight",
             "features.0.0.weight",
         ),
-        ("fpn_resnet", "resnet18", "resnet18-f37072fd.pth", "stem.0.weight", "conv1.weight"),
     ],
 )
 def test_backbones_load_imagenet_weights_from_the_hub_cache(
@@ -102,19 +97,30 @@ def test_backbones_load_imagenet_weights_from_the_hub_cache(
     assert torch.all(model.state_dict()[model_key] == 0.25)
 
 
-def test_fpn_resnet_depth_and_every_level_reach_the_logits():
-    with pytest.raises(VislabError, match="depth must be 18 or 34"):
-        create_model("fpn_resnet", num_classes=7, depth=50)
-    model = create_model("fpn_resnet", num_classes=7, depth=34, width=16)
-    assert len(model.stages[2]) == 6  # ResNet-34's third stage has six blocks
+@pytest.mark.parametrize("encoder", ["timm/resnet34", "timm/tf_efficientnet_lite1"])
+def test_fpn_uses_every_encoder_level_from_stride_4(encoder):
+    model = create_model("fpn", num_classes=7, encoder=encoder, width=16)
+    reductions = model.encoder.feature_info.reduction()
+    assert [reductions[i] for i in model.levels] == [4, 8, 16, 32]
     model(torch.randn(1, 3, 64, 64))["out"].sum().backward()
-    for lateral in model.decoder.lateral:  # the decoder uses all four encoder stages
+    for lateral in model.decoder.lateral:  # the decoder uses all four levels
         assert lateral.weight.grad is not None and lateral.weight.grad.abs().sum() > 0
 
 
-def test_fpn_lite_uses_every_encoder_level():
-    model = create_model("fpn_efficientnet_lite", num_classes=7, variant=1, width=16)
-    assert model.encoder.feature_info.reduction() == [4, 8, 16, 32]
-    model(torch.randn(1, 3, 64, 64))["out"].sum().backward()
-    for lateral in model.decoder.lateral:
-        assert lateral.weight.grad is not None and lateral.weight.grad.abs().sum() > 0
+def test_unet_joins_every_level_and_deeplabv3plus_dilates_to_its_stride():
+    unet = create_model("unet", num_classes=3, encoder="timm/resnet18")
+    assert len(unet.levels) == 5 and len(unet.decoder.blocks) == 5  # 4 skips and a last block
+    unet(torch.randn(1, 3, 64, 64))["out"].sum().backward()
+    first = unet.encoder.conv1.weight.grad  # the stride-2 map's skip reaches the stem
+    assert first is not None and first.abs().sum() > 0
+    for stride, rates in ((16, [6, 12, 18]), (8, [12, 24, 36])):
+        net = create_model(
+            "deeplabv3plus", num_classes=3, encoder="timm/resnet18", output_stride=stride
+        )
+        feats = net.encoder(torch.randn(1, 3, 64, 64))
+        assert feats[net.levels[-1]].shape[-1] == 64 // stride
+        assert [b[0].dilation[0] for b in net.decoder.aspp.branches[1:]] == rates
+    with pytest.raises(VislabError, match="output_stride must be 8, 16 or 32"):
+        create_model("deeplabv3plus", num_classes=3, encoder="timm/resnet18", output_stride=4)
+    with pytest.raises(VislabError, match="encoder must be timm/NAME, got 'resnet18'"):
+        create_model("unet", num_classes=3, encoder="resnet18")

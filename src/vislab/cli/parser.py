@@ -16,8 +16,9 @@ EXAMPLES = {
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json\n"
     "  vislab evaluate --pred masks/ --gt roads/val --ckpt runs/roads/checkpoints/best.ckpt",
     "report": "vislab report runs/p1_model_a runs/p2_cpu --out report/",
-    "models": "vislab models\n  vislab models model_a --draw model_a.png\n"
-    "  vislab models deeplabv3_resnet50 --size 512",
+    "models": "vislab models\n  vislab models --search convnext\n"
+    "  vislab models model_a --draw model_a.png\n"
+    "  vislab models timm/resnet18 --size 64\n  vislab models deeplabv3_resnet50 --size 512",
     "embed": "vislab embed runs/p1_model_a\n"
     "  vislab embed runs/p1_model_a/checkpoints/best.ckpt --data val_50 --out embed/",
     "progress": "vislab progress runs/p2_cpu\n"
@@ -291,6 +292,17 @@ def _reproduce(p: argparse.ArgumentParser) -> None:
 
 def _models(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")
+    p.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="list timm's and torchvision's classifiers whose names hold TEXT (timm/NAME, "
+        "torchvision/NAME), with parameters and the input size of their weights",
+    )
+    p.add_argument(
+        "--encoder",
+        metavar="timm/NAME",
+        help="the encoder of fpn, unet or deeplabv3plus (listed: timm/resnet18)",
+    )
     p.add_argument("--size", type=int, default=32, help="input size for the layer table")
     p.add_argument(
         "--draw", type=Path, metavar="FILE.png", help="also draw the model's diagram into FILE.png"
@@ -318,7 +330,7 @@ VERBS = {  # name: (help, the function that declares its arguments)
     ),
     "data": ("fetch the course data, or write a small demo set in the same layout", _data),
     "reproduce": ("train every run the report needs, analyse them, write the report", _reproduce),
-    "models": ("list the registered models, or show one model's layers", _models),
+    "models": ("list vislab's models, search timm's and torchvision's, show one's layers", _models),
 }
 
 

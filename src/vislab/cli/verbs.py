@@ -44,8 +44,14 @@ def predict(
     tta: bool,
     fmt: str | None = None,
 ) -> None:
+    from vislab.course.leak import warn_cifar100
+    from vislab.infer.meta import read_meta
     from vislab.infer.predict import predict_folder
 
+    if images.name in ("train_50", "val_50") and ckpt.is_file():
+        meta = read_meta(ckpt)
+        init = ((meta.config or {}).get("model") or {}).get("init")
+        warn_cifar100([ckpt.resolve(), meta.model_kwargs.get("weights"), init], [images])
     n, ran = predict_folder(
         ckpt,
         images,
@@ -185,18 +191,36 @@ def reproduce(
     print(f"the report is {path}")
 
 
+EXAMPLE_ENCODER = "timm/resnet18"  # the encoder a decoder is counted with in the list
+DECODERS = ("fpn", "unet", "deeplabv3plus")
+
+
 def models(
-    *, name: str | None, size: int, task: str | None, num_classes: int | None, draw: Path | None
+    *,
+    name: str | None,
+    search: str | None,
+    encoder: str | None,
+    size: int,
+    task: str | None,
+    num_classes: int | None,
+    draw: Path | None,
 ) -> None:
     from vislab.models import create_model, list_models, model_doc, model_task
     from vislab.tasks import task_spec
 
-    def build(model: str):
+    def build(model: str, enc: str | None = encoder):
         k = num_classes or task_spec(model_task(model)).num_classes
-        return create_model(model, num_classes=k)
+        return create_model(model, num_classes=k, **({"encoder": enc} if enc else {}))
 
     if draw is not None and draw.suffix.lower() != ".png":
         raise VislabError(f"--draw writes a PNG: give a FILE.png, not {draw}")
+    if search is not None:
+        if name or draw:
+            raise VislabError("--search lists names: give it alone (vislab models --search TEXT)")
+        _search(search)
+        return
+    if name in DECODERS and not encoder:
+        raise VislabError(f"{name} is a decoder: vislab models {name} --encoder timm/NAME")
     if name:
         from vislab.analysis.architecture import format_table, layer_table
 
@@ -217,5 +241,27 @@ def models(
     w = max(len(n) for n in names)
     print(f"{'name':<{w}} {'task':<15} {'params':>12}  description")
     for n in names:
-        params = sum(p.numel() for p in build(n).parameters())
+        model = build(n, (encoder or EXAMPLE_ENCODER) if n in DECODERS else None)
+        params = sum(p.numel() for p in model.parameters())
         print(f"{n:<{w}} {model_task(n):<15} {params:>12,}  {model_doc(n)}")
+    print(
+        f"(fpn, unet, deeplabv3plus counted over {encoder or EXAMPLE_ENCODER}; any timm "
+        "classifier is timm/NAME and any torchvision one torchvision/NAME: "
+        "vislab models --search TEXT)"
+    )
+
+
+def _search(text: str) -> None:
+    from vislab.models.catalog import search
+
+    rows, total = search(text)
+    if not rows:
+        raise VislabError(f"no timm or torchvision classifier has {text!r} in its name")
+    w = max(len(r.name) for r in rows)
+    print(f"{'name':<{w}} {'params':>13} {'input':>6}  weights")
+    for r in rows:
+        params = f"{r.params:,}" if r.params is not None else "?"
+        size = str(r.input_size) if r.input_size else "-"
+        print(f"{r.name:<{w}} {params:>13} {size:>6}  {'yes' if r.pretrained else 'no'}")
+    if total > len(rows):
+        print(f"({total - len(rows)} more match {text!r}: search for a longer name)")

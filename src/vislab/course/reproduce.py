@@ -147,13 +147,10 @@ def plan(
         if epochs is not None:
             overrides.append(f"trainer.epochs={epochs}")
         cfg = load_config(path, overrides)
-        if cfg.model.kwargs.get("weights") is not None:
-            # build it once now: missing pretrained weights stop the plan, not step 4 of 13
-            from vislab.models import create_model
+        # found or downloaded now: missing pretrained weights stop the plan, not step 4 of 13
+        from vislab.models.fetch import prepare
 
-            # any head: the data sets it; the encoder's weights are what is checked
-            k = cfg.declared_num_classes() or 1
-            create_model(cfg.model.name, num_classes=k, **cfg.model.kwargs)
+        prepare(cfg.model.name, dict(cfg.model.kwargs))
         run = RunFolder(Path(out) / r.config)
         runs.append(run.path)
         steps += _recipe_steps(run, cfg)

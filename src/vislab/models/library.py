@@ -29,7 +29,9 @@ class ImageClassifier(nn.Module):
         super().__init__()
         self.net = net
         self.input_size = input_size
-        self.num_features = net.num_features
+        # the width of forward_head(pre_logits=True): timm's head_hidden_size where its head
+        # has a layer of its own (MobileNetV3: 288 maps, 1024 pre-logits), else num_features
+        self.num_features = getattr(net, "head_hidden_size", None) or net.num_features
         for module in frozen:
             module.requires_grad_(False)
         self._frozen = frozen  # a plain list: no second registration in the state dict
@@ -150,10 +152,11 @@ def torchvision_builder(name: str):
     import torchvision.models as tvm
 
     builder = getattr(tvm, name, None)
-    if name.startswith("_") or not callable(builder) or isinstance(builder, type):
-        raise VislabError(f"unknown model {TORCHVISION + name}: torchvision has no classifier {name}")
-    if hasattr(tvm, "list_models") and name not in tvm.list_models(module=tvm):
-        raise VislabError(f"unknown model {TORCHVISION + name}: torchvision has no classifier {name}")
+    known = callable(builder) and not isinstance(builder, type) and not name.startswith("_")
+    if known and hasattr(tvm, "list_models"):  # torchvision 0.14 and later: its registry
+        known = name in tvm.list_models(module=tvm)
+    if not known:
+        raise VislabError(f"unknown model {TORCHVISION}{name}: torchvision has no such classifier")
     return builder
 
 

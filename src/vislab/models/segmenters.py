@@ -79,13 +79,16 @@ class TorchvisionSegmenter(nn.Module):
 
 
 def _backbone(builder: str, label: str):
-    """kwargs -> the source of torchvision's ImageNet weights of the backbone builder."""
+    """kwargs -> the source of torchvision's ImageNet weights of the backbone builder (for
+    ``imagenet`` IMAGENET1K_V1, the weights torchvision's own segmenters start from)."""
 
     def source(kwargs: dict):
         from vislab.models.fetch import TorchvisionWeights, torchvision_enum
 
         weights = kwargs.get("weights")
-        return None if weights is None else TorchvisionWeights(torchvision_enum(builder), weights, label)
+        if weights is None:
+            return None
+        return TorchvisionWeights(torchvision_enum(builder), weights, label, "IMAGENET1K_V1")
 
     return source
 

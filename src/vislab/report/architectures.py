@@ -66,7 +66,7 @@ def draw_architectures(tables: list[dict], figures: Path) -> None:
     from vislab.analysis.diagram_plot import draw
 
     for a in tables:
-        a["figure"] = figures / f"architecture_{a['name']}.png"
+        a["figure"] = figures / f"architecture_{a['name'].replace('/', '_')}.png"  # timm/NAME
         title = f"{a['name']}: {a['total_params']:,} parameters, input {a['input']}"
         draw(a["diagram"], title, a["figure"])
         a["caption"] = caption(a["diagram"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vislab import __version__
 from vislab.config import Config
+from vislab.course.leak import warn_cifar100
 from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta, slide_fields
 from vislab.run_folder import RunFolder
@@ -194,6 +195,8 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
 
     init_state, init_meta = _init_weights(cfg)  # before the data: fails in a second
     cfg = dataclasses.replace(cfg, data=cfg.data.located())  # the folders found named
+    m, d = cfg.model, cfg.data
+    warn_cifar100([m.kwargs.get("weights"), m.init, m.name], [d.resolve(d.train), d.resolve(d.val)])
     t0 = time.perf_counter()
     data = Data(cfg)
     (th, tw), (vh, vw) = (s.images.shape[-2:] for s in (data.train_set, data.val_set))

@@ -3,7 +3,7 @@ optimizer, per-batch random generators and the checkpoint metadata.
 
 A task takes its hyperparameters as plain arguments, saved in the checkpoint's
 ``hyper_parameters`` as Lightning does, so it is built without a vislab recipe
-(``SegmentationTask(meta, model="fpn_resnet", lr=1e-3, hflip=True)``); ``from_config`` maps a
+(``SegmentationTask(meta, model="lraspp_mobilenet_v3", lr=1e-3)``); ``from_config`` maps a
 recipe onto them."""
 
 from __future__ import annotations
