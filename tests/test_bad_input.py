@@ -91,8 +91,9 @@ def test_checkpoints_users_get_wrong(runs, p1_tiny, tmp_path, capsys):
     fails(capsys, _predict(tmp_path / "text.ckpt", images, out), "not a plain-data checkpoint")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     fails(capsys, _predict(tmp_path / "foreign.ckpt", images, out), "not a vislab checkpoint")
-    (tmp_path / "junk.onnx").write_text("not a model")
-    fails(capsys, _predict(tmp_path / "junk.onnx", images, out), "Protobuf parsing failed")
+    junk = tmp_path / "junk.onnx"  # the parser's own words vary with the protobuf version
+    junk.write_text("not a model")
+    fails(capsys, _predict(junk, images, out), f"cannot read {junk}: ")
     other = torch.load(cls / "checkpoints" / "best.ckpt", weights_only=True)
     other["vislab"]["model"] = "resnet9"  # metadata of one model, weights of another
     torch.save(other, tmp_path / "other.ckpt")

@@ -104,7 +104,7 @@ HOLDS = "holds lraspp_mobilenet_v3 with 7 classes; the recipe trains"
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["model.name=deeplabv3_mobilenet_v3"], f"{HOLDS} deeplabv3_mobilenet_v3 with 7"),
+        (["model.name=deeplabv3_resnet50"], f"{HOLDS} deeplabv3_resnet50 with 7"),
         (["model.num_classes=5"], f"{HOLDS} lraspp_mobilenet_v3 with 5"),
     ],
 )

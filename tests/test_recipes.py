@@ -5,6 +5,10 @@ import torch
 from conftest import REPO
 
 from vislab.cli import main
+from vislab.config import load_config
+from vislab.models.registry import weights_source
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
 
 QUICK = [
     "--epochs",
@@ -38,7 +42,13 @@ def test_model_b_recipe_trains_resnext_on_32x32_images(p1_tiny, tmp_path):
     ]
     assert main(args) == 0
     meta = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["vislab"]
-    assert meta["model"] == "torchvision/resnext101_64x4d" and meta["mean"] == [0.485, 0.456, 0.406]
+    assert meta["model"] == "torchvision/resnext101_64x4d"
+    # from scratch here, so the data's own statistics; with the recipe's weights, theirs
+    assert meta["mean"] != IMAGENET_MEAN
+    recipe = load_config(REPO / "configs" / "p1_model_b.yaml")
+    assert weights_source(recipe.model.name, recipe.model.kwargs).preprocessing().mean == (
+        IMAGENET_MEAN
+    )
 
 
 @pytest.mark.slow

@@ -575,3 +575,26 @@ def test_a_report_of_the_course_and_an_own_set_has_a_part_for_each(runs, own_run
     # roles only for the course's runs: the own run's heading has none
     assert f'<h3>{seg.parent.name}-seg: lraspp_mobilenet_v3 <span class="role">' in html
     assert f"<h3>{own.parent.name}-seg: fpn</h3>" in html
+
+
+@pytest.mark.parametrize(
+    "task, model, expected",
+    [
+        ("classification", {"name": "torchvision/resnext101_64x4d", "kwargs": {}}, "Model B"),
+        (
+            "classification",
+            {"name": "timm/tf_efficientnet_lite0", "kwargs": {"weights": "imagenet"}},
+            "CPU stand-in for Model B, fine-tuned from ImageNet (tf_efficientnet_lite0)",
+        ),
+        (
+            "segmentation",
+            {"name": "unet", "kwargs": {"encoder": "timm/resnet18", "weights": None}},
+            "CPU stand-in for Model B, from scratch (U-Net over resnet18)",
+        ),
+        ("segmentation", {"name": "fcn32s_vgg16", "kwargs": {}}, "Model A"),
+    ],
+)
+def test_course_roles_of_library_models_and_decoders(task, model, expected):
+    from vislab.course.report_roles import role
+
+    assert role(task, model) == expected
