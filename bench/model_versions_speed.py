@@ -6,9 +6,9 @@ Each --build is LABEL=SRC:NAME:KWARGS (KWARGS as JSON); the first is the referen
 median images/s per build over --repeats rounds and each build's ratio to the reference.
 
     git worktree add /tmp/before <commit>
-    python bench/model_versions_speed.py --size 256 --batch 8 --task segmentation \\
-        --build 'before=/tmp/before/src:fpn_efficientnet_lite:{"weights": "imagenet", "width": 96}' \\
-        --build 'now=src:fpn:{"encoder": "timm/tf_efficientnet_lite0", "weights": "imagenet", "width": 96}'
+    python bench/model_versions_speed.py --size 32 --batch 64 --task classification \\
+        --build 'before=/tmp/before/src:efficientnet_lite0:{"input_size": 144}' \\
+        --build 'now=src:timm/tf_efficientnet_lite0:{"input_size": 144}'
 """
 
 from __future__ import annotations
