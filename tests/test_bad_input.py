@@ -299,8 +299,45 @@ def test_overlay_never_replaces_its_inputs(p2_tiny, tmp_path, capsys):
         shutil.copy(m, masks / m.name.replace("_mask", ""))  # predicted masks: xxxx.png
     before = {p.name: p.read_bytes() for p in masks.iterdir()}
     argv = ["overlay", "--image", val, "--mask", masks, "--out", masks]
-    fails(capsys, argv, "would replace an input (4 of 4 outputs would)")
-    one = masks / "0000.png"
-    argv = ["overlay", "--image", val / "0000_sat.jpg", "--mask", one, "--out", one]
-    fails(capsys, argv, "the overlay")
+    first = masks / "0000.png"
+    fails(capsys, argv, f"--out {first} is {first}, which this command reads; write elsewhere")
+    argv = ["overlay", "--image", val / "0000_sat.jpg", "--mask", first, "--out", first]
+    fails(capsys, argv, f"--out {first} is {first}")
     assert {p.name: p.read_bytes() for p in masks.iterdir()} == before
+
+
+def test_no_command_writes_over_a_file_it_reads(runs, p1_tiny, p2_tiny, tmp_path, capsys):
+    cls, seg = runs
+    gt = tmp_path / "gt.csv"
+    shutil.copy(p1_tiny / "val_gt.csv", gt)
+    pred = tmp_path / "pred.csv"
+    shutil.copy(gt, pred)
+    (tmp_path / "gt_link.csv").symlink_to(gt)
+    ckpt = tmp_path / "sub" / "best.ckpt"
+    ckpt.parent.mkdir()
+    shutil.copy(cls / "checkpoints" / "best.ckpt", ckpt)
+    os.link(ckpt, tmp_path / "hard.ckpt")
+    images = tmp_path / "images"
+    shutil.copytree(p2_tiny / "validation", images)
+    snapshot = seg / "checkpoints" / "best.ckpt"
+    cases = [
+        (["progress", seg, "--out", snapshot], f"--out {snapshot} is {snapshot}"),
+        (["evaluate", "--pred", pred, "--gt", gt, "--json", gt], f"--json {gt} is {gt}"),
+        (["evaluate", "--pred", pred, "--gt", gt, "--json", tmp_path / "gt_link.csv"], f"is {gt}"),
+        (
+            ["export", "--ckpt", ckpt, "--format", "onnx", "--out", tmp_path / "hard.ckpt"],
+            f"is {ckpt}",
+        ),
+        (
+            _predict(ckpt, p1_tiny / "val_50", ckpt),
+            f"--out {ckpt} is {ckpt}, which this command reads",
+        ),
+        (_predict(seg / "checkpoints" / "best.ckpt", images, images), f"--out {images} is"),
+        (["submission", "--p1", ckpt, "--out", ckpt.parent], f"--out {ckpt.parent} holds {ckpt}"),
+    ]
+    files = [snapshot, gt, ckpt, *sorted(images.iterdir())]
+    before = [f.read_bytes() for f in files]
+    for argv, message in cases:
+        fails(capsys, argv, message)
+    assert [f.read_bytes() for f in files] == before
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["best.ckpt"]

@@ -366,8 +366,12 @@ def test_the_explorer_hovers_highlights_and_switches_snapshots_in_a_browser(
     cell = sprite[(i // cols) * 32 : (i // cols + 1) * 32, (i % cols) * 32 : (i % cols + 1) * 32]
     assert np.array_equal(cell, read_rgb(p1_tiny / "val_50" / d["names"][i], size=32))
 
-    probe = tmp_path / "rep" / "probe.html"
-    probe.write_text(page.replace("</body>", PROBE.replace("CLASS", str(d["labels"][i]))))
+    probe = tmp_path / "rep" / "probe.html"  # runs under the page's policy: with its nonce
+    nonce = re.search(r'<script nonce="([^"]+)">', page).group(1)
+    script = PROBE.replace("CLASS", str(d["labels"][i])).replace(
+        "<script>", f'<script nonce="{nonce}">'
+    )
+    probe.write_text(page.replace("</body>", script))
     browser = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
     dom = subprocess.run([*browser, probe.as_uri()], capture_output=True, text=True, timeout=120)
     out = json.loads(
@@ -386,6 +390,67 @@ def test_the_explorer_hovers_highlights_and_switches_snapshots_in_a_browser(
         out["dimmed"] == sum(c != d["labels"][i] for c in d["labels"]) and out["dimmedAgain"] == 0
     )
     assert out["moved"] > 0 and out["viewBox"] == "0 0 600 600"
+
+
+HOSTILE = """<img src=x onerror="document.title='PWNED'"> & |pipe|"""
+
+
+def _dom(page) -> str:
+    """The page's DOM after a headless Chromium loaded it (and ran what it would run)."""
+    import subprocess
+
+    browser = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
+    return subprocess.run(
+        [*browser, page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+
+
+@pytest.mark.skipif(
+    _browser() is None, reason="needs a Chromium on PATH (apt-get install chromium)"
+)
+def test_a_hostile_run_name_is_text_in_the_report_and_runs_nowhere(runs, tmp_path):
+    cls = _copy_run(runs[0], tmp_path / HOSTILE)
+    assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
+    page = tmp_path / "rep" / "report.html"
+    html = page.read_text()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=" in html
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "<img" not in md and "&lt;img src=x" in md and "&amp; \\|pipe\\|" in md
+    dom = _dom(page)
+    assert re.search(r"<title>(.*?)</title>", dom).group(1) != "PWNED"
+    assert '<img src="x"' not in dom and "onerror=&quot;document.title" in dom  # shown as text
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html.replace("&#39;", "'")
+
+
+@pytest.mark.skipif(
+    _browser() is None or not shutil.which("pdftotext"),
+    reason="needs a Chromium (apt-get install chromium) and pdftotext (poppler-utils) on PATH",
+)
+def test_the_printed_report_runs_no_script_and_shows_no_other_file(tmp_path):
+    import subprocess
+
+    from vislab.report.build import content_policy
+    from vislab.report.pdf import print_pdf
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-4242")
+    body = (
+        f'<p>the report</p><iframe src="{secret.as_uri()}"></iframe>'
+        '<script>document.body.append("SCRIPT-RAN")</script>'
+    )
+    head = f'<meta http-equiv="Content-Security-Policy" content="{content_policy(None)}">'
+
+    def printed(name: str, page: str) -> str:
+        html = tmp_path / f"{name}.html"
+        html.write_text(page)
+        pdf = print_pdf(html, tmp_path / f"{name}.pdf", _browser())
+        return subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True).stdout
+
+    bare = printed("bare", f"<html><body>{body}</body></html>")
+    assert "SECRET-4242" in bare and "SCRIPT-RAN" in bare  # what a page without the policy does
+    guarded = printed("guarded", f"<html><head>{head}</head><body>{body}</body></html>")
+    assert "the report" in guarded
+    assert "SECRET-4242" not in guarded and "SCRIPT-RAN" not in guarded
 
 
 def test_pdf_takes_a_pdf_name_not_a_run_folder(runs, tmp_path, capsys):

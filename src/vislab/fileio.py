@@ -49,3 +49,26 @@ def atomic_write_csv(path: Path, rows: Iterable[Sequence[Any]], newline: str = "
     buf = io.StringIO()
     csv.writer(buf, lineterminator=newline).writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def refuse_writing_over_inputs(
+    writes: Iterable[tuple[str, Path | None]], reads: Iterable[Path | None]
+) -> None:
+    """The one check of every command that writes, before any work: no output (option, path)
+    may be a path the command reads, through symlinks and hard links too, nor a folder that
+    holds one (a folder output is written afresh or into). Callers list the files a folder
+    input contributes where they write into that folder."""
+    from vislab.errors import VislabError
+
+    read = [(Path(r), Path(r).resolve()) for r in reads if r is not None]
+    for option, path in writes:
+        if path is None:
+            continue
+        target = Path(path).resolve()
+        for given, r in read:
+            same = target == r or (target.exists() and r.exists() and os.path.samefile(target, r))
+            if same or target in r.parents:
+                what = "is" if same else "holds"
+                raise VislabError(
+                    f"{option} {path} {what} {given}, which this command reads; write elsewhere"
+                )

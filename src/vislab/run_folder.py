@@ -185,6 +185,12 @@ class RunFolder:
     def snapshots(self) -> list[Path]:
         return sorted(self.checkpoints.glob("epoch_*.ckpt"))
 
+    def inputs(self) -> list[Path]:
+        """The files the commands that analyse a run read from it: its record (config,
+        data set, metrics, class balance) and every checkpoint."""
+        record = [self.config_file, self.dataset_file, self.metrics_file, self.class_balance_file]
+        return [f for f in record if f.is_file()] + sorted(self.checkpoints.glob("*.ckpt"))
+
     def pick_snapshots(self) -> list[Path]:
         """Early, middle and final snapshot (fewer when the run kept fewer)."""
         snaps = self.snapshots()

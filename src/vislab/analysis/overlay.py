@@ -23,7 +23,7 @@ from PIL import Image
 
 from vislab.data.spec import DatasetSpec, builtin_spec
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_bytes, refuse_writing_over_inputs
 
 ALPHA = 0.3
 EDGE_WIDTH = 5
@@ -142,11 +142,7 @@ def overlay_jobs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, P
         jobs = [(i, m, out / f"{t}.png") for i, m, t in pair_overlay_folders(image, mask)]
     else:
         jobs = [(image, mask, out)]
-    inputs = {p.resolve() for i, m, _ in jobs for p in (i, m)}
-    clash = [o for _, _, o in jobs if o.resolve() in inputs]
-    if clash:
-        raise VislabError(
-            f"--out {out}: the overlay {clash[0]} would replace an input "
-            f"({len(clash)} of {len(jobs)} outputs would); pick another --out"
-        )
+    refuse_writing_over_inputs(
+        [("--out", o) for _, _, o in jobs], [p for i, m, _ in jobs for p in (i, m)]
+    )
     return jobs

@@ -8,6 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from vislab.errors import VislabError
+from vislab.fileio import refuse_writing_over_inputs
+
+
+def _files(path: Path | None) -> list[Path]:
+    """path, and the files of it when it is a folder (what a command reads from it)."""
+    if path is None:
+        return []
+    return [path, *sorted(f for f in path.iterdir() if f.is_file())] if path.is_dir() else [path]
+
+
+def _run_inputs(path: Path | None) -> list[Path]:
+    """What a command that analyses a run (or a checkpoint) reads of it."""
+    from vislab.run_folder import RunFolder
+
+    if path is None or not path.is_dir():
+        return [path] if path else []
+    return RunFolder(path).inputs()
 
 
 def train(
@@ -48,6 +65,7 @@ def predict(
     from vislab.infer.meta import read_meta
     from vislab.infer.predict import predict_folder
 
+    refuse_writing_over_inputs([("--out", out)], [ckpt, *_files(images)])
     if images.name in ("train_50", "val_50") and ckpt.is_file():
         meta = read_meta(ckpt)
         init = ((meta.config or {}).get("model") or {}).get("init")
@@ -76,6 +94,10 @@ def evaluate(
     ckpt: Path | None = None,
     config: Path | None = None,
 ) -> None:
+    written = [("--json", json_path)]
+    if out is not None:
+        written += [("--out", out / n) for n in ("metrics.json", "confusion.csv", "confusion.png")]
+    refuse_writing_over_inputs(written, [*_files(pred), *_files(gt), ckpt, config])
     if pred.is_dir():
         from vislab.metrics.evaluate import command_spec
         from vislab.metrics.mask_scores import evaluate_masks, format_masks, write_mask_scores
@@ -118,6 +140,9 @@ def overlay(
 def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path | None) -> None:
     from vislab.analysis.progress import progress as mask_progress
 
+    if out is not None:
+        written = [("--out", out), ("--out", out.with_suffix(".json"))]
+        refuse_writing_over_inputs(written, [*_run_inputs(run), *_files(data)])
     result = mask_progress(run, out=out, tiles=tiles, data=data)
     for tile, values in result["miou"].items():
         shown = ", ".join(
@@ -130,6 +155,11 @@ def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path
 def embed(*, source: Path, data: Path | None, out: Path | None) -> None:
     from vislab.analysis.embed import embed as embed_run
 
+    if out is not None:
+        written = [
+            ("--out", out / n) for n in ("coords.npz", "metrics.json", "pca.png", "tsne.png")
+        ]
+        refuse_writing_over_inputs(written, [*_run_inputs(source), *_files(data)])
     r = embed_run(source, out=out, data=data)
     lines = [(f"PCA (epoch {r['pca']['epoch']})", r["pca"])]
     lines += [(f"t-SNE epoch {t['epoch']}", t) for t in r["tsne"]]
@@ -142,6 +172,8 @@ def report(*, runs: list[Path], out: Path, pdf: Path | bool | None) -> None:
     from vislab.report.build import build
 
     pdf = Path(out) / "report.pdf" if pdf is True else pdf
+    written = [("--out", Path(out) / n) for n in ("report.html", "report.md", "figures")]
+    refuse_writing_over_inputs([*written, ("--pdf", pdf)], [f for r in runs for f in _files(r)])
     if pdf is not None and pdf.suffix.lower() != ".pdf":
         raise VislabError(
             f"--pdf {pdf}: give a file name ending in .pdf, or --pdf alone for OUT/report.pdf "
@@ -154,6 +186,7 @@ def report(*, runs: list[Path], out: Path, pdf: Path | bool | None) -> None:
 def export(*, ckpt: Path, fmt: str, out: Path | None) -> None:
     from vislab.infer.export import export as export_model
 
+    refuse_writing_over_inputs([("--out", out)], [ckpt])
     print(f"wrote {export_model(ckpt, fmt, out)}")
 
 
@@ -162,6 +195,7 @@ def submission(
 ) -> None:
     from vislab.course.submission.build import build_submission
 
+    refuse_writing_over_inputs([("--out", out)], [p1, p2])
     parts = build_submission(out, p1=p1, p2=p2, p1_url=p1_url, p2_url=p2_url)
     for problem, part in parts.items():
         where = "fetched by hw1_download.sh" if part["download"] else "in the folder"

@@ -13,6 +13,7 @@ user's tasks is report/problems.py's, and the page is the templates'.
 from __future__ import annotations
 
 import base64
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -66,28 +67,52 @@ def _context(runs: list[Run], figures: Path) -> dict[str, Any]:
     }
 
 
+def markdown_text(value: Any) -> Any:
+    """A value as Markdown text: HTML's special characters as entities (a viewer shows them,
+    never runs them) and table pipes escaped. Every {{ }} of the Markdown templates passes
+    here; the HTML templates are autoescaped."""
+    if not isinstance(value, str):
+        return value
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+        value = value.replace(raw, escaped)
+    return value
+
+
+def content_policy(nonce: str | None) -> str:
+    """The Content-Security-Policy of the HTML report: nothing loads but its own embedded
+    images and styles, and only the script that carries nonce runs (none when None: the
+    printed version)."""
+    scripts = f"'nonce-{nonce}'" if nonce else "'none'"
+    return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {scripts}"
+
+
 def _render(context: dict[str, Any], out: Path, pdf: Path | None, browser: str | None) -> None:
     import jinja2
 
     from vislab.report.pdf import print_pdf
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("vislab.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    def env(**options) -> jinja2.Environment:
+        return jinja2.Environment(
+            loader=jinja2.PackageLoader("vislab.report", "templates"),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            **options,
+        )
 
     def embed_png(path: Path) -> str:
         return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
-    html = env.get_template("report.html.j2")
-    md = env.get_template("report.md.j2").render(**context, src=lambda p: f"figures/{Path(p).name}")
-    atomic_write_bytes(out / "report.html", html.render(**context, src=embed_png).encode())
-    atomic_write_bytes(out / "report.md", md.encode())
+    html = env(autoescape=True).get_template("report.html.j2")
+    md = env(finalize=markdown_text).get_template("report.md.j2")
+    md_text = md.render(**context, src=lambda p: f"figures/{Path(p).name}")
+    nonce = secrets.token_urlsafe(16)
+    page = html.render(**context, src=embed_png, policy=content_policy(nonce), nonce=nonce)
+    atomic_write_bytes(out / "report.html", page.encode())
+    atomic_write_bytes(out / "report.md", md_text.encode())
     if browser is not None:
         printed = out / ".report.print.html"  # the tables that the screen folds, unfolded
-        atomic_write_bytes(printed, html.render(**context, src=embed_png, unfold=True).encode())
+        page = html.render(**context, src=embed_png, policy=content_policy(None), unfold=True)
+        atomic_write_bytes(printed, page.encode())
         try:
             print_pdf(printed, pdf, browser)
         finally:

@@ -50,8 +50,9 @@ def explorer(run: Run, embed: dict[str, Any]) -> Section:
     else:
         data["sprite"], data["columns"] = sprite
         data["cell"] = CELL
-    # a script element ends at the first "</": written as "<\/", which JSON reads the same
-    out.facts["explorer"] = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # every "<" as JSON's "\u003c": no "</script>" or "<!--" of a name can end or bend the
+    # script element that holds the data, and JSON.parse reads the same text
+    out.facts["explorer"] = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     return out
 
 

@@ -26,7 +26,9 @@ def find_browser() -> str:
 
 
 def print_pdf(html: Path, pdf: Path, browser: str) -> Path:
-    """Print html to pdf with browser (find_browser); the PDF appears whole or not at all."""
+    """Print html to pdf with browser (find_browser); the PDF appears whole or not at all. What
+    the page may load and run is its own policy's: the report's printed version allows its
+    embedded images and styles, no script (build.content_policy)."""
     pdf = Path(pdf).resolve()
     pdf.parent.mkdir(parents=True, exist_ok=True)
     partial = pdf.with_name(pdf.name + ".partial")
