@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,65 @@ def test_no_command_writes_over_a_file_it_reads(runs, p1_tiny, p2_tiny, tmp_path
         fails(capsys, argv, message)
     assert [f.read_bytes() for f in files] == before
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["best.ckpt"]
+
+
+def test_a_second_command_writing_the_same_folder_is_refused_at_once(
+    runs, p2_tiny, tmp_path, capsys
+):
+    from vislab.fileio import exclusive
+
+    ckpt, out = runs[1] / "checkpoints" / "best.ckpt", tmp_path / "masks"
+    out.mkdir()
+    with exclusive(out, "--out"):  # a first predict, still writing
+        fails(capsys, _predict(ckpt, p2_tiny / "validation", out), f"--out {out} is being written")
+    assert list(out.iterdir()) == []
+    assert main([str(a) for a in _predict(ckpt, p2_tiny / "validation", out)]) == 0  # in turn
+    assert len(list(out.iterdir())) == 4
+
+
+# a predict that stops after its first batch of masks, so that it can be killed mid-way
+STALLED = """
+import sys, time
+import vislab.infer.predict as p
+from vislab.cli import main
+write = p._write_masks
+def stalled(*a, **k):
+    write(*a, **k)
+    print("written", flush=True)
+    time.sleep(120)
+p._write_masks = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _stalled_predict(ckpt: Path, images: Path, out: Path) -> subprocess.Popen:
+    argv = [str(a) for a in _predict(ckpt, images, out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STALLED, *argv], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "written"  # the masks are in its scratch folder
+    return proc
+
+
+def test_scratch_folders_go_with_sigterm_and_after_sigkill(runs, p2_tiny, tmp_path):
+    import signal
+
+    ckpt, images, out = (
+        runs[1] / "checkpoints" / "best.ckpt",
+        p2_tiny / "validation",
+        tmp_path / "m",
+    )
+    scratch = lambda: sorted(p.name for p in tmp_path.glob(".m.*"))  # noqa: E731
+
+    proc = _stalled_predict(ckpt, images, out)
+    assert len(scratch()) == 1 and scratch()[0].endswith(".partial")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert scratch() == [] and list(out.iterdir()) == []  # nothing half-written, nothing left
+
+    proc = _stalled_predict(ckpt, images, out)
+    proc.kill()  # SIGKILL: no code of its own runs
+    proc.wait(timeout=60)
+    assert len(scratch()) == 1
+    assert main([str(a) for a in _predict(ckpt, images, out)]) == 0  # the next run clears it
+    assert scratch() == [] and len(list(out.iterdir())) == 4

@@ -1,20 +1,88 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash keeps the old one."""
+"""Atomic file writes: a reader never sees a half-written file, a crash keeps the old one.
+Scratch names of each process's own, cleared when their process is gone; folders held by one
+command at a time; no output written over an input."""
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import re
 import secrets
-from collections.abc import Iterable, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+SCRATCH_KINDS = ("tmp", "partial", "new", "old")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clear_leftovers(target: Path) -> None:
+    """Remove the scratch files and folders (scratch_path) of target that processes which
+    no longer run left behind (killed by SIGKILL or a power cut); a live one's stay."""
+    target = Path(target)
+    pattern = re.compile(
+        rf"\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})"
+    )
+    if not target.parent.is_dir():
+        return
+    for found in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        m = pattern.fullmatch(found.name)
+        if m and not _alive(int(m.group(1))):
+            if found.is_dir() and not found.is_symlink():
+                shutil.rmtree(found, ignore_errors=True)
+            else:
+                found.unlink(missing_ok=True)
+
+
+def scratch_path(target: Path, kind: str) -> Path:
+    """A scratch name of this process's own beside target: .NAME.PID.RANDOM.KIND (two
+    processes, or two calls of one, never share one); dead processes' leftovers go first."""
+    assert kind in SCRATCH_KINDS, kind
+    target = Path(target)
+    clear_leftovers(target)
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+@contextmanager
+def exclusive(folder: Path, option: str) -> Iterator[None]:
+    """Hold folder for this command alone while the block runs: a second vislab command that
+    writes the same folder is refused at once (the kernel's flock, released by a process
+    that dies)."""
+    import fcntl
+
+    from vislab.errors import VislabError
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise VislabError(
+                f"{option} {folder} is being written by another vislab command; wait for it to "
+                "end or write elsewhere"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file of its own in the same folder (two
     writers never share one) and a rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = scratch_path(path, "tmp")
     f = open(tmp, "xb")  # noqa: SIM115 (closed below; a name taken already is not ours to remove)
     try:
         with f:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 
@@ -21,14 +23,34 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 _default_formatwarning = warnings.formatwarning
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every finally block runs."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    from vislab.cli import verbs
     from vislab.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
     tune_allocator()
     warnings.formatwarning = _format_warning
     options = {k: v for k, v in vars(args).items() if k not in ("command", "debug")}
+    # SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C: scratch files are removed
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    try:
+        return _run(args, options)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _run(args, options: dict) -> int:
+    from vislab.cli import verbs
+
     try:
         getattr(verbs, args.command)(**options)
     except VislabError as e:
@@ -48,4 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     return 0

@@ -19,7 +19,7 @@ from PIL import Image
 from vislab.data.images import decode_all, list_images, read_rgb
 from vislab.data.tiles import load_sat_images
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_csv
+from vislab.fileio import atomic_write_csv, exclusive, scratch_path
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import (
     classify,
@@ -101,8 +101,13 @@ def predict_masks(
     if out_dir.suffix.lower() == ".csv" or out_dir.is_file():
         raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
     out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(scratch, ignore_errors=True)
+    with exclusive(out_dir, "--out"):
+        _masks_into(model, meta, files, ids, out_dir, batch_size, precision, tta, fmt)
+    return len(files)
+
+
+def _masks_into(model, meta, files, ids, out_dir, batch_size, precision, tta, fmt) -> None:
+    scratch = scratch_path(out_dir, "partial")
     scratch.mkdir()
     try:
         _write_masks(
@@ -120,7 +125,6 @@ def predict_masks(
             os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return len(files)
 
 
 def progress_bar(total: int):

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_bytes, exclusive, scratch_path
 
 PACKAGE = Path(__file__).resolve().parents[2]  # src/vislab
 # the vislab files hw1_infer.py imports, copied verbatim; they keep to Python 3.8 and torch
@@ -200,16 +200,19 @@ def build_submission(
             )
         parts[problem] = dict(data=data, meta=meta, timm=timm, source=str(ckpt), mb=len(data) / 1e6)
     # written whole beside out, then swapped in: a failure (a full disk) keeps the old folder
-    scratch = out.with_name(f".{out.name}.{os.getpid()}.new")
-    try:
-        _write_folder(scratch, parts, urls)
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        if out.exists():
-            os.replace(out, old)  # an earlier submission, nothing else in it (_check_out)
-        os.replace(scratch, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    # (one submission at a time into out's folder: a second is refused at once)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(out.parent, "--out"):
+        scratch = scratch_path(out, "new")
+        try:
+            _write_folder(scratch, parts, urls)
+            old = scratch_path(out, "old")
+            if out.exists():
+                os.replace(out, old)  # an earlier submission, nothing else in it (_check_out)
+            os.replace(scratch, out)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return {
         p: {"model": i["meta"].model, "mb": i["mb"], "download": p in urls}
         for p, i in parts.items()
