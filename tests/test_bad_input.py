@@ -404,3 +404,40 @@ def test_scratch_folders_go_with_sigterm_and_after_sigkill(runs, p2_tiny, tmp_pa
     assert len(scratch()) == 1
     assert main([str(a) for a in _predict(ckpt, images, out)]) == 0  # the next run clears it
     assert scratch() == [] and len(list(out.iterdir())) == 4
+
+
+def test_a_special_file_among_the_images_is_named_not_read(runs, p1_tiny, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(p1_tiny / "val_50", images)
+    os.mkfifo(images / "0_99.png")  # opening it would wait for a writer forever
+    argv = [
+        str(a) for a in _predict(runs[0] / "checkpoints" / "best.ckpt", images, tmp_path / "p.csv")
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "vislab", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert f"{images / '0_99.png'} is a FIFO (named pipe), not an image or a folder" in done.stderr
+
+
+def test_metadata_read_from_a_file_is_checked_as_the_config_is(runs, p1_tiny, tmp_path, capsys):
+    ckpt = torch.load(runs[0] / "checkpoints" / "best.ckpt", weights_only=True)
+    images, out = p1_tiny / "val_50", tmp_path / "p.csv"
+    for field, value, message in [
+        ("std", [0.0, 0.0, 0.0], "vislab metadata std must be above 0"),
+        ("num_classes", 2_000_000_000, "num_classes must be an integer from 1 to 100000"),
+        ("classes", ["a"], "classes must be a list of num_classes (4) names"),
+    ]:
+        bad = {**ckpt, "vislab": {**ckpt["vislab"], field: value}}
+        path = tmp_path / f"{field}.ckpt"
+        torch.save(bad, path)
+        fails(capsys, _predict(path, images, out), message)
+    assert not out.exists()
+
+
+def test_an_unknown_model_name_suggests_the_closest(p1_tiny, tmp_path, capsys):
+    fails(
+        capsys,
+        train_args(p1_tiny, tmp_path / "r", 1, "--set", "model.name=timm/convnext_tiy"),
+        "did you mean timm/convnext_tiny",
+    )

@@ -108,3 +108,35 @@ def test_every_recipe_loads(recipe):
     cfg = load_config(REPO / "configs" / recipe)
     assert cfg.trainer.epochs > 0
     assert cfg.model.num_classes is None  # the data tells: its classes, or the course's spec
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["data.std=[0.2, 0.2, 0.2]"], "data.std is used only with the other"),
+        (["data.mean=[0.5, 0.5, 0.5]"], "data.mean is used only with the other"),
+        (["data.mean=[0.5, 0.5, 0.5]", "data.std=[0.2, 0, 0.2]"], "std must be above 0"),
+        (["data.mean=[0.5, 0.5]", "data.std=[0.2, 0.2, 0.2]"], "mean must be 3 numbers"),
+    ],
+)
+def test_statistics_are_used_whole_or_refused(sets, message):
+    with pytest.raises(VislabError, match=re.escape(message)):
+        load_config(REPO / "configs" / "p1_model_a.yaml", sets)
+
+
+def test_recipes_are_bounded_plain_yaml(tmp_path):
+    import os
+
+    laughs = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\n"
+    (tmp_path / "laughs.yaml").write_text(laughs)
+    with pytest.raises(VislabError, match=r"an alias \(\*a\) at line 2"):
+        load_config(tmp_path / "laughs.yaml")
+    with pytest.raises(VislabError, match="an alias"):
+        load_config(None, ["model.kwargs=[&k 1, *k]"])
+    big = tmp_path / "big.yaml"
+    big.write_text("seed: 0\n" + "#" * (2 << 20))
+    with pytest.raises(VislabError, match="is no recipe"):
+        load_config(big)
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would wait for a writer forever
+    with pytest.raises(VislabError, match=r"pipe.yaml is a FIFO \(named pipe\), not a config"):
+        load_config(tmp_path / "pipe.yaml")

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from vislab.errors import VislabError
+from vislab.fileio import require_file
 from vislab.tasks import TASKS
 
 # the (training, validation) folders data.root is searched for, in order, when the recipe
@@ -335,7 +336,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise VislabError(f"override {text!r} has an empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw != "" else None
+    try:
+        value = parse_yaml(raw) if raw != "" else None
+    except yaml.YAMLError as e:
+        raise VislabError(
+            f"override {text!r}: not valid YAML ({' '.join(str(e).split())})"
+        ) from None
+    return key.strip().split("."), value
 
 
 def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
@@ -352,24 +359,67 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise VislabError(f"config file not found: {path}")
+        require_file(path, "config file")
         tree = read_yaml_mapping(path, empty_ok=True)
     for text in overrides:
         keys, value = parse_override(text)
         _set(tree, keys, value)
-    return _build(Config, tree)
+    return _checked(_build(Config, tree))
 
 
 def config_from_dict(tree: dict[str, Any]) -> Config:
-    return _build(Config, tree)
+    return _checked(_build(Config, tree))
+
+
+def _checked(cfg: Config) -> Config:
+    """The checks across keys: a recorded key is used or refused, never ignored."""
+    from vislab.infer.meta import normalisation_problem
+
+    d = cfg.data
+    if (d.mean is None) != (d.std is None):
+        given = "data.mean" if d.mean is not None else "data.std"
+        raise VislabError(
+            f"config key {given} is used only with the other of data.mean and data.std: give "
+            "both, or neither (the weights' own statistics, else the train set's)"
+        )
+    if d.mean is not None:
+        problem = normalisation_problem(d.mean, d.std)
+        if problem:
+            raise VislabError(f"config key data.{problem}")
+    return cfg
+
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of keys; 1 MiB is far beyond any
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without aliases: a recipe is plain keys and values, and an alias of an alias of
+    ... (the "billion laughs") makes a few hundred bytes into billions of values."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(
+                f"an alias (*{event.anchor}) at line {event.start_mark.line + 1}: write the "
+                "values out, a recipe takes no anchors or aliases"
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str | bytes) -> Any:
+    """YAML text as plain data, refusing aliases (_PlainLoader)."""
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader)
 
 
 def read_yaml_mapping(path: Path, empty_ok: bool = False) -> dict[str, Any]:
     """A YAML file whose top level is a mapping (an empty file is {} when empty_ok); anything
-    else is a one-line error naming the file."""
+    else is a one-line error naming the file. Files over MAX_RECIPE_BYTES and aliases are
+    refused."""
+    size = Path(path).stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise VislabError(f"{path}: {size:,} bytes is no recipe (at most {MAX_RECIPE_BYTES:,})")
     try:
-        tree = yaml.safe_load(Path(path).read_bytes())
+        tree = parse_yaml(Path(path).read_bytes())
     except yaml.YAMLError as e:
         raise VislabError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if tree is None and empty_ok:

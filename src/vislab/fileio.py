@@ -10,12 +10,42 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 SCRATCH_KINDS = ("tmp", "partial", "new", "old")
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_file(path: Path) -> str | None:
+    """What path is when it is neither a regular file nor a folder (reading a FIFO or a
+    device can block forever or never end), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return next((what for test, what in _SPECIAL if test(mode)), None)
+
+
+def require_file(path: Path, what: str = "file") -> None:
+    """A one-line error naming the real cause when path is not a regular file to read."""
+    from vislab.errors import VislabError
+
+    special = special_file(path)
+    if special:
+        raise VislabError(f"{path} is {special}, not a {what}: vislab reads regular files only")
+    if Path(path).is_dir():
+        raise VislabError(f"{path} is a folder, not a {what}")
+    if not Path(path).is_file():
+        raise VislabError(f"{what} not found: {path}")
 
 
 def _alive(pid: int) -> bool:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vislab.errors import VislabError
+from vislab.fileio import special_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _LABELED_NAME = re.compile(r"^(\d+)_.+$")
@@ -45,6 +46,12 @@ def visible(folder: Path) -> list[Path]:
     files, .DS_Store): tools leave them, and they are no one's images or classes."""
     entries = sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
     for p in entries:
+        special = special_file(p)
+        if special:
+            raise VislabError(
+                f"{p} is {special}, not an image or a folder: vislab reads regular files only "
+                "(move it out of the folder)"
+            )
         try:
             p.name.encode()
         except UnicodeEncodeError:  # the bytes of the name are not UTF-8
@@ -85,6 +92,9 @@ PILLOW_ERRORS = (
 
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """Decode one image to (H, W, 3) uint8, naming the file if it cannot be read."""
+    special = special_file(path)
+    if special:
+        raise VislabError(f"{path} is {special}, not an image: vislab reads regular files only")
     try:
         with Image.open(path) as im:
             if im.mode not in _CONVERTIBLE:

@@ -9,6 +9,7 @@ No torch here: the record is plain data (checkpoints stay loadable with weights_
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,23 @@ from typing import Any
 from vislab.errors import VislabError
 
 META_KEY = "vislab"  # the metadata entry of checkpoints and of both export formats
+# the most classes a model may have: a segmenter's masks hold one byte a pixel (255: ignored)
+MAX_CLASSES = {"classification": 100_000, "segmentation": 255}
+
+
+def normalisation_problem(mean: Any, std: Any) -> str | None:
+    """What is wrong with per-channel input statistics (3 finite numbers each, every std
+    above 0: a zero std divides by zero), or None."""
+    for name, v in (("mean", mean), ("std", std)):
+        if not isinstance(v, (list, tuple)) or len(v) != 3:
+            return f"{name} must be 3 numbers (R, G, B), got {v!r}"
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return f"{name} must be 3 numbers (R, G, B), got {v!r}"
+        if not all(math.isfinite(x) for x in v):
+            return f"{name} must be finite, got {v!r}"
+    if not all(x > 0 for x in std):
+        return f"std must be above 0 in every channel, got {list(std)!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,18 +93,19 @@ class ModelMeta:
 
         if self.task not in ("classification", "segmentation"):
             raise bad("task", "classification or segmentation")
-        if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise bad("num_classes", "a positive integer")
+        most = MAX_CLASSES[self.task]
+        k = self.num_classes
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= most:
+            raise bad("num_classes", f"an integer from 1 to {most} for {self.task}, not {k!r}")
+        if not isinstance(self.classes, list) or len(self.classes) != k:
+            raise bad("classes", f"a list of num_classes ({k}) names")
         if not isinstance(self.model_kwargs, dict):
             raise bad("model_kwargs", "a mapping")
-        for name in ("mean", "std"):
-            v = getattr(self, name)
-            if not isinstance(v, list) or len(v) != 3:
-                raise bad(name, "3 numbers")
-        if self.image_size is not None and (
-            not isinstance(self.image_size, list) or len(self.image_size) != 2
-        ):
-            raise bad("image_size", "(height, width)")
+        problem = normalisation_problem(self.mean, self.std)
+        if problem:
+            raise VislabError(f"{where}: vislab metadata {problem}")
+        if self.image_size is not None and not _pair(self.image_size, int):
+            raise bad("image_size", "two positive integers (height, width)")
         if (self.scale is None) != (self.window is None):
             raise bad("scale and window", "both given or both left out")
         if self.scale is not None and not _pair(self.scale, (int, float)):

@@ -156,7 +156,14 @@ def torchvision_builder(name: str):
     if known and hasattr(tvm, "list_models"):  # torchvision 0.14 and later: its registry
         known = name in tvm.list_models(module=tvm)
     if not known:
-        raise VislabError(f"unknown model {TORCHVISION}{name}: torchvision has no such classifier")
+        near = ""
+        if hasattr(tvm, "list_models"):
+            from vislab.models.registry import closest
+
+            near = closest(name, tvm.list_models(module=tvm), TORCHVISION)
+        raise VislabError(
+            f"unknown model {TORCHVISION}{name}: torchvision has no such classifier{near}"
+        )
     return builder
 
 

@@ -62,13 +62,24 @@ def library_name(name: str) -> tuple[str, str] | None:
     return ("timm", name) if timm.is_model(name) else None
 
 
+def closest(name: str, names: list[str], prefix: str = "") -> str:
+    """ ", did you mean A or B?" for the names most like name (difflib's ratio), or ""."""
+    import difflib
+
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+    return f", did you mean {' or '.join(prefix + n for n in near)}?" if near else ""
+
+
 def check_model(name: str) -> None:
     """An unknown name is one line, before anything is built or read."""
     lib = library_name(name)
     if lib is None and name not in _BUILDERS:
+        import timm
+
+        near = closest(name, [*list_models(), *timm.list_models()])
         raise VislabError(
-            f"unknown model {name!r}; vislab's: {', '.join(list_models())}, or timm/NAME, "
-            "torchvision/NAME (vislab models --search TEXT lists them)"
+            f"unknown model {name!r}{near}; vislab's: {', '.join(list_models())}, or "
+            "timm/NAME, torchvision/NAME (vislab models --search TEXT lists them)"
         )
     if lib is None:
         return
@@ -76,7 +87,8 @@ def check_model(name: str) -> None:
         import timm
 
         if not timm.is_model(lib[1]):
-            raise VislabError(f"unknown model {name}: timm has no model {lib[1]!r}")
+            near = closest(lib[1], timm.list_models(), TIMM)
+            raise VislabError(f"unknown model {name}: timm has no model {lib[1]!r}{near}")
     else:
         from vislab.models.library import torchvision_builder
 
