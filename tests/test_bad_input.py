@@ -441,3 +441,18 @@ def test_an_unknown_model_name_suggests_the_closest(p1_tiny, tmp_path, capsys):
         train_args(p1_tiny, tmp_path / "r", 1, "--set", "model.name=timm/convnext_tiy"),
         "did you mean timm/convnext_tiny",
     )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("utf-16", 'is UTF-16 text (Excel\'s "Unicode Text"): byte 0xff at offset 0'),
+        ("latin-1", "is not UTF-8 text: byte 0xe9 at offset"),
+    ],
+)
+def test_a_csv_in_another_encoding_is_named_with_its_encoding(tmp_path, capsys, encoding, message):
+    gt = tmp_path / "gt.csv"
+    gt.write_text("filename,label\ncafé_1.png,0\n", encoding=encoding)
+    pred = tmp_path / "pred.csv"
+    pred.write_text("filename,label\ncafé_1.png,0\n")
+    fails(capsys, ["evaluate", "--pred", pred, "--gt", gt], f"{gt} {message}")

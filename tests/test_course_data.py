@@ -128,3 +128,22 @@ def test_locate_knows_the_shared_and_the_unzipped_layouts(tmp_path):
     (tmp_path / "b" / "hw1_data" / "p2_data").mkdir(parents=True)
     assert locate(tmp_path / "a") == {"p1": tmp_path / "a/dlcv-p1", "p2": tmp_path / "a/dlcv-p2"}
     assert locate(tmp_path / "b") == {"p2": tmp_path / "b/hw1_data/p2_data"}
+
+
+def test_a_zip_that_unpacks_beyond_the_free_space_is_refused_before_writing(
+    tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("hw1_data/p1_data/zeros.bin", bytes(64 << 20))  # 64 MB in about 64 kB
+    assert bomb.stat().st_size < 1 << 20
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=(1 << 30) + (32 << 20)))
+    assert main(["data", "download", str(dest), "--zip", str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bomb} unpacks to 0.1 GB and {dest} has 1.1 GB free" in err
+    assert list(dest.iterdir()) == []

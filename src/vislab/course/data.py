@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from vislab.errors import VislabError
+from vislab.fileio import scratch_path
 
 # The Google Drive file id of hw1_data.zip in the course's own get_dataset.sh (DLCV Fall 2022
 # HW1, `gdown <id> -O hw1_data.zip`), the release that ../shared/data holds. This machine has
@@ -140,18 +141,28 @@ def _fetch(url: str, out: Path) -> None:
     print(f"downloaded {out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
 
 
+UNPACK_MARGIN = 1 << 30  # free space left after unpacking, for the run folders to come
+
+
 def _unpack(zip_path: Path, dest: Path) -> None:
     """Extract into a scratch folder, then move p1_data and p2_data into dest."""
     if not zipfile.is_zipfile(zip_path):
         raise VislabError(f"{zip_path} is not a zip file")
-    scratch = dest / ".hw1_data.unpack"
-    shutil.rmtree(scratch, ignore_errors=True)
+    scratch = scratch_path(dest / "hw1_data", "partial")
     try:
         with zipfile.ZipFile(zip_path) as z:
             for name in z.namelist():
                 p = PurePosixPath(name)
                 if p.is_absolute() or ".." in p.parts:
                     raise VislabError(f"{zip_path} holds an unsafe path: {name}")
+            # the sizes it declares bound what it unpacks to (zipfile stops each member
+            # there); a few MB can declare terabytes, so they are checked before any is written
+            size, free = sum(i.file_size for i in z.infolist()), shutil.disk_usage(dest).free
+            if size > free - UNPACK_MARGIN:
+                raise VislabError(
+                    f"{zip_path} unpacks to {size / 1e9:.1f} GB and {dest} has "
+                    f"{free / 1e9:.1f} GB free: make room, or unpack it elsewhere"
+                )
             try:
                 z.extractall(scratch)
             except (zipfile.BadZipFile, OSError, EOFError) as e:

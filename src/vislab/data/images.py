@@ -16,6 +16,7 @@ given, in which case each is resized (bilinear) to ``image_size x image_size``.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vislab.errors import VislabError
-from vislab.fileio import special_file
+from vislab.fileio import require_file, special_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _LABELED_NAME = re.compile(r"^(\d+)_.+$")
@@ -139,10 +140,18 @@ def label_from_name(path: Path) -> int:
 def read_name_csv(path: Path) -> dict[str, str]:
     """A filename,label CSV as {base name: label text} (class names, or integers as text)."""
     path = Path(path)
-    if not path.is_file():
-        raise VislabError(f"label file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" too
-        rows = list(csv.reader(f))
+    require_file(path, "label file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: Excel's "CSV UTF-8" too
+    except UnicodeDecodeError as e:
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        what = 'UTF-16 text (Excel\'s "Unicode Text")' if utf16 else "not UTF-8 text"
+        raise VislabError(
+            f"{path} is {what}: byte {raw[e.start]:#04x} at offset {e.start} is no UTF-8; save it "
+            'as "CSV UTF-8" (or convert it: iconv -t UTF-8)'
+        ) from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
         raise VislabError(f"{path}: the first row must be 'filename,label'")
     labels: dict[str, str] = {}
