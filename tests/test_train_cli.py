@@ -2,6 +2,7 @@
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -245,3 +246,38 @@ def test_the_head_follows_the_classes_the_data_holds(p1_tiny, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "config key model.num_classes: the recipe fixes 5 classes but the data holds 4" in err
     assert err.count("\n") == 1 and not (tmp_path / "five" / "checkpoints").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(p1_tiny, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(train_args(p1_tiny, a, 1)) == 0
+    assert main(train_args(p1_tiny, b, 1)) == 0
+    ids = [json.loads((r / "run.json").read_text())["id"] for r in (a, b)]
+    assert ids[0] != ids[1]
+    for r, i in zip((a, b), ids, strict=True):  # every checkpoint carries its run's id
+        for ckpt in (r / "checkpoints").glob("*.ckpt"):
+            assert torch.load(ckpt, weights_only=True)["vislab"]["run_id"] == i
+    history = (a / "metrics.csv").read_bytes()
+    shutil.copy(b / "checkpoints" / "last.ckpt", a / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    assert main(train_args(p1_tiny, a, 1, "--resume")) == 2
+    err = capsys.readouterr().err
+    last = a / "checkpoints" / "last.ckpt"
+    assert f"--resume: {last} is a checkpoint of run {ids[1]}, not of {a} (run {ids[0]})" in err
+    assert (a / "metrics.csv").read_bytes() == history
+
+
+def test_resume_takes_the_same_data_from_where_it_moved(p1_tiny, tmp_path, capsys):
+    data, moved, other = tmp_path / "data", tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(p1_tiny, data)
+    out = tmp_path / "run"
+    assert main(train_args(data, out, 1)) == 0
+    data.rename(moved)
+    shutil.copytree(moved, other)
+    next((other / "val_50").iterdir()).unlink()  # another set of files
+    capsys.readouterr()
+    assert main(train_args(other, out, 1, "--resume")) == 2
+    assert f"data.root: '{data}' -> '{other}'" in capsys.readouterr().err
+    assert main(train_args(moved, out, 1, "--resume")) == 0
+    said = capsys.readouterr().out
+    assert f"data.root {data} -> {moved}, the same files" in said and "is complete" in said

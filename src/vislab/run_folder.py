@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -35,6 +36,18 @@ from vislab.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from vislab.data.spec import DatasetSpec
+
+
+def data_fingerprint(root: Path) -> dict:
+    """What identifies a data set on disk wherever it lies: its visible files' paths under
+    root and their sizes (hashed), and how many there are."""
+    files = sorted(
+        (p.relative_to(root).as_posix(), p.stat().st_size)
+        for p in Path(root).rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    text = "".join(f"{name}\0{size}\n" for name, size in files)
+    return {"files": len(files), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,27 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
         atomic_write_bytes(self.config_file, text.encode())
+
+    @property
+    def identity_file(self) -> Path:
+        return self.path / "run.json"
+
+    def identity(self) -> dict | None:
+        """The run's identity, written at its start: {"id": a random hex string that every
+        checkpoint of the run carries, "data": data_fingerprint of the data it trains on};
+        None for runs written before runs had one."""
+        if not self.identity_file.is_file():
+            return None
+        try:
+            found = json.loads(self.identity_file.read_text())
+        except ValueError:
+            raise VislabError(f"{self.identity_file}: not JSON") from None
+        if not isinstance(found, dict) or not isinstance(found.get("id"), str):
+            raise VislabError(f"{self.identity_file}: holds no run id")
+        return found
+
+    def write_identity(self, identity: dict) -> None:
+        atomic_write_bytes(self.identity_file, (json.dumps(identity) + "\n").encode())
 
     @property
     def dataset_file(self) -> Path:

@@ -60,6 +60,7 @@ class ModelMeta:
     vislab_version: str | None = None
     epoch: int | None = None  # 1-based epoch the weights are from
     source_sha256: str | None = None  # exports: the checkpoint file they came from
+    run_id: str | None = None  # the run that trained it (RunFolder.identity); None before ids
     # where the record was read from ("checkpoint", "safetensors", "onnx"); not stored
     format: str = field(default="checkpoint", compare=False)
 

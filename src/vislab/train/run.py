@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import sys
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from vislab.config import Config
 from vislab.course.leak import warn_cifar100
 from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta, slide_fields
-from vislab.run_folder import RunFolder
+from vislab.run_folder import RunFolder, data_fingerprint
 from vislab.tasks import task_spec
 
 
@@ -53,7 +54,44 @@ def config_changes(cfg: Config, out: Path) -> list[str]:
     for section, key in FOUND_IN_DATA:  # left to the data: the saved value is what it found
         if now[section][key] is None:
             now[section][key] = saved[section][key]
+    identity = RunFolder(out).identity() or {}
+    old_root, new_root = saved["data"]["root"], now["data"]["root"]
+    if old_root != new_root and new_root and identity.get("data"):
+        if Path(new_root).is_dir() and data_fingerprint(Path(new_root)) == identity["data"]:
+            print(f"--resume: data.root {old_root} -> {new_root}, the same files")
+            now["data"]["root"] = old_root
     return _diff(saved, now)
+
+
+def new_identity(cfg: Config) -> dict:
+    """A run's identity (RunFolder.identity) at its start."""
+    root = cfg.data.root
+    data = data_fingerprint(Path(root)) if root and Path(root).is_dir() else None
+    return {"id": uuid.uuid4().hex, "data": data}
+
+
+def _check_checkpoint_run(run: RunFolder, last: Path) -> None:
+    """The checkpoint --resume continues from is this run's own (a last.ckpt copied from
+    another run would replace this run's history with that one's)."""
+    from vislab.infer.meta import META_KEY
+
+    identity = run.identity()
+    if identity is None:  # a run written before runs had identities: nothing to compare
+        return
+    import torch
+
+    try:
+        meta = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get(META_KEY)
+    except Exception as e:
+        raise VislabError(f"cannot read checkpoint {last}: {e}") from None
+    theirs = (meta or {}).get("run_id")
+    if theirs != identity["id"]:
+        other = f"run {theirs}" if theirs else "a run without an identity"
+        raise VislabError(
+            f"--resume: {last} is a checkpoint of {other}, not of {run.path} (run "
+            f"{identity['id']}); put this run's own last.ckpt back, or train it afresh with "
+            "another --out"
+        )
 
 
 def _prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path | None:
@@ -79,6 +117,7 @@ def _prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Pa
     if not run.last.exists():
         print(f"--resume: {run.path} holds no checkpoint yet; training from epoch 1")
         return None
+    _check_checkpoint_run(run, run.last)
     saved = run.config().trainer.threads
     if saved != cfg.trainer.threads:
         print(
@@ -209,7 +248,8 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     if init_meta is not None and (cfg.data.mean is None or cfg.data.std is None):
         # the weights were trained on inputs normalised with their run's statistics
         data.mean, data.std = init_meta.mean, init_meta.std
-    task = Task.from_config(cfg, _model_meta(cfg, data, k))
+    identity = (run.identity() if resume else None) or new_identity(cfg)
+    task = Task.from_config(cfg, _model_meta(cfg, data, k, identity["id"]))
     if init_state is not None:
         task.model.load_state_dict(init_state)
         del init_state  # not a second copy of every weight for the whole run
@@ -217,6 +257,7 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
 
     trainer, best_cb = _trainer(cfg, run, spec.monitor)
     if trainer.is_global_zero:
+        run.write_identity(identity)
         run.write_config(cfg)
         if data.spec is not None:
             run.write_spec(data.spec)
@@ -250,10 +291,11 @@ def _num_classes(cfg: Config, classes: list[str], init_meta: ModelMeta | None) -
     return k
 
 
-def _model_meta(cfg: Config, data, k: int) -> ModelMeta:
+def _model_meta(cfg: Config, data, k: int, run_id: str | None = None) -> ModelMeta:
     """The metadata every checkpoint of the run carries (data: the run's data module, k: the
-    number of classes it holds)."""
+    number of classes it holds, run_id: the run's identity)."""
     return ModelMeta(
+        run_id=run_id,
         task=cfg.task,
         model=cfg.model.name,
         model_kwargs=dict(cfg.model.kwargs),
