@@ -68,5 +68,6 @@ def test_two_processes_match_one_and_only_rank_0_writes(p1_tiny, tmp_path):
         "class_balance.json",
         "config.yaml",
         "metrics.csv",
+        "run.json",
     ]
     assert two.stdout.count("best val_acc") == 1  # rank 0 reports; rank 1 is silent
