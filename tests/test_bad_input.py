@@ -342,6 +342,12 @@ def test_no_command_writes_over_a_file_it_reads(runs, p1_tiny, p2_tiny, tmp_path
         fails(capsys, argv, message)
     assert [f.read_bytes() for f in files] == before
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["best.ckpt"]
+    # what a command does not read may be replaced: an earlier CSV among the images
+    folder = tmp_path / "photos"
+    shutil.copytree(p1_tiny / "val_50", folder)
+    (folder / "pred.csv").write_text("an earlier prediction\n")
+    assert main([str(a) for a in _predict(ckpt, folder, folder / "pred.csv")]) == 0
+    assert (folder / "pred.csv").read_text().startswith("filename,label")
 
 
 def test_a_second_command_writing_the_same_folder_is_refused_at_once(

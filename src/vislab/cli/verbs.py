@@ -11,11 +11,17 @@ from vislab.errors import VislabError
 from vislab.fileio import refuse_writing_over_inputs
 
 
-def _files(path: Path | None) -> list[Path]:
-    """path, and the files of it when it is a folder (what a command reads from it)."""
+def _files(path: Path | None, images: bool = False) -> list[Path]:
+    """path, and the files of it when it is a folder (what a command reads from it: its
+    images only when images)."""
+    from vislab.data.images import IMAGE_SUFFIXES
+
     if path is None:
         return []
-    return [path, *sorted(f for f in path.iterdir() if f.is_file())] if path.is_dir() else [path]
+    if not path.is_dir():
+        return [path]
+    found = (f for f in path.iterdir() if f.is_file())
+    return [path, *sorted(f for f in found if not images or f.suffix.lower() in IMAGE_SUFFIXES)]
 
 
 def _run_inputs(path: Path | None) -> list[Path]:
@@ -65,7 +71,7 @@ def predict(
     from vislab.infer.meta import read_meta
     from vislab.infer.predict import predict_folder
 
-    refuse_writing_over_inputs([("--out", out)], [ckpt, *_files(images)])
+    refuse_writing_over_inputs([("--out", out)], [ckpt, *_files(images, images=True)])
     if images.name in ("train_50", "val_50") and ckpt.is_file():
         meta = read_meta(ckpt)
         init = ((meta.config or {}).get("model") or {}).get("init")
@@ -97,7 +103,9 @@ def evaluate(
     written = [("--json", json_path)]
     if out is not None:
         written += [("--out", out / n) for n in ("metrics.json", "confusion.csv", "confusion.png")]
-    refuse_writing_over_inputs(written, [*_files(pred), *_files(gt), ckpt, config])
+    refuse_writing_over_inputs(
+        written, [*_files(pred, images=True), *_files(gt, images=True), ckpt, config]
+    )
     if pred.is_dir():
         from vislab.metrics.evaluate import command_spec
         from vislab.metrics.mask_scores import evaluate_masks, format_masks, write_mask_scores
@@ -142,7 +150,7 @@ def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path
 
     if out is not None:
         written = [("--out", out), ("--out", out.with_suffix(".json"))]
-        refuse_writing_over_inputs(written, [*_run_inputs(run), *_files(data)])
+        refuse_writing_over_inputs(written, [*_run_inputs(run), *_files(data, images=True)])
     result = mask_progress(run, out=out, tiles=tiles, data=data)
     for tile, values in result["miou"].items():
         shown = ", ".join(
@@ -159,7 +167,7 @@ def embed(*, source: Path, data: Path | None, out: Path | None) -> None:
         written = [
             ("--out", out / n) for n in ("coords.npz", "metrics.json", "pca.png", "tsne.png")
         ]
-        refuse_writing_over_inputs(written, [*_run_inputs(source), *_files(data)])
+        refuse_writing_over_inputs(written, [*_run_inputs(source), *_files(data, images=True)])
     r = embed_run(source, out=out, data=data)
     lines = [(f"PCA (epoch {r['pca']['epoch']})", r["pca"])]
     lines += [(f"t-SNE epoch {t['epoch']}", t) for t in r["tsne"]]
