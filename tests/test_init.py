@@ -12,7 +12,7 @@ from conftest import REPO, seg_train_args, train_args
 from vislab.cli import main
 from vislab.config import load_config
 from vislab.run_folder import RunFolder
-from vislab.train.run import config_changes
+from vislab.train.resume import config_changes
 
 MEAN, STD = [0.25, 0.5, 0.75], [0.2, 0.3, 0.4]
 

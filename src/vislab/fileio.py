@@ -76,13 +76,19 @@ def clear_leftovers(target: Path) -> None:
                 found.unlink(missing_ok=True)
 
 
-def scratch_path(target: Path, kind: str) -> Path:
+def scratch_name(target: Path, kind: str) -> Path:
     """A scratch name of this process's own beside target: .NAME.PID.RANDOM.KIND (two
-    processes, or two calls of one, never share one); dead processes' leftovers go first."""
+    processes, or two calls of one, never share one)."""
     assert kind in SCRATCH_KINDS, kind
     target = Path(target)
-    clear_leftovers(target)
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+def scratch_path(target: Path, kind: str) -> Path:
+    """scratch_name, after the leftovers of dead processes beside target are removed (a
+    listing of the folder: for scratch folders, not for every file written)."""
+    clear_leftovers(target)
+    return scratch_name(target, kind)
 
 
 @contextmanager
@@ -112,7 +118,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file of its own in the same folder (two
     writers never share one) and a rename."""
     path = Path(path)
-    tmp = scratch_path(path, "tmp")
+    tmp = scratch_name(path, "tmp")  # removed on any exception, SIGTERM included
     f = open(tmp, "xb")  # noqa: SIM115 (closed below; a name taken already is not ours to remove)
     try:
         with f:

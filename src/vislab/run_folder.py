@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from vislab.config import Config, config_from_dict, read_yaml_mapping
+from vislab.config import Config, config_from_dict
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
+from vislab.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
     from vislab.data.spec import DatasetSpec

@@ -28,7 +28,8 @@ from vislab.course.data import DEMO_OWN
 from vislab.errors import VislabError
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
-from vislab.train.run import config_changes, epochs_done, train
+from vislab.train.resume import config_changes, epochs_done
+from vislab.train.run import train
 
 
 @dataclass(frozen=True)

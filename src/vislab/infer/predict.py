@@ -102,29 +102,25 @@ def predict_masks(
         raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir, "--out"):
-        _masks_into(model, meta, files, ids, out_dir, batch_size, precision, tta, fmt)
+        scratch = scratch_path(out_dir, "partial")
+        scratch.mkdir()
+        try:
+            _write_masks(
+                model,
+                meta,
+                files,
+                ids,
+                scratch,
+                batch_size=batch_size,
+                precision=precision,
+                tta=tta,
+                fmt=fmt,
+            )
+            for tile in ids:
+                os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return len(files)
-
-
-def _masks_into(model, meta, files, ids, out_dir, batch_size, precision, tta, fmt) -> None:
-    scratch = scratch_path(out_dir, "partial")
-    scratch.mkdir()
-    try:
-        _write_masks(
-            model,
-            meta,
-            files,
-            ids,
-            scratch,
-            batch_size=batch_size,
-            precision=precision,
-            tta=tta,
-            fmt=fmt,
-        )
-        for tile in ids:
-            os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def progress_bar(total: int):
