@@ -3,7 +3,8 @@
 With data.batch_size halved per process, the ranks' batches together are the single process's
 batches (vislab's sampler deals its one-process order out to the ranks) and DDP averages the
 same gradients. Batch norm would still normalise over each rank's half batch (CPU DDP has no
-synchronised batch norm), so the test trains Model A without it. Tolerance: train and val
+synchronised batch norm), so the test trains Model A without it, and without augmentation
+(each rank draws its own crops and flips). Tolerance: train and val
 accuracy equal, losses within 1e-4 (float reduction order differs).
 """
 
@@ -23,6 +24,7 @@ def _train(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "vislab", "train", str(REPO / "configs" / "p1_model_a.yaml")]
     cmd += ["--data", str(data), "--out", str(out), "--epochs", "2"]
     sets = ["model.num_classes=4", "model.kwargs.batch_norm=false"]
+    sets += ["data.hflip=false", "data.crop_padding=0"]
     sets += ["trainer.threads=1", "trainer.accelerator=cpu"]
     sets += list(extra)
     for s in sets:
