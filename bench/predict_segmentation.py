@@ -20,8 +20,9 @@ import torch
 
 from vislab.data.batches import normalize
 from vislab.data.tiles import load_tiles
+from vislab.devices import autocast
 from vislab.infer.checkpoint import load_model
-from vislab.infer.forward import precision_context, segment_logits
+from vislab.infer.forward import segment_logits
 from vislab.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def run(
         x = normalize(images[i : i + batch], mean, std)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with precision_context(precision):
+        with autocast(precision, torch.device("cpu")):
             preds.append(segment_logits(model, x, size).float().argmax(1))
     return len(images) / (time.perf_counter() - t), torch.cat(preds).numpy()
 

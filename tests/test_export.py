@@ -106,7 +106,10 @@ def test_engine_auto_uses_the_export_of_this_very_checkpoint(cls_run, p1_tiny, t
 
     def engine_used(*extra: str) -> str:
         assert main([*args, *extra]) == 0
-        return capsys.readouterr().out.strip().rsplit(", ", 1)[1].rstrip(")")
+        ran = capsys.readouterr().out.strip().rsplit(", ", 1)[1].rstrip(")")
+        engine, device = ran.split(" on ")
+        assert device == "cpu"
+        return engine
 
     assert engine_used() == "pytorch"  # nothing exported yet
     assert engine_used("--engine", "onnxruntime") == "onnxruntime"  # exports on demand

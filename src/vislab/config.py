@@ -117,11 +117,16 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     epochs: int = 90
-    precision: str = "32-true"  # 32-true | bf16-mixed
+    # 32-true | bf16-mixed (the CPU, or GPUs that have bf16) | 16-mixed (fp16 with gradient
+    # scaling, GPUs only)
+    precision: str = "32-true"
     channels_last: bool = False
     threads: int | None = None  # torch CPU threads; null = the cores that are free right now
     snapshots: list[int] | None = None  # epochs (1-based) to snapshot; null = first, middle, last
     progress_bar: bool = True  # shown on a terminal; logs get one line per epoch instead
+    # experiment loggers besides metrics.csv, writing into RUN/logs/: csv (Lightning's, per
+    # step), tensorboard, mlflow, wandb (train/loggers.py)
+    loggers: list[str] = field(default_factory=list)
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
@@ -214,7 +219,7 @@ CHOICES = {
     "task": tuple(TASKS),
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
-    "trainer.precision": ("32-true", "bf16-mixed"),
+    "trainer.precision": ("32-true", "bf16-mixed", "16-mixed"),
     "data.mask_format": ("auto", "rgb", "index"),
 }
 

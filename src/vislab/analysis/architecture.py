@@ -7,6 +7,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from vislab.devices import model_device
+
 MAX_ROWS = 40
 
 
@@ -54,7 +56,7 @@ def layer_table(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]
             )
 
         hooks.append(m.register_forward_hook(hook))
-    x = torch.zeros(1, 3, *input_size)
+    x = torch.zeros(1, 3, *input_size, device=model_device(model))
     was_training = model.training
     model.eval()
     try:

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from vislab.devices import model_device
+
 MAX_BLOCKS = 36
 MERGES = {"add": "+", "cat": "cat"}  # the operations that join two paths, and their mark
 _CONTAINERS = (nn.ModuleList, nn.ModuleDict)
@@ -158,7 +160,7 @@ class _Tracer(TorchFunctionMode):
 
 
 def _trace(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
-    x = torch.zeros(1, 3, *input_size)
+    x = torch.zeros(1, 3, *input_size, device=model_device(model))
     tracer = _Tracer(model)
     tracer.add(_Call("input", "input", "", list(x.shape[1:])), x)
     was_training = model.training

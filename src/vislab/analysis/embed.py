@@ -129,15 +129,20 @@ def _write_coords(
 
 
 def embed(
-    source: Path, out: Path | None = None, data: Path | None = None, seed: int = 0
+    source: Path,
+    out: Path | None = None,
+    data: Path | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """source: a run folder (snapshots) or one checkpoint. Returns the metrics written."""
+    """source: a run folder (snapshots) or one checkpoint, its models run on device (default
+    the CPU). Returns the metrics written."""
     from sklearn.decomposition import PCA
 
     ckpts, folder, labels_csv, out = _inputs(Path(source), out, data)
     metas, feats, preds, epochs = [], [], [], []
     for ckpt in ckpts:
-        model, meta = load_model(ckpt, task="classification")
+        model, meta = load_model(ckpt, task="classification", device=device)
         if not metas:
             s = _labeled(folder, labels_csv, meta)
             images = to_nchw(s.images)

@@ -29,7 +29,8 @@ DEFAULT_TILES = ("0013", "0062", "0104")  # the report's, of the course's valida
 @torch.inference_mode()
 def predict_tile(model, meta: ModelMeta, image: np.ndarray) -> np.ndarray:
     (x,) = model_inputs(model, to_nchw(image), meta.mean, meta.std, 1)
-    return segment_logits(model, x, meta.image_size).argmax(1)[0].numpy().astype(np.uint8)
+    logits = segment_logits(model, x, meta.image_size)
+    return logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
 
 
 def default_tiles(tiles: list[str], spec: DatasetSpec | None = None) -> tuple[str, ...]:
@@ -77,10 +78,14 @@ def _tile_miou(truth: np.ndarray, pred: np.ndarray, spec: DatasetSpec) -> float:
 
 
 def progress(
-    run: Path, out: Path | None = None, tiles: list[str] | None = None, data: Path | None = None
+    run: Path,
+    out: Path | None = None,
+    tiles: list[str] | None = None,
+    data: Path | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Draw the grid; returns {"figure", "epochs", "miou": {tile: [per snapshot]},
-    "truth_share", "predicted_share"}."""
+    """Draw the grid, each snapshot predicting on device (default the CPU); returns
+    {"figure", "epochs", "miou": {tile: [per snapshot]}, "truth_share", "predicted_share"}."""
     run = RunFolder(run)
     cfg = run.config()
     if cfg.task != "segmentation":
@@ -91,7 +96,7 @@ def progress(
     tiles, images, truths = read_tiles(folder, tiles, spec)
     epochs, preds = [], []
     for snap in snaps:  # one model in memory at a time
-        model, meta = load_model(snap, task="segmentation")
+        model, meta = load_model(snap, task="segmentation", device=device)
         model = prepare(model)
         epochs.append(meta.epoch)
         preds.append([predict_tile(model, meta, im) for im in images])

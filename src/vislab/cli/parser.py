@@ -87,12 +87,13 @@ def _predict(p: argparse.ArgumentParser) -> None:
         "set's own (palette; rgb for the course's land-cover set)",
     )
     p.add_argument("--batch-size", type=int, help="images per batch (default 500 / 4)")
+    _device(p)
     p.add_argument(
         "--precision",
-        choices=["32", "bf16"],
+        choices=["32", "bf16", "fp16"],
         default="32",
-        help="bf16: bf16 autocast; slower than fp32 on our 2-core Xeon and not bit-identical, "
-        "may pay on CPUs with AMX or on GPUs (default: 32)",
+        help="autocast: bf16 (the CPU or a GPU that has it; slower than fp32 on our 2-core "
+        "Xeon and not bit-identical) or fp16 (GPUs only); default: 32",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: the free cores)")
     p.add_argument(
@@ -110,6 +111,15 @@ def _predict(p: argparse.ArgumentParser) -> None:
         help="auto: ONNX Runtime for a .onnx file or when the CKPT.onnx beside the checkpoint "
         "was exported from it (vislab export; its SHA-256 recorded), else PyTorch; "
         "onnxruntime: export first if needed (default: auto)",
+    )
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the model runs: auto (the first CUDA GPU when there is one, else the "
+        "CPU), cpu, cuda, cuda:N or mps (default: auto)",
     )
 
 
@@ -198,6 +208,7 @@ def _embed(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data", type=Path, help="labeled folder (default: the run's val set)")
     p.add_argument("--out", type=Path, help="output folder (default: RUN/embed)")
+    _device(p)
 
 
 def _progress(p: argparse.ArgumentParser) -> None:
@@ -210,6 +221,7 @@ def _progress(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data", type=Path, help="validation folder (default: from the run's config)")
     p.add_argument("--out", type=Path, help="output PNG (default: RUN/progress.png)")
+    _device(p)
 
 
 def _report(p: argparse.ArgumentParser) -> None:
@@ -223,6 +235,7 @@ def _report(p: argparse.ArgumentParser) -> None:
         help="also print the report to this PDF (default OUT/report.pdf; the course hands in "
         "hw1_<ID>.pdf) with a headless Chromium",
     )
+    _device(p)
 
 
 def _export(p: argparse.ArgumentParser) -> None:
@@ -236,6 +249,7 @@ def _export(p: argparse.ArgumentParser) -> None:
         "model for ONNX Runtime; vislab predict --ckpt takes either",
     )
     p.add_argument("--out", type=Path, help="output file (default: CKPT with the new suffix)")
+    _device(p)
 
 
 def _submission(p: argparse.ArgumentParser) -> None:

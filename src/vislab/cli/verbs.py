@@ -66,6 +66,7 @@ def predict(
     engine: str,
     tta: bool,
     fmt: str | None = None,
+    device: str = "auto",
 ) -> None:
     from vislab.course.leak import warn_cifar100
     from vislab.infer.meta import read_meta
@@ -86,6 +87,7 @@ def predict(
         engine=engine,
         tta=tta,
         fmt=fmt,
+        device=device,
     )
     print(f"wrote {out} ({n} images, {ran})")
 
@@ -145,13 +147,23 @@ def overlay(
     print(f"wrote {len(jobs)} overlays to {out}" if image.is_dir() else f"wrote {out}")
 
 
-def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path | None) -> None:
+def progress(
+    *,
+    run: Path,
+    tiles: list[str] | None,
+    data: Path | None,
+    out: Path | None,
+    device: str = "auto",
+) -> None:
     from vislab.analysis.progress import progress as mask_progress
+    from vislab.devices import resolve_device
+
+    dev = resolve_device(device)
 
     if out is not None:
         written = [("--out", out), ("--out", out.with_suffix(".json"))]
         refuse_writing_over_inputs(written, [*_run_inputs(run), *_files(data, images=True)])
-    result = mask_progress(run, out=out, tiles=tiles, data=data)
+    result = mask_progress(run, out=out, tiles=tiles, data=data, device=dev)
     for tile, values in result["miou"].items():
         shown = ", ".join(
             f"epoch {e}: {v:.3f}" for e, v in zip(result["epochs"], values, strict=True)
@@ -160,15 +172,18 @@ def progress(*, run: Path, tiles: list[str] | None, data: Path | None, out: Path
     print(f"wrote {result['figure']}")
 
 
-def embed(*, source: Path, data: Path | None, out: Path | None) -> None:
+def embed(*, source: Path, data: Path | None, out: Path | None, device: str = "auto") -> None:
     from vislab.analysis.embed import embed as embed_run
+    from vislab.devices import resolve_device
+
+    dev = resolve_device(device)
 
     if out is not None:
         written = [
             ("--out", out / n) for n in ("coords.npz", "metrics.json", "pca.png", "tsne.png")
         ]
         refuse_writing_over_inputs(written, [*_run_inputs(source), *_files(data, images=True)])
-    r = embed_run(source, out=out, data=data)
+    r = embed_run(source, out=out, data=data, device=dev)
     lines = [(f"PCA (epoch {r['pca']['epoch']})", r["pca"])]
     lines += [(f"t-SNE epoch {t['epoch']}", t) for t in r["tsne"]]
     for name, s in lines:
@@ -176,8 +191,11 @@ def embed(*, source: Path, data: Path | None, out: Path | None) -> None:
     print(f"wrote pca.png, tsne.png, coords.npz, metrics.json to {r['out']}")
 
 
-def report(*, runs: list[Path], out: Path, pdf: Path | bool | None) -> None:
+def report(*, runs: list[Path], out: Path, pdf: Path | bool | None, device: str = "auto") -> None:
+    from vislab.devices import resolve_device
     from vislab.report.build import build
+
+    dev = resolve_device(device)
 
     pdf = Path(out) / "report.pdf" if pdf is True else pdf
     written = [("--out", Path(out) / n) for n in ("report.html", "report.md", "figures")]
@@ -187,15 +205,17 @@ def report(*, runs: list[Path], out: Path, pdf: Path | bool | None) -> None:
             f"--pdf {pdf}: give a file name ending in .pdf, or --pdf alone for OUT/report.pdf "
             "(what follows --pdf is read as the PDF's name)"
         )
-    path = build(runs, out, pdf)
+    path = build(runs, out, pdf, device=dev)
     print(f"wrote {path} and {path.with_suffix('.md')}" + (f" and {pdf}" if pdf else ""))
 
 
-def export(*, ckpt: Path, fmt: str, out: Path | None) -> None:
+def export(*, ckpt: Path, fmt: str, out: Path | None, device: str = "auto") -> None:
+    from vislab.devices import resolve_device
     from vislab.infer.export import export as export_model
 
+    dev = resolve_device(device)
     refuse_writing_over_inputs([("--out", out)], [ckpt])
-    print(f"wrote {export_model(ckpt, fmt, out)}")
+    print(f"wrote {export_model(ckpt, fmt, out, device=dev)}")
 
 
 def submission(

@@ -3,6 +3,10 @@
 Decoded images live in one uint8 tensor; a batch is a slice of it, fetched in one indexing
 operation (``__getitems__``), and augmented as a whole on the device in the training step.
 Per-item PIL decoding every epoch measured 17x slower on a 2-core machine.
+
+The augmentations draw their random numbers (a few per image) from a CPU generator and move
+them to the batch's device: the same seed gives the same crops, flips and mixes on a GPU as on
+the CPU, and a CUDA batch needs no CUDA generator.
 """
 
 from __future__ import annotations
@@ -78,15 +82,15 @@ def random_crop_flip(
     dev = x.device
     if padding > 0:
         padded = F.pad(x, (padding,) * 4, mode="reflect")
-        oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
-        ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+        oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(dev)
+        ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(dev)
         rows = (oy[:, None] + torch.arange(h, device=dev))[:, :, None]  # (B, H, 1)
         cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, :]  # (B, 1, W)
         batch = torch.arange(b, device=dev)[:, None, None]
         # advanced indexing on dims 0, 2, 3 puts them first: (B, H, W, C)
         x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
     if hflip:
-        flip = torch.rand(b, generator=generator, device=dev) < 0.5
+        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
 
@@ -103,7 +107,7 @@ def mix_batch(
     and lam becomes the exact share of pixels kept."""
     b, _, h, w = x.shape
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
-    order = torch.randperm(b, generator=generator, device=x.device)
+    order = torch.randperm(b, generator=generator).to(x.device)
     use_cutmix = cutmix > 0 and (mixup <= 0 or rng.random() < 0.5)
     lam = float(rng.beta(cutmix, cutmix) if use_cutmix else rng.beta(mixup, mixup))
     if not use_cutmix:
@@ -155,8 +159,8 @@ def random_tile_augment(
     b, _, h, w = x.shape
     dev = x.device
     if crop is not None and (crop < h or crop < w):
-        oy = torch.randint(0, h - crop + 1, (b,), generator=generator, device=dev)
-        ox = torch.randint(0, w - crop + 1, (b,), generator=generator, device=dev)
+        oy = torch.randint(0, h - crop + 1, (b,), generator=generator).to(dev)
+        ox = torch.randint(0, w - crop + 1, (b,), generator=generator).to(dev)
         rows = (oy[:, None] + torch.arange(crop, device=dev))[:, :, None]  # (B, crop, 1)
         cols = (ox[:, None] + torch.arange(crop, device=dev))[:, None, :]  # (B, 1, crop)
         batch = torch.arange(b, device=dev)[:, None, None]
@@ -168,10 +172,10 @@ def random_tile_augment(
 
     for enabled, dim in ((hflip, -1), (vflip, -2)):
         if enabled:
-            flag = torch.rand(b, generator=generator, device=dev) < 0.5
+            flag = (torch.rand(b, generator=generator) < 0.5).to(dev)
             x, y = where(flag, x, x.flip(dim)), where(flag, y, y.flip(dim))
     if rot90 and x.shape[-1] == x.shape[-2]:
-        k = torch.randint(0, 4, (b,), generator=generator, device=dev)
+        k = torch.randint(0, 4, (b,), generator=generator).to(dev)
         xs, ys = x, y
         for r in (1, 2, 3):
             flag = k == r

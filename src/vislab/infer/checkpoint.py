@@ -39,15 +39,19 @@ def _first_cause(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, ModelMeta]:
+def load_model(
+    path: str | Path, task: str | None = None, device: torch.device | None = None
+) -> tuple[nn.Module, ModelMeta]:
     """Build the model of a checkpoint, or of a `vislab export` file (.safetensors, .onnx), in
-    eval mode; returns (model, meta). meta.format says which.
+    eval mode on device (default the CPU; an ONNX model runs with that device's ONNX Runtime
+    provider); returns (model, meta). meta.format says which.
 
     meta.epoch is the 1-based epoch the weights are from: snapshots store it so, Lightning
     stores the 0-based index of the epoch it finished."""
     path = Path(path)
+    device = device or torch.device("cpu")
     if path.suffix == ".onnx":
-        model, meta = _load_onnx(path)
+        model, meta = _load_onnx(path, device)
     else:
         if path.suffix == ".safetensors":
             meta, state = _read_safetensors(path)
@@ -60,7 +64,7 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, Mo
             state = {
                 k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
             }
-        model = build_model(path, meta, state)
+        model = build_model(path, meta, state).to(device)
     if task is not None and meta.task != task:
         raise VislabError(f"{path} is a {meta.task} model, not {task}")
     return model.eval(), meta
@@ -94,16 +98,33 @@ def _read_safetensors(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
     return exported_meta(path, text, "safetensors"), state
 
 
-class OnnxModel(nn.Module):
-    """An exported model run by ONNX Runtime, called like the PyTorch model it came from."""
+def onnx_providers(device: torch.device) -> list:
+    """ONNX Runtime's execution providers for a device: its CUDA provider (from the
+    onnxruntime-gpu package) on a CUDA device, else the CPU's."""
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    import onnxruntime as ort
 
-    def __init__(self, path: Path, task: str):
+    if device.type != "cuda" or "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise VislabError(
+            f"--device {device}: this ONNX Runtime has no provider for it (for CUDA: pip "
+            "install onnxruntime-gpu); use --engine torch, or --device cpu"
+        )
+    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+
+
+class OnnxModel(nn.Module):
+    """An exported model run by ONNX Runtime, called like the PyTorch model it came from:
+    inputs and outputs on the CPU, the work on the provider's device."""
+
+    def __init__(self, path: Path, task: str, device: torch.device):
         super().__init__()
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        providers = onnx_providers(device)
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -112,11 +133,12 @@ class OnnxModel(nn.Module):
         return {"out": y} if self.task == "segmentation" else y
 
 
-def _load_onnx(path: Path) -> tuple[nn.Module, ModelMeta]:
+def _load_onnx(path: Path, device: torch.device) -> tuple[nn.Module, ModelMeta]:
     if not path.is_file():
         raise VislabError(f"model file not found: {path}")
+    onnx_providers(device)  # its own error first, not one about the file
     try:
-        model = OnnxModel(path, task="")
+        model = OnnxModel(path, task="", device=device)
     except Exception as e:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) share no base
         raise VislabError(f"cannot read {path}: {_first_cause(e)}") from None
     text = model.session.get_modelmeta().custom_metadata_map.get(META_KEY)

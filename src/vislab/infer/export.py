@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from vislab.devices import model_device
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.infer.checkpoint import load_model
@@ -43,15 +44,18 @@ class _Logits(nn.Module):
         return y["out"] if self.task == "segmentation" else y
 
 
-def export(ckpt: Path, fmt: str, out: Path | None = None) -> Path:
-    """Write ckpt's model as fmt next to it (or to out); returns the path written."""
+def export(
+    ckpt: Path, fmt: str, out: Path | None = None, device: torch.device | None = None
+) -> Path:
+    """Write ckpt's model as fmt next to it (or to out), traced on device (default the CPU)
+    for ONNX; returns the path written."""
     if fmt not in FORMATS:
         raise VislabError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     ckpt = Path(ckpt)
     out = Path(out) if out else ckpt.with_suffix(f".{fmt}")
     if out.suffix != f".{fmt}":
         raise VislabError(f"--out {out} must end in .{fmt}")
-    model, meta = load_model(ckpt)
+    model, meta = load_model(ckpt, device=device)
     if meta.format != "checkpoint":
         raise VislabError(f"{ckpt} is already an export ({meta.format}); give its checkpoint")
     info = json.dumps(meta.for_export(file_sha256(ckpt)).to_dict())
@@ -59,7 +63,7 @@ def export(ckpt: Path, fmt: str, out: Path | None = None) -> Path:
     if fmt == "safetensors":
         from safetensors.torch import save
 
-        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        state = {k: v.cpu().contiguous() for k, v in model.state_dict().items()}
         atomic_write_bytes(out, save(state, metadata={META_KEY: info}))
         return out
     atomic_write_bytes(out, _onnx_bytes(model, meta, info))
@@ -70,7 +74,7 @@ def _onnx_bytes(model: nn.Module, meta: ModelMeta, info: str) -> bytes:
     import onnx
 
     h, w = meta.window or meta.image_size
-    x = torch.zeros(2, 3, h, w)
+    x = torch.zeros(2, 3, h, w, device=model_device(model))
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
     if meta.scale is not None:  # a segmenter's windows are clipped to a tile smaller than them
         dims[2] = torch.export.Dim("height", min=min(32, h), max=4096)
@@ -91,12 +95,13 @@ def _onnx_bytes(model: nn.Module, meta: ModelMeta, info: str) -> bytes:
     return buf.getvalue()
 
 
-def model_file(ckpt: Path, engine: str = "auto") -> Path:
+def model_file(ckpt: Path, engine: str = "auto", device: torch.device | None = None) -> Path:
     """The file `vislab predict` loads for an engine: the checkpoint, or its ONNX export.
 
-    auto: ONNX Runtime when given a .onnx file or when the export beside the checkpoint was
-    made from the checkpoint as it is now (the SHA-256 it records; ONNX Runtime ran 1.3-2.5x
-    faster than PyTorch for every model we measured, docs/RESULTS.md), PyTorch otherwise.
+    auto: ONNX Runtime when given a .onnx file or, on the CPU, when the export beside the
+    checkpoint was made from the checkpoint as it is now (the SHA-256 it records; ONNX Runtime
+    ran 1.3-2.5x faster than PyTorch on the CPU for every model we measured,
+    docs/RESULTS.md), PyTorch otherwise.
     onnxruntime: exports first when there is no such export, and keeps it beside the
     checkpoint for the next run."""
     if engine not in ENGINES:
@@ -110,7 +115,8 @@ def model_file(ckpt: Path, engine: str = "auto") -> Path:
         return ckpt  # a missing checkpoint: load_model says so
     exported = ckpt.with_suffix(".onnx")
     current = exported.is_file() and _onnx_source(exported) == file_sha256(ckpt)
-    if engine == "auto" and not current:
+    on_cpu = device is None or device.type == "cpu"
+    if engine == "auto" and not (current and on_cpu):
         return ckpt
     if not current:
         export(ckpt, "onnx", exported)

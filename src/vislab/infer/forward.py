@@ -4,7 +4,6 @@ normalisation, memory format, device, test-time augmentation), used by `vislab p
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator
 
 import numpy as np
@@ -13,14 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vislab.data.batches import normalize
+from vislab.devices import autocast, model_device
 from vislab.infer.meta import ModelMeta
-
-
-def precision_context(precision: str):
-    """bf16: autocast on the CPU; anything else: plain fp32."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def prepare(model: nn.Module) -> nn.Module:
@@ -31,12 +24,6 @@ def prepare(model: nn.Module) -> nn.Module:
 
 def as_input(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's weights are (the CPU for a model without any, as ONNX Runtime's)."""
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -71,11 +58,12 @@ def classify(
     tta: bool = False,
 ) -> torch.Tensor:
     """Class index for each (N, 3, H, W) uint8 image (on the CPU), predicted on the model's
-    device. tta: average the class probabilities of the image and its mirror image."""
+    device under the autocast of precision (devices.PRECISIONS). tta: average the class
+    probabilities of the image and its mirror image."""
     model = prepare(model)
     out = []
     for x in model_inputs(model, images, mean, std, batch_size):
-        with precision_context(precision):
+        with autocast(precision, x.device):
             p = model(x).float().softmax(1)
             if tta:
                 p = p + model(x.flip(3)).float().softmax(1)

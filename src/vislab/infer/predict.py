@@ -18,13 +18,13 @@ from PIL import Image
 
 from vislab.data.images import decode_all, list_images, read_rgb
 from vislab.data.tiles import load_sat_images
+from vislab.devices import autocast, check_precision, resolve_device
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_csv, exclusive, scratch_path
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import (
     classify,
     model_inputs,
-    precision_context,
     prepare,
     tile_logits,
     to_nchw,
@@ -157,7 +157,7 @@ def _write_masks(
         preds = []
         for g in groups:
             (x,) = model_inputs(model, to_nchw(np.stack(g)), meta.mean, meta.std, len(g))
-            with precision_context(precision):
+            with autocast(precision, x.device):
                 logits = tile_logits(model, x, meta, tta, batch_size)
             preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds):
@@ -179,18 +179,24 @@ def predict_folder(
     engine: str = "auto",
     tta: bool = False,
     fmt: str | None = None,
+    device: str = "auto",
 ) -> tuple[int, str]:
     """Predict every image of images_dir with the checkpoint (or its export, see
-    export.model_file); returns the number of images and the engine that ran them. fmt: a
-    segmenter's mask format (MASK_FORMATS), default its spec's."""
+    export.model_file) on device (devices.DEVICES); returns the number of images and the
+    engine that ran them, with its device. fmt: a segmenter's mask format (MASK_FORMATS),
+    default its spec's."""
     from vislab.infer.export import model_file
     from vislab.tasks import task_spec
 
+    dev = resolve_device(device)
+    check_precision(precision, dev)
     set_threads(threads)
-    model, meta = load_model(model_file(ckpt, engine))
-    ran = "onnxruntime" if meta.format == "onnx" else "pytorch"
-    if meta.format == "onnx" and precision == "bf16":
-        raise VislabError("--precision bf16 is for PyTorch models; an ONNX model runs in fp32")
+    model, meta = load_model(model_file(ckpt, engine, dev), device=dev)
+    ran = f"{'onnxruntime' if meta.format == 'onnx' else 'pytorch'} on {dev}"
+    if meta.format == "onnx" and precision != "32":
+        raise VislabError(
+            f"--precision {precision} is for PyTorch models; an ONNX model runs in fp32"
+        )
     batch_size = batch_size or task_spec(meta.task).predict_batch
     if meta.task == "segmentation":
         n = predict_masks(

@@ -4,19 +4,29 @@ forward pass at the run's input size."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vislab.report.run import Run
 from vislab.tasks import task_spec
 
+if TYPE_CHECKING:
+    import torch
 
-def architecture(name: str, num_classes: int, size: int, kwargs: dict | None = None) -> dict:
-    """The layer table and diagram of a model built without pretrained weights."""
+
+def architecture(
+    name: str,
+    num_classes: int,
+    size: int,
+    kwargs: dict | None = None,
+    device: torch.device | None = None,
+) -> dict:
+    """The layer table and diagram of a model built without pretrained weights, traced on
+    device (default the CPU)."""
     from vislab.analysis.architecture import layer_table
     from vislab.analysis.diagram import diagram
     from vislab.models import create_model, model_doc
 
-    model = create_model(name, num_classes=num_classes, **(kwargs or {}))
+    model = create_model(name, num_classes=num_classes, **(kwargs or {})).to(device)
     return {
         "name": name,
         "doc": model_doc(name),
@@ -39,22 +49,24 @@ def _input_side(run: Run) -> int:
     return task_spec(run.task).image_size
 
 
-def run_architecture(run: Run) -> dict[str, Any]:
+def run_architecture(run: Run, device: torch.device | None = None) -> dict[str, Any]:
     """The architecture of the model a run trained, at its input size."""
     from vislab.models import without_weights
 
     kwargs = without_weights(run.config["model"]["kwargs"])
-    return architecture(run.model, run.num_classes, _input_side(run), kwargs)
+    return architecture(run.model, run.num_classes, _input_side(run), kwargs, device)
 
 
 def report_architectures(
-    runs: list[Run], references: tuple[tuple[str, int, int, dict], ...] = ()
+    runs: list[Run],
+    references: tuple[tuple[str, int, int, dict], ...] = (),
+    device: torch.device | None = None,
 ) -> list[dict]:
     """Layer tables of references ((model, classes, input side, kwargs), drawn whether a run
     trained them or not; a run's own table wins) and of every other model a run used."""
     by_model = {r.model: r.architecture for r in runs}
     tables = [
-        by_model.pop(name, None) or architecture(name, k, size, kw)
+        by_model.pop(name, None) or architecture(name, k, size, kw, device)
         for name, k, size, kw in references
     ]
     return tables + list(by_model.values())

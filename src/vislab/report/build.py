@@ -15,15 +15,19 @@ from __future__ import annotations
 import base64
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.report.run import Run, distinct_names, read_run
 
+if TYPE_CHECKING:
+    import torch
 
-def _sections(run: Run, figures: Path) -> None:
-    """Every section of a run, in order (later ones read the facts of earlier ones)."""
+
+def _sections(run: Run, figures: Path, device: torch.device | None) -> None:
+    """Every section of a run, in order (later ones read the facts of earlier ones); its
+    architecture traced on device."""
     from vislab.report.architectures import run_architecture
     from vislab.report.balance import balance
     from vislab.report.embedding import embedding
@@ -35,7 +39,7 @@ def _sections(run: Run, figures: Path) -> None:
     analysis = embedding if run.task == "classification" else mask_progress
     for section in (result, analysis, per_class, balance, failures):
         run.add(section(run, figures))
-    run.architecture = run_architecture(run)
+    run.architecture = run_architecture(run, device)
     for key, src in list(run.figures.items()):  # every figure beside the report
         dest = figures / f"{run.name}_{key}.png"
         if src.resolve() != dest.resolve():
@@ -43,9 +47,9 @@ def _sections(run: Run, figures: Path) -> None:
         run.figures[key] = dest
 
 
-def _context(runs: list[Run], figures: Path) -> dict[str, Any]:
+def _context(runs: list[Run], figures: Path, device: torch.device | None) -> dict[str, Any]:
     """What the templates read: the title, the problems with their budget figures, the
-    architectures drawn."""
+    architectures drawn (the references' traced on device)."""
     from vislab.report.architectures import draw_architectures, report_architectures
     from vislab.report.budget import budget_figure
     from vislab.report.problems import problems, title
@@ -57,7 +61,7 @@ def _context(runs: list[Run], figures: Path) -> dict[str, Any]:
         from vislab.course.report_roles import REFERENCE_ARCHITECTURES as references
     for p in found:
         p.budget = budget_figure(p.runs, p.task, figures / f"budget_{p.key}.png")
-    architectures = report_architectures(runs, references)
+    architectures = report_architectures(runs, references, device)
     draw_architectures(architectures, figures)
     return {
         "title": title(found),
@@ -119,9 +123,12 @@ def _render(context: dict[str, Any], out: Path, pdf: Path | None, browser: str |
             printed.unlink(missing_ok=True)
 
 
-def build(runs: list[Path], out: Path, pdf: Path | None = None) -> Path:
+def build(
+    runs: list[Path], out: Path, pdf: Path | None = None, device: torch.device | None = None
+) -> Path:
     """Write report.html and report.md into out, and the PDF to pdf when given (printed by a
-    headless Chromium, every layer table unfolded); returns the HTML path."""
+    headless Chromium, every layer table unfolded); returns the HTML path. The architectures
+    are traced on device (default the CPU)."""
     from vislab.report.pdf import find_browser
 
     if not runs:
@@ -132,6 +139,6 @@ def build(runs: list[Path], out: Path, pdf: Path | None = None) -> Path:
     figures.mkdir(parents=True, exist_ok=True)
     loaded = distinct_names([read_run(r) for r in runs])
     for run in loaded:
-        _sections(run, figures)
-    _render(_context(loaded, figures), out, pdf, browser)
+        _sections(run, figures, device)
+    _render(_context(loaded, figures, device), out, pdf, browser)
     return out / "report.html"

@@ -88,7 +88,7 @@ class ClassificationTask(Task):
         x, y = batch
         x = self._input(x)
         h = self.hparams
-        g = self._generator(x.device, batch_idx)
+        g = self._generator(batch_idx)
         if h.crop_padding or h.hflip:
             x = random_crop_flip(x, h.crop_padding, h.hflip, g)
         smoothing = h.label_smoothing

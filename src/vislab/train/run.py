@@ -16,6 +16,7 @@ from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta, slide_fields
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
+from vislab.train.loggers import finish_loggers
 from vislab.train.resume import epochs_done, new_identity, prepare_run_dir
 
 
@@ -76,6 +77,12 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     process at a time trains into a folder (the others of a multi-process run join it)."""
     from lightning.pytorch.utilities import rank_zero_only  # the rank from the launcher's env
 
+    from vislab.devices import check_trainer
+    from vislab.train.loggers import check_loggers
+
+    t = cfg.trainer
+    check_trainer(t.accelerator, t.devices, t.precision)  # before weights and data
+    check_loggers(t.loggers)
     run = RunFolder(out)
     if rank_zero_only.rank != 0:
         return _train(_resolved(cfg), run, resume, rank_zero_only.rank)
@@ -136,7 +143,7 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         del init_state  # not a second copy of every weight for the whole run
         print(f"weights from {cfg.model.init} (epoch {init_meta.epoch})")
 
-    trainer, best_cb = _trainer(cfg, run, spec.monitor)
+    trainer, best_cb = _trainer(cfg, run, spec.monitor, identity["id"])
     if trainer.is_global_zero:
         run.write_identity(identity)
         run.write_config(cfg)
@@ -145,7 +152,10 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         run.write_class_balance(data.class_balance())
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
-    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    finally:
+        finish_loggers(trainer.loggers)
     if trainer.is_global_zero:
         score = best_cb.best_model_score
         print(f"best {spec.monitor} {float(score):.4f}; run folder: {run.path}")
@@ -201,9 +211,11 @@ def _model_meta(cfg: Config, data, k: int, run_id: str | None = None) -> ModelMe
     )
 
 
-def _trainer(cfg: Config, run: RunFolder, monitor: str):
-    """Lightning's Trainer with vislab's callbacks, and the callback that keeps best.ckpt."""
+def _trainer(cfg: Config, run: RunFolder, monitor: str, run_id: str):
+    """Lightning's Trainer with vislab's callbacks and the recipe's loggers, and the callback
+    that keeps best.ckpt."""
     import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from vislab.train.callbacks import (
         AtomicCheckpointIO,
@@ -212,6 +224,7 @@ def _trainer(cfg: Config, run: RunFolder, monitor: str):
         Snapshots,
         default_snapshots,
     )
+    from vislab.train.loggers import make_loggers
 
     t = cfg.trainer
     snapshots = set(t.snapshots) if t.snapshots is not None else default_snapshots(t.epochs)
@@ -236,6 +249,9 @@ def _trainer(cfg: Config, run: RunFolder, monitor: str):
     # a progress bar on a terminal; in a log file, one line per epoch instead
     progress_bar = t.progress_bar and sys.stdout.isatty()
     callbacks = [EpochMetricsCSV(run, echo=not progress_bar), Snapshots(run, snapshots)]
+    loggers = make_loggers(t.loggers, run, cfg.to_dict(), run_id) if t.loggers else []
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     trainer = L.Trainer(
         max_epochs=t.epochs,
         precision=t.precision,
@@ -246,7 +262,7 @@ def _trainer(cfg: Config, run: RunFolder, monitor: str):
         use_distributed_sampler=False,  # the data module shards (train/datamodule.py)
         callbacks=[*callbacks, best_cb, last_cb],
         plugins=[AtomicCheckpointIO()],
-        logger=False,
+        logger=loggers or False,
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,

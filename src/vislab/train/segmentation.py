@@ -122,7 +122,7 @@ class SegmentationTask(Task):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         h = self.hparams
-        g = self._generator(x.device, batch_idx)
+        g = self._generator(batch_idx)
         x, y = random_tile_augment(x, y, h.crop_size, h.hflip, h.vflip, h.rot90, g)
         y = y.long()
         out = self.model(self._input(x))

@@ -82,11 +82,12 @@ class Task(L.LightningModule):
         x = normalize(x, self.mean, self.std)
         return as_input(x) if self.hparams.channels_last else x
 
-    def _generator(self, device: torch.device, batch_idx: int) -> torch.Generator:
-        """One generator per (seed, rank, epoch, batch): a resumed run draws the same
-        augmentations as an uninterrupted one."""
+    def _generator(self, batch_idx: int) -> torch.Generator:
+        """One CPU generator per (seed, rank, epoch, batch), whatever the batch's device: a
+        resumed run draws the same augmentations as an uninterrupted one, a GPU run the same
+        as a CPU run."""
         key = (self.hparams.seed * 1009 + self.global_rank) * 100_003 + self.current_epoch
-        return torch.Generator(device=device).manual_seed(key * 1_000_003 + batch_idx)
+        return torch.Generator().manual_seed(key * 1_000_003 + batch_idx)
 
     def on_before_backward(self, loss: torch.Tensor) -> None:
         """A loss that is not finite stops the run before it reaches the weights: the run
