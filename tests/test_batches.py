@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,11 +65,12 @@ def test_epoch_sampler_is_a_permutation_fixed_by_seed_and_epoch():
     assert list(again) == first
 
 
-def test_dataset_fetches_a_batch_in_one_slice_and_normalize_scales():
-    images = torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).view(4, 3, 2, 2)
-    ds = TensorImageDataset(images, torch.tensor([0, 1, 2, 3]))
+def test_dataset_fetches_a_batch_in_one_slice_channels_first_and_normalize_scales():
+    images = torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).view(4, 3, 2, 2)  # N, C, H, W
+    ds = TensorImageDataset(images.permute(0, 2, 3, 1).numpy(), np.arange(4))  # as decoded
     x, y = ds.__getitems__([2, 0])
-    assert torch.equal(x, images[[2, 0]]) and y.tolist() == [2, 0]
+    assert torch.equal(x, images[[2, 0]]) and x.is_contiguous() and y.tolist() == [2, 0]
+    assert torch.equal(ds[1][0], images[1]) and ds.size == (2, 2)
     z = normalize(x, torch.tensor([0.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 2.0]))
     assert torch.allclose(z[:, 2], x[:, 2].float() / 255 / 2)
 
@@ -89,7 +91,8 @@ def test_channel_stats_over_chunks_equal_the_whole_set_in_float64():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (130, 3, 5, 7), dtype=torch.uint8, generator=g)  # 3 chunks
     images[:, 1] = 255  # a constant channel: std exactly 0, not a negative variance's NaN
-    mean, std = (torch.tensor(v, dtype=torch.float64) for v in channel_stats(images))
+    nhwc = images.permute(0, 2, 3, 1).contiguous()  # as decoded
+    mean, std = (torch.tensor(v, dtype=torch.float64) for v in channel_stats(nhwc))
     x = images.double() / 255
     assert torch.allclose(mean, x.mean(dim=(0, 2, 3)), atol=1e-12)
     assert torch.allclose(std, x.std(dim=(0, 2, 3)), atol=1e-12)

@@ -43,9 +43,11 @@ def test_unpacks_a_local_zip_to_the_course_layout(course_zip, tmp_path, capsys):
     assert locate(tmp_path) == {"p1": tmp_path / "p1_data", "p2": tmp_path / "p2_data"}
 
 
-def test_downloads_over_a_url(course_zip, tmp_path):
+def test_downloads_over_a_url(course_zip, tmp_path, capsys):
     # urllib's file:// handler stands in for HTTP: the same streaming and unpacking code runs
     assert main(["data", "download", str(tmp_path), "--url", course_zip.as_uri()]) == 0
+    mib = -(-course_zip.stat().st_size // (1 << 20))
+    assert f"hw1_data.zip: {mib}/{mib} MiB (" in capsys.readouterr().err  # off a terminal
     assert _files(tmp_path / "p1_data") == _files(course_zip.parent / "hw1_data" / "p1_data")
     assert not list(tmp_path.glob(".*"))  # the partial download is gone
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
@@ -38,7 +39,11 @@ def _rows(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_two_processes_match_one_and_only_rank_0_writes(p1_tiny, tmp_path):
+@pytest.mark.parametrize("store", ["memory", "disk"])
+def test_two_processes_match_one_and_only_rank_0_writes(store, p1_tiny, tmp_path, monkeypatch):
+    """store disk: the ranks map one decoded copy from the cache (built by whichever rank came
+    first, the other waiting) instead of each decoding its own."""
+    monkeypatch.setenv("VISLAB_CACHE", str(tmp_path / "cache"))
     one = _train(p1_tiny, tmp_path / "one", "data.batch_size=16")
     assert one.returncode == 0, one.stderr[-2000:]
     two = _train(
@@ -47,7 +52,10 @@ def test_two_processes_match_one_and_only_rank_0_writes(p1_tiny, tmp_path):
         "data.batch_size=8",
         "trainer.devices=2",
         "trainer.strategy=ddp",
+        f"data.store={store}",
     )
+    cached = sorted((tmp_path / "cache" / "decoded").glob("*/complete.json"))
+    assert len(cached) == (2 if store == "disk" else 0)  # train and val, once each
     assert two.returncode == 0, two.stderr[-2000:]
     assert "GLOBAL_RANK: 1" in two.stdout + two.stderr  # there really were two processes
     a, b = _rows(tmp_path / "one"), _rows(tmp_path / "two")

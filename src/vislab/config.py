@@ -48,6 +48,11 @@ class DataConfig:
     vflip: bool = False  # segmentation: random vertical flips
     rot90: bool = False  # segmentation: random rotations by multiples of 90 degrees
     crop_size: int | None = None  # segmentation: random square crops of this size
+    # where the decoded sets live: memory, disk (a memory-mapped cache under $VISLAB_CACHE or
+    # ~/.cache/vislab, shared by processes, for sets larger than memory; data/store.py), or
+    # auto (the disk when the set, once per training process here, passes half the memory
+    # available)
+    store: str = "auto"
     mean: list[float] | None = None  # per-channel, 0-1 scale; null = train set (or model.init)
     std: list[float] | None = None
     # the data set spec (vislab/data/spec.py). segmentation: a built-in one by name
@@ -221,6 +226,7 @@ CHOICES = {
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "trainer.precision": ("32-true", "bf16-mixed", "16-mixed"),
     "data.mask_format": ("auto", "rgb", "index"),
+    "data.store": ("auto", "memory", "disk"),
 }
 
 

@@ -24,6 +24,7 @@ from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import model_inputs, prepare, to_nchw
 from vislab.infer.meta import ModelMeta
 from vislab.run_folder import RunFolder
+from vislab.steps import Steps
 
 
 @torch.inference_mode()
@@ -141,6 +142,8 @@ def embed(
 
     ckpts, folder, labels_csv, out = _inputs(Path(source), out, data)
     metas, feats, preds, epochs = [], [], [], []
+    # the network's features of each snapshot, then a t-SNE of each (the longer part)
+    steps = Steps(2 * len(ckpts), "embed")
     for ckpt in ckpts:
         model, meta = load_model(ckpt, task="classification", device=device)
         if not metas:
@@ -151,10 +154,15 @@ def embed(
         feats.append(f)
         preds.append(pred)
         epochs.append(meta.epoch)
+        steps.step(note=f"features of epoch {meta.epoch}")
     labels = s.labels
     pca = PCA(2, random_state=seed).fit(feats[-1])
     pca_xy = pca.transform(feats[-1])
-    tsne_xy = [tsne(f, seed) for f in feats]
+    tsne_xy = []
+    for f, e in zip(feats, epochs, strict=True):
+        tsne_xy.append(tsne(f, seed))
+        steps.step(note=f"t-SNE of epoch {e}")
+    steps.close()
     result = {
         "model": metas[-1].model,
         "data": str(folder),

@@ -22,6 +22,7 @@ from vislab.infer.forward import model_inputs, prepare, segment_logits, to_nchw
 from vislab.infer.meta import ModelMeta, read_meta
 from vislab.metrics.miou import confusion, scores
 from vislab.run_folder import RunFolder
+from vislab.steps import Steps
 
 DEFAULT_TILES = ("0013", "0062", "0104")  # the report's, of the course's validation set
 
@@ -95,11 +96,14 @@ def progress(
     folder = data if data is not None else cfg.data.resolve(cfg.data.val)
     tiles, images, truths = read_tiles(folder, tiles, spec)
     epochs, preds = [], []
+    steps = Steps(len(snaps), "progress", "snapshots")
     for snap in snaps:  # one model in memory at a time
         model, meta = load_model(snap, task="segmentation", device=device)
         model = prepare(model)
         epochs.append(meta.epoch)
         preds.append([predict_tile(model, meta, im) for im in images])
+        steps.step(note=f"epoch {meta.epoch}")
+    steps.close()
     miou = {t: [_tile_miou(truths[i], p[i], spec) for p in preds] for i, t in enumerate(tiles)}
     out = Path(out) if out else run.progress_figure
     draw_grid(images, truths, preds, epochs, tiles, miou, out, spec)

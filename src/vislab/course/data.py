@@ -15,6 +15,9 @@ from pathlib import Path, PurePosixPath
 
 from vislab.errors import VislabError
 from vislab.fileio import scratch_path
+from vislab.steps import Steps
+
+MIB = 1 << 20  # the download is read and counted in these
 
 # The Google Drive file id of hw1_data.zip in the course's own get_dataset.sh (DLCV Fall 2022
 # HW1, `gdown <id> -O hw1_data.zip`), the release that ../shared/data holds. This machine has
@@ -112,8 +115,6 @@ def _refuse_existing(dest: Path) -> None:
 
 
 def _fetch(url: str, out: Path) -> None:
-    from tqdm import tqdm
-
     hint = "download hw1_data.zip by other means and run: vislab data download DIR --zip FILE"
     try:
         response = urllib.request.urlopen(url, timeout=30)
@@ -125,19 +126,17 @@ def _fetch(url: str, out: Path) -> None:
             raise VislabError(
                 f"{url} answered with a web page, not the zip (Drive quota or sign-in); {hint}"
             )
-        size = int(response.headers.get("Content-Length") or 0) or None
-        bar = tqdm(
-            total=size, unit="B", unit_scale=True, desc="hw1_data.zip", disable=None
-        )  # disable=None: a bar on a terminal only
+        size = int(response.headers.get("Content-Length") or 0)
+        steps = Steps(-(-size // MIB) or None, "hw1_data.zip", "MiB")  # None: size unknown
         try:
             with open(out, "wb") as f:
-                while chunk := response.read(1 << 20):
+                while chunk := response.read(MIB):
                     f.write(chunk)
-                    bar.update(len(chunk))
+                    steps.step()
         except OSError as e:
             raise VislabError(f"download of {url} broke off ({e}); {hint}") from None
         finally:
-            bar.close()
+            steps.close()
     print(f"downloaded {out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
 
 

@@ -1,8 +1,9 @@
-"""In-memory tensor datasets and whole-batch augmentation.
+"""Tensor datasets of decoded sets and whole-batch augmentation.
 
-Decoded images live in one uint8 tensor; a batch is a slice of it, fetched in one indexing
-operation (``__getitems__``), and augmented as a whole on the device in the training step.
-Per-item PIL decoding every epoch measured 17x slower on a 2-core machine.
+Decoded images live in one uint8 (N, H, W, 3) array, in memory or memory-mapped from the disk
+cache (data/store.py); a batch is a slice of it, fetched in one indexing operation
+(``__getitems__``), turned channels-first, and augmented as a whole on the device in the
+training step. Per-item PIL decoding every epoch measured 17x slower on a 2-core machine.
 
 The augmentations draw their random numbers (a few per image) from a CPU generator and move
 them to the batch's device: the same seed gives the same crops, flips and mixes on a GPU as on
@@ -18,23 +19,29 @@ from torch.utils.data import Dataset, Sampler
 
 
 class TensorImageDataset(Dataset):
-    """(N, 3, H, W) uint8 images with (N,) int64 labels or (N, H, W) uint8 masks; batches are
-    fetched in one slice."""
+    """(N, H, W, 3) uint8 images (as decoded: in memory or a memory map) with (N,) int64
+    labels or (N, H, W) uint8 masks; batches are fetched in one slice and come out as
+    contiguous (B, 3, H, W) uint8, the decoded array never copied whole."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError("images must be an (N, C, H, W) uint8 tensor")
-        self.images, self.labels = images, labels
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise ValueError("images must be an (N, H, W, C) uint8 array")
+        self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the images."""
+        return tuple(self.images.shape[1:3])
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i], self.labels[i]
+        return self.images[i].permute(2, 0, 1).contiguous(), self.labels[i]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(indices)
-        return self.images[idx], self.labels[idx]
+        return self.images[idx].permute(0, 3, 1, 2).contiguous(), self.labels[idx]
 
 
 def keep_batch(batch):
@@ -128,17 +135,17 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (unbiased) std, 0-1 scale, of an (N, C, H, W) uint8 tensor.
+    """Per-channel mean and (unbiased) std, 0-1 scale, of an (N, H, W, C) uint8 tensor.
 
     Sums in float64 over chunks of images: a float64 copy of 2,000 full-size course tiles
     would take 12.6 GB. Sums of uint8 values up to 255^2 are exact in float64."""
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    total = torch.zeros(images.shape[-1], dtype=torch.float64)
     squares = torch.zeros_like(total)
     for chunk in images.split(64):
         x = chunk.to(torch.float64)
-        total += x.sum(dim=(0, 2, 3))
-        squares += x.square().sum(dim=(0, 2, 3))
-    n = images.numel() // images.shape[1]
+        total += x.sum(dim=(0, 1, 2))
+        squares += x.square().sum(dim=(0, 1, 2))
+    n = images.numel() // images.shape[-1]
     mean = total / n
     var = ((squares - n * mean.square()) / (n - 1)).clamp(min=0)  # no rounding below 0
     return (mean / 255).tolist(), (var.sqrt() / 255).tolist()

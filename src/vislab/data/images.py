@@ -113,21 +113,31 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
         raise VislabError(f"cannot read image {path}: {e}") from None
 
 
-def decode_all(files: list[Path], size: int | None = None) -> np.ndarray:
-    """Decode files into one (N, H, W, 3) array; mixed sizes are refused unless size is set."""
-    first = read_rgb(files[0], size)
-    out = np.empty((len(files), *first.shape), dtype=np.uint8)
-    out[0] = first
-    for i, path in enumerate(files[1:], start=1):
-        arr = read_rgb(path, size)
-        if arr.shape != first.shape:
-            raise VislabError(
-                f"{path} is {arr.shape[1]}x{arr.shape[0]} but {files[0].name} is "
-                f"{first.shape[1]}x{first.shape[0]}: images must share one size "
-                "(set data.image_size to resize them all)"
-            )
-        out[i] = arr
-    return out
+def decode_all(
+    files: list[Path], size: int | None = None, store: str = "memory", processes: int = 1
+) -> np.ndarray:
+    """Decode files into one (N, H, W, 3) array, held as store says (data/store.py: memory,
+    disk or auto; processes: how many would each hold it); mixed sizes are refused unless
+    size is set."""
+    from vislab.data.store import decoded_arrays, set_key
+
+    def mismatch(i: int, shape: tuple, first: tuple) -> str:
+        (h, w, _), (h0, w0, _) = shape[0], first[0]
+        return (
+            f"{files[i]} is {w}x{h} but {files[0].name} is {w0}x{h0}: images must share one "
+            "size (set data.image_size to resize them all)"
+        )
+
+    (images,) = decoded_arrays(
+        len(files),
+        lambda i: (read_rgb(files[i], size),),
+        ("images",),
+        store=store,
+        key=lambda: set_key(files, {"kind": "images", "size": size}),
+        processes=processes,
+        mismatch=mismatch,
+    )
+    return images
 
 
 def label_from_name(path: Path) -> int:
@@ -203,8 +213,11 @@ def load_labeled(
     max_per_class: int | None = None,
     classes: list[str] | None = None,
     complete: bool = False,
+    store: str = "memory",
+    processes: int = 1,
 ) -> ImageSet:
-    """Load a flat labeled folder or an ImageFolder tree with its classes.
+    """Load a flat labeled folder or an ImageFolder tree with its classes, the images held as
+    store says (decode_all).
 
     classes: the names in index order when they are known (data.classes, or the training
     set's for a validation set); a flat folder's labels must then be below len(classes), and
@@ -230,7 +243,7 @@ def load_labeled(
         files = [files[i] for i in keep]
         names = [names[i] for i in keep]
         label_arr = label_arr[keep]
-    return ImageSet(decode_all(files, image_size), names, label_arr, classes)
+    return ImageSet(decode_all(files, image_size, store, processes), names, label_arr, classes)
 
 
 def _flat(folder: Path, labels_csv: Path | None) -> tuple[list[Path], np.ndarray]:

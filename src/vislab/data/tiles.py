@@ -13,7 +13,6 @@ nearest (class indices, the ignore index among them, are never blended).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -175,25 +174,40 @@ def load_tiles(
     size: int | None = None,
     limit: int | None = None,
     spec: DatasetSpec | None = None,
+    store: str = "memory",
+    processes: int = 1,
 ) -> TileSet:
     """Decode every pair of folder (the first `limit` ids when given), the masks through spec
-    (default: resolve_spec's for a recipe that declares nothing)."""
+    (default: resolve_spec's for a recipe that declares nothing), held as store says
+    (data/store.py: memory, disk or auto; processes: how many would each hold them)."""
+    from vislab.data.store import decoded_arrays, set_key
+
     pairs = find_pairs(folder)
     spec = resolve_spec(folder) if spec is None else spec
     ids = list(pairs)[:limit]
-    with ThreadPoolExecutor(2) as pool:
-        loaded = list(pool.map(lambda t: _load_pair(*pairs[t], size, spec), ids))
-    shapes = {im.shape for im, _, _ in loaded}
-    if len(shapes) > 1:
-        first = loaded[0][0].shape
-        odd = next(t for t, (im, _, _) in zip(ids, loaded) if im.shape != first)
-        raise VislabError(
-            f"{pairs[odd][0]} differs in size from {pairs[ids[0]][0].name}: tiles must share "
-            "one size (set data.image_size to resize them all)"
+
+    def decode(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        image, mask, ruled = _load_pair(*pairs[ids[i]], size, spec)
+        return image, mask, np.asarray(ruled, dtype=np.int64)
+
+    def mismatch(i: int, shape: tuple, first: tuple) -> str:
+        return (
+            f"{pairs[ids[i]][0]} differs in size from {pairs[ids[0]][0].name}: tiles must "
+            "share one size (set data.image_size to resize them all)"
         )
-    spec.warn_rule({pairs[t][1].name: n for t, (_, _, n) in zip(ids, loaded)})
-    images = np.stack([im for im, _, _ in loaded])
-    masks = np.stack([m for _, m, _ in loaded])
+
+    files = [f for t in ids for f in pairs[t]]
+    settings = {"kind": "tiles", "size": size, "spec": spec.to_dict()}
+    images, masks, ruled = decoded_arrays(
+        len(ids),
+        decode,
+        ("images", "masks", "ruled"),
+        store=store,
+        key=lambda: set_key(files, settings),
+        processes=processes,
+        mismatch=mismatch,
+    )
+    spec.warn_rule({pairs[t][1].name: int(n) for t, n in zip(ids, ruled, strict=True)})
     return TileSet(images, masks, ids)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from vislab.infer.forward import (
 )
 from vislab.infer.meta import ModelMeta
 from vislab.runtime import set_threads
+from vislab.steps import Steps
 
 MASK_FORMATS = ("palette", "rgb", "index")  # what `--format` writes (DatasetSpec.write_mask)
 
@@ -123,16 +123,6 @@ def predict_masks(
     return len(files)
 
 
-def progress_bar(total: int):
-    """tqdm's bar on a terminal, else None. tqdm is imported only then: a submission folder
-    runs where it may be missing."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="tile", desc="predict")
-
-
 def _write_masks(
     model: torch.nn.Module,
     meta: ModelMeta,
@@ -147,7 +137,7 @@ def _write_masks(
 ) -> None:
     model = prepare(model)
     spec = meta.spec()
-    bar = progress_bar(len(files))
+    steps = Steps(len(files), "predict", "tiles")
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
         if len({c.shape for c in chunk}) > 1:  # mixed sizes: one at a time
@@ -162,10 +152,8 @@ def _write_masks(
             preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds):
             spec.write_mask(pred, folder / f"{tile}.png", fmt)
-        if bar is not None:
-            bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
+        steps.step(len(chunk))
+    steps.close()
 
 
 def predict_folder(

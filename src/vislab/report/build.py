@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes
 from vislab.report.run import Run, distinct_names, read_run
+from vislab.steps import Steps
 
 if TYPE_CHECKING:
     import torch
@@ -138,7 +139,14 @@ def build(
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     loaded = distinct_names([read_run(r) for r in runs])
+    # each run's sections, then the figures across runs, then the pages (and the PDF)
+    steps = Steps(len(loaded) + 2, "report")
     for run in loaded:
         _sections(run, figures, device)
-    _render(_context(loaded, figures, device), out, pdf, browser)
+        steps.step(note=f"run {run.name}")
+    context = _context(loaded, figures, device)
+    steps.step(note="budget figures and architectures")
+    _render(context, out, pdf, browser)
+    steps.step(note="report.html, report.md" + (f", {pdf}" if pdf else ""))
+    steps.close()
     return out / "report.html"

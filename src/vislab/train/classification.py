@@ -10,20 +10,14 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from vislab.config import Config
 from vislab.data.batches import TensorImageDataset, mix_batch, random_crop_flip
-from vislab.data.images import ImageSet, load_labeled
+from vislab.data.images import load_labeled
 from vislab.errors import VislabError
-from vislab.infer.forward import to_nchw
 from vislab.infer.meta import ModelMeta
-from vislab.train.datamodule import InMemoryData
+from vislab.train.datamodule import DecodedData
 from vislab.train.task import Task
 
 
-def _to_tensors(s: ImageSet) -> TensorImageDataset:
-    images = to_nchw(s.images)
-    return TensorImageDataset(images, torch.from_numpy(s.labels))
-
-
-class ClassificationData(InMemoryData):
+class ClassificationData(DecodedData):
     """Decodes the train and val folders once into uint8 tensors (on construction)."""
 
     def __init__(self, cfg: Config):
@@ -31,15 +25,17 @@ class ClassificationData(InMemoryData):
         d = cfg.data.located()
         # the classes are the data's (data.classes, when given, names them): the run's head
         # follows them, and the validation set is numbered as the training set
+        store = {"store": d.store, "processes": self.processes()}
         train = load_labeled(
             d.resolve(d.train),
             image_size=d.image_size,
             max_per_class=d.max_per_class,
             classes=d.classes,
             complete=True,
+            **store,
         )
         val = load_labeled(
-            d.resolve(d.val), d.resolve(d.val_labels), d.image_size, classes=train.classes
+            d.resolve(d.val), d.resolve(d.val_labels), d.image_size, classes=train.classes, **store
         )
         if train.images.shape[1:] != val.images.shape[1:]:
             raise VislabError(
@@ -52,7 +48,11 @@ class ClassificationData(InMemoryData):
             raise VislabError(
                 f"config key data.crop_padding: {d.crop_padding} must be below the images' {w}x{h}"
             )
-        self.hold(_to_tensors(train), _to_tensors(val), train.classes)
+        self.hold(
+            TensorImageDataset(train.images, train.labels),
+            TensorImageDataset(val.images, val.labels),
+            train.classes,
+        )
 
 
 class ClassificationTask(Task):

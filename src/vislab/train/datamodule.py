@@ -1,7 +1,10 @@
-"""What the classification and segmentation data modules share: decoded sets held in memory,
-the train set's channel statistics, and the loaders."""
+"""What the classification and segmentation data modules share: decoded sets (in memory or
+memory-mapped from the disk cache, data.store), the train set's channel statistics, and the
+loaders."""
 
 from __future__ import annotations
+
+import os
 
 import lightning as L
 import numpy as np
@@ -13,12 +16,23 @@ from vislab.data.spec import DatasetSpec
 from vislab.models import weights_source
 
 
-class InMemoryData(L.LightningDataModule):
+class DecodedData(L.LightningDataModule):
     """Subclasses decode their sets on construction and call ``hold``."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
+
+    def processes(self) -> int:
+        """How many training processes on this machine would each hold the decoded set (for
+        data.store auto): the launcher's count, else trainer.devices when it is a number."""
+        local = os.environ.get("LOCAL_WORLD_SIZE")
+        if local:
+            return int(local)
+        devices = self.cfg.trainer.devices
+        if isinstance(devices, list):
+            return len(devices)
+        return devices if isinstance(devices, int) else 1
 
     def hold(
         self,
@@ -30,7 +44,7 @@ class InMemoryData(L.LightningDataModule):
         """classes: the names in index order, the source of the number of classes the run
         trains; spec: a segmentation set's data set spec."""
         self.train_set, self.val_set, self.classes, self.spec = train, val, classes, spec
-        self.image_size = list(train.images.shape[-2:])  # [H, W] the model trains at
+        self.image_size = list(train.size)  # [H, W] the model trains at
         self.class_weights: list[float] | None = None  # the loss's, per class (segmentation)
         d, m = self.cfg.data, self.cfg.model
         source = weights_source(m.name, m.kwargs)

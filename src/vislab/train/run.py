@@ -126,7 +126,7 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     warn_cifar100([m.kwargs.get("weights"), m.init, m.name], [d.resolve(d.train), d.resolve(d.val)])
     t0 = time.perf_counter()
     data = Data(cfg)
-    (th, tw), (vh, vw) = (s.images.shape[-2:] for s in (data.train_set, data.val_set))
+    (th, tw), (vh, vw) = data.train_set.size, data.val_set.size
     print(
         f"data: {len(data.train_set)} train images of {tw}x{th}, {len(data.val_set)} val "
         f"images of {vw}x{vh}, {len(data.classes)} classes "
@@ -201,7 +201,7 @@ def _model_meta(cfg: Config, data, k: int, run_id: str | None = None) -> ModelMe
         # the training tiles
         **slide_fields(
             data.image_size,
-            list(data.val_set.images.shape[-2:]) if cfg.data.image_size else None,
+            list(data.val_set.size) if cfg.data.image_size else None,
             cfg.data.crop_size,
         )
         if cfg.task == "segmentation"

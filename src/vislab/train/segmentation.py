@@ -13,21 +13,14 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from vislab.config import Config, check_class_weights
 from vislab.data.batches import TensorImageDataset, random_tile_augment
 from vislab.data.spec import DatasetSpec
-from vislab.data.tiles import TileSet, balanced_weights, load_tiles, pixel_counts, resolve_spec
+from vislab.data.tiles import balanced_weights, load_tiles, pixel_counts, resolve_spec
 from vislab.errors import VislabError
-from vislab.infer.forward import segment_logits, to_nchw
+from vislab.infer.forward import segment_logits
 from vislab.infer.meta import ModelMeta
 from vislab.metrics.miou import scores
-from vislab.train.datamodule import InMemoryData
+from vislab.train.datamodule import DecodedData
 from vislab.train.lovasz import lovasz_softmax
 from vislab.train.task import Task
-
-
-def _to_dataset(t: TileSet) -> TensorImageDataset:
-    """Images and masks stay uint8 (masks become int64 per batch): 2,000 full-size course
-    masks take 0.5 GB as uint8, 4.2 GB as int64."""
-    images = to_nchw(t.images)
-    return TensorImageDataset(images, torch.from_numpy(t.masks))
 
 
 def _class_weights(w: list[float] | str | None, masks: np.ndarray, spec: DatasetSpec):
@@ -44,7 +37,7 @@ def _class_weights(w: list[float] | str | None, masks: np.ndarray, spec: Dataset
     return w
 
 
-class SegmentationData(InMemoryData):
+class SegmentationData(DecodedData):
     """Train tiles at data.image_size (downscaled for the CPU when set), val tiles at full size:
     the course scores masks at their own resolution. spec: the data set spec (resolve_spec of
     the recipe's data keys and the train folder); class_weights: optim.class_weights with
@@ -55,15 +48,23 @@ class SegmentationData(InMemoryData):
         d = cfg.data.located()
         train_dir = d.resolve(d.train)
         spec = resolve_spec(train_dir, d.spec, d.classes, d.palette, d.ignore_index, d.mask_format)
-        train = load_tiles(train_dir, size=d.image_size, limit=d.limit, spec=spec)
-        val = load_tiles(d.resolve(d.val), size=None, limit=d.limit, spec=spec)
+        store = {"store": d.store, "processes": self.processes()}
+        train = load_tiles(train_dir, size=d.image_size, limit=d.limit, spec=spec, **store)
+        val = load_tiles(d.resolve(d.val), size=None, limit=d.limit, spec=spec, **store)
         h, w = train.images.shape[1:3]
         if d.crop_size is not None and d.crop_size > min(h, w):
             raise VislabError(
                 f"config key data.crop_size: {d.crop_size} is larger than the training tiles "
                 f"({w}x{h}{' after data.image_size' if d.image_size else ''})"
             )
-        self.hold(_to_dataset(train), _to_dataset(val), list(spec.classes), spec)
+        # images and masks stay uint8 (masks become int64 per batch): 2,000 full-size course
+        # masks take 0.5 GB as uint8, 4.2 GB as int64
+        self.hold(
+            TensorImageDataset(train.images, train.masks),
+            TensorImageDataset(val.images, val.masks),
+            list(spec.classes),
+            spec,
+        )
         self.class_weights = _class_weights(cfg.optim.class_weights, train.masks, spec)
 
 

@@ -33,9 +33,11 @@ PACKAGE = Path(__file__).resolve().parents[2]  # src/vislab
 # 1.12 (pyproject.toml holds ruff to that for them)
 SHIPPED = (
     "__init__.py",
+    "devices.py",
     "errors.py",
     "fileio.py",
     "runtime.py",
+    "steps.py",
     "infer/__init__.py",
     "infer/checkpoint.py",
     "infer/meta.py",
@@ -45,6 +47,7 @@ SHIPPED = (
     "data/batches.py",
     "data/images.py",
     "data/spec.py",
+    "data/store.py",
     "course/__init__.py",
     "course/landcover.py",
     "data/tiles.py",
