@@ -87,7 +87,10 @@ def test_epoch_sampler_deals_the_one_process_order_to_the_ranks():
     assert len(set().union(*shares)) == 100  # no index twice; the 3 of the tail dropped
 
 
-def test_channel_stats_over_chunks_equal_the_whole_set_in_float64():
+def test_channel_stats_over_chunks_equal_the_whole_set_in_float64(monkeypatch):
+    import vislab.data.batches as batches
+
+    monkeypatch.setattr(batches, "CHUNK_BYTES", 64 * 3 * 5 * 7)  # chunks of 64 images
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (130, 3, 5, 7), dtype=torch.uint8, generator=g)  # 3 chunks
     images[:, 1] = 255  # a constant channel: std exactly 0, not a negative variance's NaN

@@ -47,3 +47,12 @@ def test_balanced_weights_are_computed_printed_and_kept_with_the_run(p2_tiny, tm
     printed = capsys.readouterr().out
     assert "class weights (balanced, from the train masks): urban " in printed
     assert f"agriculture {expected[1]:g}" in printed
+
+
+def test_pixel_counts_over_chunks_equal_one_bincount(monkeypatch):
+    import vislab.data.tiles as tiles
+
+    monkeypatch.setattr(tiles, "CHUNK_BYTES", 2 * 6 * 5)  # chunks of two masks
+    masks = np.random.default_rng(0).integers(0, 9, (7, 6, 5), dtype=np.uint8)  # 8: ignored
+    expected = np.bincount(masks.reshape(-1), minlength=9)[:7]
+    assert pixel_counts(masks, 7).tolist() == expected.tolist()

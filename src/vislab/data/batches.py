@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
+from vislab.data.images import CHUNK_BYTES
+
 
 class TensorImageDataset(Dataset):
     """(N, H, W, 3) uint8 images (as decoded: in memory or a memory map) with (N,) int64
@@ -137,11 +139,13 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and (unbiased) std, 0-1 scale, of an (N, H, W, C) uint8 tensor.
 
-    Sums in float64 over chunks of images: a float64 copy of 2,000 full-size course tiles
-    would take 12.6 GB. Sums of uint8 values up to 255^2 are exact in float64."""
+    Sums in float64 over chunks of about 16 MB of pixels (128 MB as float64): a float64 copy
+    of 2,000 full-size course tiles would take 12.6 GB. Sums of uint8 values up to 255^2 are
+    exact in float64."""
     total = torch.zeros(images.shape[-1], dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for chunk in images.split(64):
+    per_image = max(1, images[0].numel())
+    for chunk in images.split(max(1, CHUNK_BYTES // per_image)):
         x = chunk.to(torch.float64)
         total += x.sum(dim=(0, 1, 2))
         squares += x.square().sum(dim=(0, 1, 2))

@@ -30,6 +30,7 @@ from vislab.fileio import require_file, special_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _LABELED_NAME = re.compile(r"^(\d+)_.+$")
+CHUNK_BYTES = 16 << 20  # uint8 values per chunk where a whole decoded set is summed
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from vislab.data.images import IMAGE_SUFFIXES, read_rgb, visible
+from vislab.data.images import CHUNK_BYTES, IMAGE_SUFFIXES, read_rgb, visible
 from vislab.data.spec import MASK_SUFFIXES, DatasetSpec, builtin_spec
 from vislab.errors import VislabError
 
@@ -220,11 +220,12 @@ def load_sat_images(folder: Path) -> tuple[list[Path], list[str]]:
 
 def pixel_counts(masks: np.ndarray, num_classes: int) -> np.ndarray:
     """(num_classes,) pixels of each class in (N, H, W) class-index masks (ignored pixels, of
-    an index >= num_classes, not counted), summed over chunks of 64 masks (a bincount of all
-    of them at once would hold them as 8-byte integers)."""
+    an index >= num_classes, not counted), summed over chunks of about 16 MB of pixels (a
+    bincount of all of them at once would hold them as 8-byte integers)."""
     counts = np.zeros(num_classes, dtype=np.int64)
-    for i in range(0, len(masks), 64):
-        chunk = np.asarray(masks[i : i + 64]).reshape(-1)
+    step = max(1, CHUNK_BYTES // max(1, masks[0].size)) if len(masks) else 1
+    for i in range(0, len(masks), step):
+        chunk = np.asarray(masks[i : i + step]).reshape(-1)
         counts += np.bincount(chunk, minlength=num_classes)[:num_classes]
     return counts
 
