@@ -130,8 +130,8 @@ class TrainerConfig:
     snapshots: list[int] | None = None  # epochs (1-based) to snapshot; null = first, middle, last
     progress_bar: bool = True  # shown on a terminal; logs get one line per epoch instead
     # experiment loggers besides metrics.csv, writing into RUN/logs/: csv (Lightning's, per
-    # step), tensorboard, mlflow, wandb (train/loggers.py)
-    loggers: list[str] = field(default_factory=list)
+    # step), tensorboard, mlflow, wandb (train/loggers.py); one name alone is a list of one
+    loggers: list[str] | str = field(default_factory=list)
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
@@ -148,6 +148,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
+        if isinstance(self.trainer.loggers, str):
+            self.trainer.loggers = [self.trainer.loggers]
         for key, task in TASK_ONLY.items():
             section, name = key.split(".")
             part = getattr(self, section)
