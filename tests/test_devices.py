@@ -34,6 +34,10 @@ def no_gpu(monkeypatch):
 @pytest.fixture
 def two_gpus(monkeypatch):
     """A machine with cuda:0 and cuda:1 as far as the checks can tell (nothing runs on them)."""
+    _simulate_two_gpus(monkeypatch)
+
+
+def _simulate_two_gpus(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
@@ -76,10 +80,12 @@ def test_trainer_settings_are_checked_against_the_machine(no_gpu, monkeypatch):
         check_trainer("auto", "auto", "16-mixed")
     with pytest.raises(VislabError, match="'tpu' is not one of"):
         check_trainer("tpu", 1, "32-true")
+    with pytest.raises(VislabError, match="sync_batchnorm: torch's SyncBatchNorm runs on GPUs"):
+        check_trainer("cpu", 2, "32-true", sync_batchnorm=True)
 
 
 def test_trainer_gpus_and_precision_against_two_gpus(two_gpus):
-    check_trainer("gpu", 2, "16-mixed")  # fp16 with gradient scaling: what a T4 runs
+    check_trainer("gpu", 2, "16-mixed", sync_batchnorm=True)  # fp16 + scaling: a T4's
     check_trainer("gpu", [1], "32-true")
     for devices in (3, [0, 2]):
         with pytest.raises(VislabError, match=r"trainer.devices.*has 2 CUDA GPU\(s\)"):
@@ -177,3 +183,18 @@ def test_the_training_generator_is_a_cpu_one_keyed_by_seed_epoch_and_batch():
     draws = [torch.rand(4, generator=task._generator(b)) for b in (0, 1, 0)]
     assert task._generator(0).device == torch.device("cpu")
     assert torch.equal(draws[0], draws[2]) and not torch.equal(draws[0], draws[1])
+
+
+def test_an_onnx_model_on_a_gpu_needs_onnx_runtimes_cuda_provider(
+    p1_tiny, tmp_path, capsys, monkeypatch
+):
+    import onnxruntime
+
+    assert "CUDAExecutionProvider" not in onnxruntime.get_available_providers()  # CPU build
+    assert main(train_args(p1_tiny, tmp_path / "cls", 1)) == 0
+    onnx = tmp_path / "m.onnx"
+    ckpt = tmp_path / "cls" / "checkpoints" / "best.ckpt"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(onnx)]) == 0
+    _simulate_two_gpus(monkeypatch)  # the model's GPU, as far as the checks can tell
+    predict = ["predict", "--ckpt", onnx, "--images", p1_tiny / "val_50", "--out", tmp_path / "p"]
+    fails(capsys, [*predict, "--device", "cuda:1"], "pip install onnxruntime-gpu")

@@ -136,6 +136,9 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
+    # several GPUs: batch norm over the processes' batches together (torch's SyncBatchNorm,
+    # GPUs only); off, each process normalises its own share of the batch
+    sync_batchnorm: bool = False
 
 
 @dataclass

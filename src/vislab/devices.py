@@ -93,10 +93,10 @@ def trainer_accelerator(accelerator: str) -> str:
     return {"gpu": "cuda"}.get(accelerator, accelerator)
 
 
-def check_trainer(accelerator: str, devices, precision: str) -> None:
-    """trainer.accelerator, trainer.devices and trainer.precision against this machine: one
-    line, before weights are fetched or data decoded, where Lightning would fail later with a
-    traceback (or run fp16 on a CPU that cannot)."""
+def check_trainer(accelerator: str, devices, precision: str, sync_batchnorm: bool = False) -> None:
+    """trainer.accelerator, trainer.devices, trainer.precision and trainer.sync_batchnorm
+    against this machine: one line, before weights are fetched or data decoded, where
+    Lightning would fail later with a traceback (or run fp16 on a CPU that cannot)."""
     kind = trainer_accelerator(accelerator)
     if kind not in ("cpu", "cuda", "mps"):
         raise VislabError(
@@ -119,6 +119,11 @@ def check_trainer(accelerator: str, devices, precision: str) -> None:
             indices = [devices - 1]
         for i in indices or []:
             _cuda_index(int(i), f"config key trainer.devices: {devices}")
+    if sync_batchnorm and kind == "cpu":
+        raise VislabError(
+            "config key trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on "
+            "the CPU each process normalises its own batch (leave it false)"
+        )
     if precision == "16-mixed" and kind == "cpu":
         raise VislabError(
             "config key trainer.precision: 16-mixed (fp16 with gradient scaling) is for GPUs; "

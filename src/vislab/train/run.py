@@ -81,7 +81,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     from vislab.train.loggers import check_loggers
 
     t = cfg.trainer
-    check_trainer(t.accelerator, t.devices, t.precision)  # before weights and data
+    check_trainer(t.accelerator, t.devices, t.precision, t.sync_batchnorm)  # before the data
     check_loggers(t.loggers)
     run = RunFolder(out)
     if rank_zero_only.rank != 0:
@@ -259,6 +259,7 @@ def _trainer(cfg: Config, run: RunFolder, monitor: str, run_id: str):
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
+        sync_batchnorm=t.sync_batchnorm,
         use_distributed_sampler=False,  # the data module shards (train/datamodule.py)
         callbacks=[*callbacks, best_cb, last_cb],
         plugins=[AtomicCheckpointIO()],
