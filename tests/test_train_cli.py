@@ -281,3 +281,20 @@ def test_resume_takes_the_same_data_from_where_it_moved(p1_tiny, tmp_path, capsy
     assert main(train_args(moved, out, 1, "--resume")) == 0
     said = capsys.readouterr().out
     assert f"data.root {data} -> {moved}, the same files" in said and "is complete" in said
+
+
+def test_a_run_folder_among_the_data_is_refused_before_anything_is_written(tmp_path, capsys):
+    from vislab.data.synthetic import write_p1_layout
+
+    data = write_p1_layout(tmp_path / "d", num_classes=2, per_class=4)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    for out, message in (
+        (data, "holds"),  # the root: checkpoints among the images
+        (data / "train_50", "which this command reads"),
+        (data / "train_50" / "run", "is inside"),  # a class tree would read it as a class
+        (data / "val_50" / "run", "is inside"),
+    ):
+        assert main(train_args(data, out, 1)) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}" in err and message in err, err
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before

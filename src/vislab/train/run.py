@@ -83,11 +83,31 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     t = cfg.trainer
     check_trainer(t.accelerator, t.devices, t.precision, t.sync_batchnorm)  # before the data
     check_loggers(t.loggers)
+    _refuse_run_among_data(cfg, Path(out))
     run = RunFolder(out)
     if rank_zero_only.rank != 0:
         return _train(_resolved(cfg), run, resume, rank_zero_only.rank)
     with run.lock():
         return _train(_resolved(cfg), run, resume, 0)
+
+
+def _refuse_run_among_data(cfg: Config, out: Path) -> None:
+    """The run folder is neither the data nor inside a folder training reads: a run written
+    into a class tree would be read as a class by the next training, and one over the data
+    root would mix checkpoints with the images."""
+    from vislab.fileio import refuse_writing_over_inputs
+
+    d = cfg.data.located()
+    folders = [d.resolve(d.train), d.resolve(d.val)]
+    inputs = [*folders, d.resolve(d.val_labels), cfg.model.init]
+    refuse_writing_over_inputs([("--out", out)], inputs)
+    target = out.resolve()
+    for folder in folders:
+        if folder.resolve() in target.parents:
+            raise VislabError(
+                f"--out {out} is inside {folder}, which training reads (its folders would be "
+                "read as data); write the run elsewhere"
+            )
 
 
 def _lightning_modules(task: str) -> tuple[type, type]:
