@@ -62,6 +62,10 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
             "snapshots: 9 is not an epoch of the run (1..5)",
         ),
         ("optim.label_smoothing=1.5", "optim.label_smoothing: 1.5 must be <= 1"),
+        ("optim.name=adamw optim.nesterov=true", "optim.nesterov: true is SGD's; adamw would"),
+        ("optim.name=adamw optim.momentum=0.95", "optim.momentum: 0.95 is SGD's"),
+        ("optim.nesterov=true optim.momentum=0", "Nesterov needs optim.momentum above 0"),
+        ("task=segmentation data.val_labels=v.csv", "data.val_labels: only for task classif"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):

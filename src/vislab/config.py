@@ -168,6 +168,15 @@ class Config:
                 f"config key trainer.snapshots: {bad[0]} is not an epoch of the run "
                 f"(1..{self.trainer.epochs})"
             )
+        o = self.optim
+        if o.name != "sgd" and (o.nesterov or o.momentum != OptimConfig.momentum):
+            key, value = ("nesterov", "true") if o.nesterov else ("momentum", o.momentum)
+            raise VislabError(
+                f"config key optim.{key}: {value} is SGD's; {o.name} would ignore it (AdamW "
+                f"keeps its own betas): leave it out, or set optim.{key} back"
+            )
+        if o.name == "sgd" and o.nesterov and o.momentum == 0:
+            raise VislabError("config key optim.nesterov: Nesterov needs optim.momentum above 0")
         if self.optim.label_smoothing > 1:
             raise VislabError(
                 f"config key optim.label_smoothing: {self.optim.label_smoothing} must be <= 1"
@@ -237,6 +246,7 @@ CHOICES = {
 
 # keys that only one task reads: set in a recipe of the other task, they are refused, not ignored
 TASK_ONLY = {
+    "data.val_labels": "classification",
     "data.crop_padding": "classification",
     "data.max_per_class": "classification",
     "data.crop_size": "segmentation",
