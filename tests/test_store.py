@@ -137,3 +137,22 @@ def test_training_from_the_disk_equals_training_from_memory(
         {k: v for k, v in r.items() if k != "train_img_per_s"} for r in rows_d
     ]
     assert w_m.keys() == w_d.keys() and all(torch.equal(w_m[k], w_d[k]) for k in w_m)
+
+
+def test_a_damaged_entry_is_rebuilt_and_an_unusable_cache_is_one_line(
+    p1_tiny, cache, capsys, monkeypatch
+):
+    folder = p1_tiny / "train_50"
+    whole = load_labeled(folder).images
+    load_labeled(folder, store="disk")
+    (entry,) = _entries(cache)
+    npy = cache / entry / "images.npy"
+    npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])  # cut short (a full disk)
+    again = load_labeled(folder, store="disk")
+    assert np.array_equal(again.images, whole)
+    assert f"rebuilding the damaged cache entry {cache / entry}" in capsys.readouterr().err
+    blocker = cache.parent.parent / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("VISLAB_CACHE", str(blocker))
+    with pytest.raises(VislabError, match="cannot write the cache in .*set VISLAB_CACHE"):
+        load_labeled(folder, store="disk")

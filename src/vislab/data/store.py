@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,8 +82,10 @@ def decoded_arrays(
     if store not in STORES:
         raise VislabError(f"config key data.store: {store!r} is not one of {', '.join(STORES)}")
     folder = cache_root() / key() if key is not None and store != "memory" else None
-    if folder is not None and (folder / "complete.json").is_file():
-        return _load(folder, names)  # built before: nothing decoded
+    if folder is not None:
+        found = _entry(folder, n, names)
+        if found is not None:
+            return found  # built before: nothing decoded
     first = decode(0)
     if store == "auto":
         size = n * sum(part.nbytes for part in first)
@@ -118,8 +121,14 @@ def _locked(path: Path) -> Iterator[None]:
     """Hold path's lock file (blocking): one process builds a cache entry, the others wait."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise VislabError(
+            f"data.store disk: cannot write the cache in {path.parent} ({e.strerror}); set "
+            "VISLAB_CACHE to a writable folder, or data.store=memory"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -127,18 +136,27 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _load(folder: Path, names: tuple[str, ...]) -> list[np.ndarray]:
-    # copy-on-write maps: torch takes them as they are, and nothing is written back
-    return [np.load(folder / f"{name}.npy", mmap_mode="c") for name in names]
+def _entry(folder: Path, n: int, names: tuple[str, ...]) -> list[np.ndarray] | None:
+    """The arrays of a complete entry, mapped copy-on-write (torch takes them as they are,
+    and nothing is written back); None where there is none, or where it is damaged (a file
+    cut short or removed: it is rebuilt)."""
+    if not (folder / "complete.json").is_file():
+        return None
+    try:
+        arrays = [np.load(folder / f"{name}.npy", mmap_mode="c") for name in names]
+    except (OSError, ValueError):
+        return None
+    return arrays if all(len(a) == n for a in arrays) else None
 
 
 def _cached(folder: Path, n: int, first, decode: Decode, names, mismatch) -> list[np.ndarray]:
-    done = folder / "complete.json"
-    if done.is_file():
-        return _load(folder, names)
     with _locked(folder):
-        if done.is_file():  # built by another process while this one waited
-            return _load(folder, names)
+        found = _entry(folder, n, names)  # built by another process while this one waited
+        if found is not None:
+            return found
+        if folder.exists():
+            print(f"data.store: rebuilding the damaged cache entry {folder}", file=sys.stderr)
+            shutil.rmtree(folder)
         need = n * sum(p.nbytes for p in first)
         free = shutil.disk_usage(folder.parent).free
         if need > free:
@@ -165,4 +183,7 @@ def _cached(folder: Path, n: int, first, decode: Decode, names, mismatch) -> lis
             os.replace(scratch, folder)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return _load(folder, names)
+    found = _entry(folder, n, names)
+    if found is None:
+        raise VislabError(f"data.store disk: the cache entry {folder} cannot be read back")
+    return found
