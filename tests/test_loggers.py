@@ -89,6 +89,10 @@ def test_loggers_users_get_wrong_are_one_line_before_the_data(
     refused("trainer.loggers=[tensorbored]", "'tensorbored' is not one of csv, tensorboard")
     refused("trainer.loggers=[csv, csv]", "names a logger twice")
     refused("trainer.loggers=tensorbored", "'tensorbored' is not one of")  # one name alone
+    for variable in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
+    refused("trainer.loggers=[wandb]", "wandb has no login here (wandb login, or WANDB_API_KEY)")
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else find_spec(name)

@@ -37,6 +37,11 @@ def check_loggers(names: list[str]) -> None:
             )
     if len(set(names)) != len(names):
         raise VislabError(f"config key trainer.loggers: {names} names a logger twice")
+    if "wandb" in names and not _wandb_can_log():
+        raise VislabError(
+            "config key trainer.loggers: wandb has no login here (wandb login, or "
+            "WANDB_API_KEY); with WANDB_MODE=offline it logs into RUN/logs/wandb without one"
+        )
     for name in names:
         for module in _NEEDS.get(name, ()):
             if importlib.util.find_spec(module) is None:
@@ -44,6 +49,23 @@ def check_loggers(names: list[str]) -> None:
                     f"config key trainer.loggers: {name} needs the {module} package "
                     f"(pip install 'vislab[{name}]')"
                 )
+
+
+def _wandb_can_log() -> bool:
+    """W&B runs offline (or disabled), or has an API key: in the environment or, as `wandb
+    login` stores it, in ~/.netrc for its server."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return True
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
