@@ -121,11 +121,13 @@ def test_existing_run_folder_needs_resume_and_the_same_config(run, p1_tiny, caps
     assert "already holds a run; pass --resume" in capsys.readouterr().err
     assert main(train_args(p1_tiny, run, 3, "--resume", "--set", "optim.lr=0.5")) == 2
     assert "optim.lr: 0.01 -> 0.5" in capsys.readouterr().err
-    # the same run seen from elsewhere, with other threads: complete, so nothing is retrained
+    # the same run seen from elsewhere, with other threads, its data from the disk cache and
+    # a logger: nothing it computes changes; complete, so nothing is retrained
     before = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     rel = os.path.relpath(p1_tiny, REPO)
     with contextlib.chdir(REPO):
-        args = train_args(Path(rel), run, 3, "--resume", "--set", "trainer.threads=2")
+        runtime = ["trainer.threads=2", "data.store=memory", "trainer.loggers=[csv]"]
+        args = train_args(Path(rel), run, 3, "--resume", *(f"--set={s}" for s in runtime))
         assert main(args) == 0
     assert "is complete (3 epochs); nothing to train" in capsys.readouterr().out
     assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == before

@@ -25,7 +25,13 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 # how a run is executed, not what it computes: may change between a run and its resumption
-RUNTIME_KEYS = ("threads", "progress_bar")
+# keys that change how a run is carried out, not what it computes: --resume may change them
+RUNTIME_KEYS = (
+    ("trainer", "threads"),
+    ("trainer", "progress_bar"),
+    ("trainer", "loggers"),
+    ("data", "store"),
+)
 # keys a recipe may leave null for training to find in the data; the saved config holds what
 # it found
 FOUND_IN_DATA = (("data", "train"), ("data", "val"), ("model", "num_classes"))
@@ -34,16 +40,16 @@ FOUND_IN_DATA = (("data", "train"), ("data", "val"), ("model", "num_classes"))
 def config_changes(cfg: Config, out: Path) -> list[str]:
     """How cfg differs from the config saved in the run folder out ("key: old -> new").
 
-    The data root and model.init are compared as resolved paths; trainer.threads and
-    trainer.progress_bar are not compared."""
+    The data root and model.init are compared as resolved paths; RUNTIME_KEYS are not
+    compared."""
     saved = RunFolder(out).config().to_dict()
     now = cfg.to_dict()
     for c in (saved, now):
         for section, key in (("data", "root"), ("model", "init")):
             if c[section][key] is not None:
                 c[section][key] = str(Path(c[section][key]).resolve())
-        for k in RUNTIME_KEYS:
-            c["trainer"].pop(k)
+        for section, key in RUNTIME_KEYS:
+            c[section].pop(key, None)
     for section, key in FOUND_IN_DATA:  # left to the data: the saved value is what it found
         if now[section][key] is None:
             now[section][key] = saved[section][key]
