@@ -156,3 +156,31 @@ def test_a_damaged_entry_is_rebuilt_and_an_unusable_cache_is_one_line(
     monkeypatch.setenv("VISLAB_CACHE", str(blocker))
     with pytest.raises(VislabError, match="cannot write the cache in .*set VISLAB_CACHE"):
         load_labeled(folder, store="disk")
+
+
+def test_each_of_two_ranks_reads_its_own_half_of_the_cached_set(p1_tiny, cache):
+    """The loader of each DDP rank fetches only its share of the memory-mapped set: the two
+    ranks' indices are disjoint and together one epoch of the one-process order."""
+    from types import SimpleNamespace
+
+    from vislab.config import load_config
+    from vislab.train.classification import ClassificationData
+
+    cfg = load_config(None, [f"data.root={p1_tiny}", "data.store=disk", "data.batch_size=4"])
+    read: dict[int, list[int]] = {}
+    for rank in (0, 1):
+        data = ClassificationData(cfg)  # each rank maps the cache the first one built
+        fetch = data.train_set.__getitems__
+
+        def counted(indices, rank=rank, fetch=fetch):
+            read.setdefault(rank, []).extend(indices)
+            return fetch(indices)
+
+        data.train_set.__getitems__ = counted
+        data.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        for _ in data.train_dataloader():
+            pass
+    assert len(_entries(cache)) == 2  # train and val, built once for both ranks
+    n = len(data.train_set)
+    assert len(read[0]) == len(read[1]) == n // 2
+    assert not set(read[0]) & set(read[1]) and set(read[0]) | set(read[1]) == set(range(n))
