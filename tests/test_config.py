@@ -66,6 +66,7 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("optim.name=adamw optim.momentum=0.95", "optim.momentum: 0.95 is SGD's"),
         ("optim.nesterov=true optim.momentum=0", "Nesterov needs optim.momentum above 0"),
         ("task=segmentation data.val_labels=v.csv", "data.val_labels: only for task classif"),
+        ("data.ignore_index=0", "data.ignore_index: only for task segmentation"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):

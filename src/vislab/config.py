@@ -255,6 +255,7 @@ TASK_ONLY = {
     "data.limit": "segmentation",
     "data.spec": "segmentation",
     "data.palette": "segmentation",
+    "data.ignore_index": "segmentation",
     "data.mask_format": "segmentation",
 }
 
