@@ -97,7 +97,10 @@ def _refuse_run_among_data(cfg: Config, out: Path) -> None:
     root would mix checkpoints with the images."""
     from vislab.fileio import refuse_writing_over_inputs
 
-    d = cfg.data.located()
+    try:
+        d = cfg.data.located()
+    except VislabError:
+        return  # no data to write over; said after the initial weights are checked
     folders = [d.resolve(d.train), d.resolve(d.val)]
     inputs = [*folders, d.resolve(d.val_labels), cfg.model.init]
     refuse_writing_over_inputs([("--out", out)], inputs)
