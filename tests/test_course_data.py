@@ -149,3 +149,65 @@ def test_a_zip_that_unpacks_beyond_the_free_space_is_refused_before_writing(
     err = capsys.readouterr().err
     assert f"{bomb} unpacks to 0.1 GB and {dest} has 1.1 GB free" in err
     assert list(dest.iterdir()) == []
+
+
+class _Stalling(http.server.BaseHTTPRequestHandler):
+    """Announces a 4 MiB zip, sends 1 MiB of it and then nothing: a download in progress."""
+
+    release = threading.Event()
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(4 << 20))
+        self.end_headers()
+        self.wfile.write(bytes(1 << 20))
+        self.wfile.flush()
+        self.release.wait(120)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_interrupted_download_leaves_nothing_and_a_second_one_waits_its_turn(
+    course_zip, tmp_path, capsys
+):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, dest = f"http://127.0.0.1:{server.server_port}/hw1_data.zip", tmp_path / "d"
+    scratch = lambda: sorted(p.name for p in dest.glob(".hw1_data.zip.*"))  # noqa: E731
+
+    def started() -> subprocess.Popen:
+        argv = [sys.executable, "-m", "vislab", "data", "download", str(dest), "--url", url]
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size for p in dest.glob(".hw1_data.zip.*")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        return proc
+
+    try:
+        proc = started()
+        assert len(scratch()) == 1 and scratch()[0].endswith(".partial")
+        # a second download into the same folder is refused at once, the first untouched
+        assert main(["data", "download", str(dest), "--zip", str(course_zip)]) == 2
+        assert f"DIR {dest} is being written by another vislab command" in capsys.readouterr().err
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        assert list(dest.iterdir()) == []  # the partial zip went with it
+
+        proc = started()
+        proc.kill()  # SIGKILL: no code of its own runs
+        proc.wait(timeout=60)
+        assert len(scratch()) == 1
+        assert main(["data", "download", str(dest), "--zip", str(course_zip)]) == 0
+        assert scratch() == [] and sorted(p.name for p in dest.iterdir()) == ["p1_data", "p2_data"]
+    finally:
+        _Stalling.release.set()
+        server.shutdown()

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from vislab.errors import VislabError
-from vislab.fileio import scratch_path
+from vislab.fileio import exclusive, scratch_path
 from vislab.steps import Steps
 
 MIB = 1 << 20  # the download is read and counted in these
@@ -73,14 +73,16 @@ def download(dest: Path, url: str | None = None, zip_path: Path | None = None) -
         raise VislabError(f"no file {zip_path}")
     _refuse_existing(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    part = dest / ".hw1_data.zip.part"
-    try:
-        if zip_path is None:
-            _fetch(url or DEFAULT_URL, part)
-            zip_path = part
-        _unpack(Path(zip_path), dest)
-    finally:
-        part.unlink(missing_ok=True)
+    with exclusive(dest, "DIR"):  # a second download into dest is refused at once
+        _refuse_existing(dest)  # one that ended between the check above and the lock
+        part = scratch_path(dest / "hw1_data.zip", "partial")
+        try:
+            if zip_path is None:
+                _fetch(url or DEFAULT_URL, part)
+                zip_path = part
+            _unpack(Path(zip_path), dest)
+        finally:
+            part.unlink(missing_ok=True)
     return [check_layout(p, dest / LAYOUTS[p][0]) for p in LAYOUTS]
 
 
