@@ -27,11 +27,20 @@ def _history(run):
         return [{k: r[k] for k in DETERMINISTIC} for r in csv.DictReader(f)]
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The generated data set and an uninterrupted run over it."""
+    tmp = tmp_path_factory.mktemp("reference")
+    data = write_p1_layout(tmp / "data", num_classes=4, per_class=300)
+    assert _train(data, tmp / "run").wait(timeout=600) == 0
+    return data, tmp / "run"
+
+
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
-    data = write_p1_layout(tmp_path / "data", num_classes=4, per_class=300)
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    assert _train(data, reference).wait(timeout=600) == 0
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_same_final_metrics(reference, sig, tmp_path):
+    data, reference = reference
+    resumed = tmp_path / "resumed"
 
     proc = _train(data, resumed)
     deadline = time.time() + 300
@@ -41,10 +50,14 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
             break
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    output = proc.communicate(timeout=120)[0].decode()
     done_at_kill = len(_history(resumed))
     assert 2 <= done_at_kill < EPOCHS, "the run was not interrupted"
+    if sig == signal.SIGTERM:  # unwound as Ctrl-C is: one line, no scratch file left behind
+        assert proc.returncode == 143 and output.rstrip().endswith("terminated"), output
+        assert "Traceback" not in output
+        assert [p.name for p in resumed.rglob(".*")] == [".lock"]  # the run's own lock
 
     again = _train(data, resumed, "--resume")
     output = again.communicate(timeout=600)[0].decode()

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO, jolted_checkpoint, train_args
@@ -300,3 +301,24 @@ def test_a_run_folder_among_the_data_is_refused_before_anything_is_written(tmp_p
         err = capsys.readouterr().err
         assert f"--out {out}" in err and message in err, err
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+def test_a_constant_channel_is_normalised_with_std_1_and_says_so(p1_tiny, tmp_path):
+    # a band that holds one value (an empty third band of a 2-band image) has std 0: divided
+    # by it, every input would be NaN and the run would stop blaming the learning rate
+    from PIL import Image
+
+    data = tmp_path / "d"
+    shutil.copytree(p1_tiny, data)
+    for png in data.rglob("*.png"):
+        rgb = np.array(Image.open(png).convert("RGB"))
+        rgb[..., 2] = 7
+        Image.fromarray(rgb).save(png)
+    from vislab.errors import VislabWarning
+
+    with pytest.warns(VislabWarning, match=r"channel\(s\) 2 of the train images hold one value"):
+        assert main(train_args(data, tmp_path / "run", 1)) == 0
+    meta = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)["vislab"]
+    assert meta["std"][2] == 1.0 and meta["std"][0] > 0 and meta["mean"][2] == 7 / 255
+    metrics = (tmp_path / "run" / "metrics.csv").read_text()
+    assert "nan" not in metrics.lower()

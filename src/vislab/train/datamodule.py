@@ -5,6 +5,7 @@ loaders."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import lightning as L
 import numpy as np
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 from vislab.config import Config
 from vislab.data.batches import EpochSampler, TensorImageDataset, channel_stats, keep_batch
 from vislab.data.spec import DatasetSpec
+from vislab.errors import VislabWarning
 from vislab.models import weights_source
 
 
@@ -55,6 +57,15 @@ class DecodedData(L.LightningDataModule):
             self.mean, self.std = pre.mean, pre.std
         else:
             self.mean, self.std = channel_stats(train.images)
+            flat = [c for c, v in enumerate(self.std) if v == 0]
+            if flat:  # dividing by 0 would make every input NaN, and the loss with it
+                warnings.warn(
+                    f"channel(s) {', '.join(map(str, flat))} of the train images hold one value "
+                    "(std 0): normalised with std 1 instead (data.std sets the statistics)",
+                    VislabWarning,
+                    stacklevel=2,
+                )
+                self.std = [v or 1.0 for v in self.std]
 
     def class_balance(self) -> dict:
         """How many images (classification) or pixels (segmentation, the train masks at the
