@@ -350,6 +350,34 @@ def test_no_command_writes_over_a_file_it_reads(runs, p1_tiny, p2_tiny, tmp_path
     assert (folder / "pred.csv").read_text().startswith("filename,label")
 
 
+def test_no_command_writes_images_into_a_folder_it_reads_images_from(
+    runs, p1_tiny, p2_tiny, tmp_path, capsys
+):
+    # a figure or an overlay among the tiles would be read as data by the next command
+    tiles, photos = tmp_path / "p2" / "validation", tmp_path / "p1" / "val_50"
+    shutil.copytree(p2_tiny, tiles.parent)
+    shutil.copytree(p1_tiny, photos.parent)
+    seg = tmp_path / "seg"  # a run whose own validation tiles are the copy
+    assert main(seg_train_args(tiles.parent, seg, 1)) == 0
+    masks = tmp_path / "masks"
+    assert main([str(a) for a in _predict(seg / "checkpoints" / "best.ckpt", tiles, masks)]) == 0
+    gt = photos.parent / "val_gt.csv"
+    tile = tiles / "0000_sat.jpg"
+    reads_images = "a folder this command reads images from"
+    cases = [
+        (["progress", seg, "--out", tile], f"--out {tile} is {tile}, which this command reads"),
+        (["progress", seg, "--out", tiles / "grid.png"], f"is in {tiles}, {reads_images}"),
+        (["embed", runs[0], "--data", photos, "--out", photos], f"is in {photos}, {reads_images}"),
+        (["evaluate", "--pred", gt, "--gt", photos, "--out", photos], f"is in {photos}"),
+        (["overlay", "--image", tiles, "--mask", masks, "--out", tiles], f"is in {tiles}"),
+        (_predict(seg / "checkpoints" / "best.ckpt", tiles, tiles / "m"), f"is in {tiles}"),
+    ]
+    before = {p: p.read_bytes() for d in (tiles, photos) for p in sorted(d.iterdir())}
+    for argv, message in cases:
+        fails(capsys, argv, message)
+    assert {p: p.read_bytes() for d in (tiles, photos) for p in sorted(d.iterdir())} == before
+
+
 def test_a_second_command_writing_the_same_folder_is_refused_at_once(
     runs, p2_tiny, tmp_path, capsys
 ):

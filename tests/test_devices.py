@@ -105,6 +105,33 @@ def test_a_gpu_recipe_here_is_one_line_before_any_data(no_gpu, p1_tiny, tmp_path
         assert not (run / "checkpoints").exists()
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        # one machine: rank 0 would wait for the second node's processes for ever
+        ("trainer.num_nodes=2", "trainer.num_nodes: 2 machines, but no multi-node launcher"),
+        ("trainer.strategy=bogus", "trainer.strategy: 'bogus' is not one of Lightning's"),
+        ("trainer.devices=-1", "trainer.devices: -1 is not auto, a number of devices from 1"),
+        ("trainer.devices=abc", "trainer.devices: 'abc' is not auto"),
+        ("trainer.devices=[0,0]", "trainer.devices: [0, 0] is not auto"),
+        ("trainer.threads=100000", "trainer.threads: 100000 is more than the"),
+        ("seed=99999999999999999999", "seed: 99999999999999999999 must be <= 4294967295"),
+        ("data.image_size=100000", "data.image_size: 100000 must be <= 13377"),  # 30 GB a photo
+    ],
+)
+def test_settings_that_crash_or_hang_are_one_line_before_any_data(
+    setting, message, p1_tiny, tmp_path, capsys, monkeypatch
+):
+    from vislab.devices import NODE_LAUNCHERS
+
+    for name in NODE_LAUNCHERS:
+        monkeypatch.delenv(name, raising=False)
+    run = tmp_path / "run"
+    printed = fails(capsys, train_args(p1_tiny, run, 1, "--set", setting), message)
+    assert "data:" not in printed
+    assert not (run / "checkpoints").exists()
+
+
 def test_predict_embed_progress_export_and_report_take_a_device(
     no_gpu, p1_tiny, p2_tiny, tmp_path, capsys
 ):

@@ -61,6 +61,29 @@ def test_the_lock_refuses_a_second_holder_in_the_same_process(tmp_path):
         pass
 
 
+def test_the_lock_clears_the_scratch_files_of_a_killed_run(tmp_path):
+    import subprocess
+    import sys
+
+    run = RunFolder(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    pid = int(dead.stdout)  # a process that has ended (SIGKILLed while saving last.ckpt)
+    left = run.checkpoints / f".last.ckpt.{pid}.0a1b2c3d.tmp"
+    left.write_bytes(b"half a checkpoint")
+    live = run.path / f".metrics.csv.{os.getpid()}.0a1b2c3d.tmp"  # a live process's: kept
+    live.write_bytes(b"")
+    mine = run.checkpoints / "notes.tmp"  # not a scratch name
+    mine.write_bytes(b"")
+    with run.lock():
+        assert not left.exists() and live.exists() and mine.exists()
+
+
 def test_the_data_root_is_stored_absolute_so_analysis_runs_from_any_folder(
     p1_tiny, tmp_path, monkeypatch
 ):

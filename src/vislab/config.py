@@ -281,6 +281,15 @@ MINIMUM = {
 }
 
 
+# the largest: image sides whose square passes what Pillow decodes (2 x its
+# MAX_IMAGE_PIXELS; one image of 100,000 x 100,000 would take 30 GB), numpy's seeds
+MAXIMUM = {
+    "seed": 2**32 - 1,
+    "data.image_size": 13_377,
+    "data.crop_size": 13_377,
+}
+
+
 def _check_range(value: Any, key: str) -> None:
     low = MINIMUM.get(key)
     if low is None or value is None:
@@ -289,6 +298,9 @@ def _check_range(value: Any, key: str) -> None:
         raise VislabError(f"config key {key}: {value} is not a finite number")
     if value < low:
         raise VislabError(f"config key {key}: {value} must be >= {low}")
+    high = MAXIMUM.get(key)
+    if high is not None and value > high:
+        raise VislabError(f"config key {key}: {value} must be <= {high}")
 
 
 def _check_type(value: Any, hint: Any, key: str) -> Any:

@@ -5,6 +5,7 @@ read."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 
 import torch
@@ -133,4 +134,38 @@ def check_trainer(accelerator: str, devices, precision: str, sync_batchnorm: boo
         raise VislabError(
             f"config key trainer.precision: {torch.cuda.get_device_name(0)} has no bf16; use "
             "16-mixed (fp16 with gradient scaling) or 32-true"
+        )
+
+
+# what tells a process that a multi-node launcher started it (torchrun, Slurm, LSF, MPI, or
+# Lightning's own NODE_RANK + MASTER_ADDR)
+NODE_LAUNCHERS = ("GROUP_RANK", "NODE_RANK", "SLURM_NTASKS", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE")
+
+
+def check_processes(devices, num_nodes: int, strategy: str) -> None:
+    """trainer.devices, trainer.num_nodes and trainer.strategy: one line where Lightning would
+    fail with a traceback, or wait for ever for nodes that no launcher will start."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    strategies = ["auto", *sorted(StrategyRegistry.available_strategies())]
+    if strategy not in strategies:
+        raise VislabError(
+            f"config key trainer.strategy: {strategy!r} is not one of Lightning's strategies "
+            f"({', '.join(s for s in strategies if 'find_unused' not in s)}, ...)"
+        )
+    ok = devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool))
+    ok = ok and (devices == "auto" or devices >= 1)
+    if isinstance(devices, list):
+        ok = bool(devices) and all(isinstance(i, int) and i >= 0 for i in devices)
+        ok = ok and len(set(devices)) == len(devices)
+    if not ok:
+        raise VislabError(
+            f"config key trainer.devices: {devices!r} is not auto, a number of devices from 1, "
+            "or a list of distinct device indices"
+        )
+    if num_nodes > 1 and not any(os.environ.get(k) for k in NODE_LAUNCHERS):
+        raise VislabError(
+            f"config key trainer.num_nodes: {num_nodes} machines, but no multi-node launcher "
+            "started this process (torchrun, srun, or NODE_RANK and MASTER_ADDR set on each); "
+            "it would wait for ever for the others"
         )

@@ -62,12 +62,20 @@ def clear_leftovers(target: Path) -> None:
     """Remove the scratch files and folders (scratch_path) of target that processes which
     no longer run left behind (killed by SIGKILL or a power cut); a live one's stay."""
     target = Path(target)
-    pattern = re.compile(
-        rf"\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})"
-    )
-    if not target.parent.is_dir():
-        return
-    for found in target.parent.glob(f".{glob.escape(target.name)}.*"):
+    if target.parent.is_dir():
+        _clear(target.parent.glob(f".{glob.escape(target.name)}.*"), re.escape(target.name))
+
+
+def clear_folder_leftovers(folder: Path) -> None:
+    """clear_leftovers for every file of folder (one a single process writes, such as a run
+    folder under its lock)."""
+    if Path(folder).is_dir():
+        _clear(Path(folder).glob(".*"), ".+")
+
+
+def _clear(candidates: Iterable[Path], name: str) -> None:
+    pattern = re.compile(rf"\.{name}\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})")
+    for found in candidates:
         m = pattern.fullmatch(found.name)
         if m and not _alive(int(m.group(1))):
             if found.is_dir() and not found.is_symlink():
@@ -156,15 +164,21 @@ def atomic_write_csv(path: Path, rows: Iterable[Sequence[Any]], newline: str = "
 
 
 def refuse_writing_over_inputs(
-    writes: Iterable[tuple[str, Path | None]], reads: Iterable[Path | None]
+    writes: Iterable[tuple[str, Path | None]],
+    reads: Iterable[Path | None],
+    image_folders: Iterable[Path | None] = (),
 ) -> None:
     """The one check of every command that writes, before any work: no output (option, path)
     may be a path the command reads, through symlinks and hard links too, nor a folder that
     holds one (a folder output is written afresh or into). Callers list the files a folder
-    input contributes where they write into that folder."""
+    input contributes where they write into that folder. No image and no folder may be
+    written into (or under) image_folders, the folders the command reads images or masks
+    from: the next command would read it as data (a CSV or JSON beside the images may)."""
+    from vislab.data.images import IMAGE_SUFFIXES
     from vislab.errors import VislabError
 
     read = [(Path(r), Path(r).resolve()) for r in reads if r is not None]
+    folders = [(Path(f), Path(f).resolve()) for f in image_folders if f and Path(f).is_dir()]
     for option, path in writes:
         if path is None:
             continue
@@ -175,4 +189,11 @@ def refuse_writing_over_inputs(
                 what = "is" if same else "holds"
                 raise VislabError(
                     f"{option} {path} {what} {given}, which this command reads; write elsewhere"
+                )
+        as_data = target.suffix.lower() in IMAGE_SUFFIXES or not target.suffix  # or a folder
+        for given, f in folders:
+            if f == target or (f in target.parents and as_data):
+                raise VislabError(
+                    f"{option} {path} is in {given}, a folder this command reads images from "
+                    "(what is written there would be read as data next); write elsewhere"
                 )

@@ -32,7 +32,7 @@ import yaml
 
 from vislab.config import Config, config_from_dict
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_bytes, clear_folder_leftovers
 from vislab.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -118,6 +118,12 @@ class RunFolder:
             return config_from_dict(tree)
         except VislabError as e:
             raise VislabError(f"{self.config_file}: {e}") from None
+
+    def val_folder(self) -> Path:
+        """The validation images (tiles) the run was trained against, where its analyses
+        read them unless given another folder."""
+        d = self.config().data
+        return d.resolve(d.val)
 
     def write_config(self, cfg: Config) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -237,8 +243,9 @@ class RunFolder:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the folder for one training process; a second is refused at once. The lock is
-        the kernel's (flock): a process that dies releases it. A folder made here and left
-        with nothing but the lock (a run refused before it wrote anything) is removed."""
+        the kernel's (flock): a process that dies releases it. The scratch files a killed
+        process left are removed once the lock is held; a folder made here and left with
+        nothing but the lock (a run refused before it wrote anything) is removed."""
         made = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / ".lock"
@@ -256,6 +263,8 @@ class RunFolder:
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            for folder in (self.path, self.checkpoints):  # a killed run's half-written files
+                clear_folder_leftovers(folder)
             yield
         finally:
             if held and made and [p.name for p in self.path.iterdir()] == [lock.name]:

@@ -45,6 +45,14 @@ def set_threads(requested: int | None) -> int:
     """Set torch's intra-op thread count (requested, or the free cores) and return it."""
     import torch
 
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if requested and cores and requested > cores:  # thousands of threads crash the process
+        from vislab.errors import VislabError
+
+        raise VislabError(
+            f"config key trainer.threads: {requested} is more than the {cores} core(s) this "
+            "process may use"
+        )
     n = requested if requested else free_cores()
     torch.set_num_threads(n)
     return n

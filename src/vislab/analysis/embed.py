@@ -76,7 +76,7 @@ def _inputs(
     if source.is_dir():
         run = RunFolder(source)
         d = run.config().data
-        folder = data or d.resolve(d.val)
+        folder = data or run.val_folder()
         labels_csv = None if data else d.resolve(d.val_labels)
         return run.pick_snapshots(), folder, labels_csv, Path(out) if out else run.embed_dir
     if data is None:

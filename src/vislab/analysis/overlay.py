@@ -143,6 +143,6 @@ def overlay_jobs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, P
     else:
         jobs = [(image, mask, out)]
     refuse_writing_over_inputs(
-        [("--out", o) for _, _, o in jobs], [p for i, m, _ in jobs for p in (i, m)]
+        [("--out", o) for _, _, o in jobs], [p for i, m, _ in jobs for p in (i, m)], [image, mask]
     )
     return jobs

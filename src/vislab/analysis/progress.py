@@ -93,7 +93,7 @@ def progress(
         raise VislabError(f"{run.path} is a {cfg.task} run; progress draws segmentation runs")
     snaps = run.pick_snapshots()
     spec = read_meta(snaps[-1]).spec()
-    folder = data if data is not None else cfg.data.resolve(cfg.data.val)
+    folder = data if data is not None else run.val_folder()
     tiles, images, truths = read_tiles(folder, tiles, spec)
     epochs, preds = [], []
     steps = Steps(len(snaps), "progress", "snapshots")

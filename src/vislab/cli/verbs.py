@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vislab.errors import VislabError
 from vislab.fileio import refuse_writing_over_inputs
+from vislab.run_folder import RunFolder
 
 
 def _files(path: Path | None, images: bool = False) -> list[Path]:
@@ -26,8 +27,6 @@ def _files(path: Path | None, images: bool = False) -> list[Path]:
 
 def _run_inputs(path: Path | None) -> list[Path]:
     """What a command that analyses a run (or a checkpoint) reads of it."""
-    from vislab.run_folder import RunFolder
-
     if path is None or not path.is_dir():
         return [path] if path else []
     return RunFolder(path).inputs()
@@ -72,7 +71,7 @@ def predict(
     from vislab.infer.meta import read_meta
     from vislab.infer.predict import predict_folder
 
-    refuse_writing_over_inputs([("--out", out)], [ckpt, *_files(images, images=True)])
+    refuse_writing_over_inputs([("--out", out)], [ckpt, *_files(images, images=True)], [images])
     if images.name in ("train_50", "val_50") and ckpt.is_file():
         meta = read_meta(ckpt)
         init = ((meta.config or {}).get("model") or {}).get("init")
@@ -106,7 +105,7 @@ def evaluate(
     if out is not None:
         written += [("--out", out / n) for n in ("metrics.json", "confusion.csv", "confusion.png")]
     refuse_writing_over_inputs(
-        written, [*_files(pred, images=True), *_files(gt, images=True), ckpt, config]
+        written, [*_files(pred, images=True), *_files(gt, images=True), ckpt, config], [pred, gt]
     )
     if pred.is_dir():
         from vislab.metrics.evaluate import command_spec
@@ -162,7 +161,10 @@ def progress(
 
     if out is not None:
         written = [("--out", out), ("--out", out.with_suffix(".json"))]
-        refuse_writing_over_inputs(written, [*_run_inputs(run), *_files(data, images=True)])
+        folder = data or RunFolder(run).val_folder()
+        refuse_writing_over_inputs(
+            written, [*_run_inputs(run), *_files(folder, images=True)], [folder]
+        )
     result = mask_progress(run, out=out, tiles=tiles, data=data, device=dev)
     for tile, values in result["miou"].items():
         shown = ", ".join(
@@ -182,7 +184,10 @@ def embed(*, source: Path, data: Path | None, out: Path | None, device: str = "a
         written = [
             ("--out", out / n) for n in ("coords.npz", "metrics.json", "pca.png", "tsne.png")
         ]
-        refuse_writing_over_inputs(written, [*_run_inputs(source), *_files(data, images=True)])
+        folder = data or (RunFolder(source).val_folder() if source.is_dir() else None)
+        refuse_writing_over_inputs(
+            written, [*_run_inputs(source), *_files(folder, images=True)], [folder]
+        )
     r = embed_run(source, out=out, data=data, device=dev)
     lines = [(f"PCA (epoch {r['pca']['epoch']})", r["pca"])]
     lines += [(f"t-SNE epoch {t['epoch']}", t) for t in r["tsne"]]
