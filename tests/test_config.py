@@ -67,6 +67,10 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("optim.nesterov=true optim.momentum=0", "Nesterov needs optim.momentum above 0"),
         ("task=segmentation data.val_labels=v.csv", "data.val_labels: only for task classif"),
         ("data.ignore_index=0", "data.ignore_index: only for task segmentation"),
+        ("data.classes=[a,a,b]", "data.classes: 'a' is listed twice"),  # predicted as one
+        ("data.classes=[a,'',b]", "data.classes: a name is empty"),
+        ("task=segmentation data.classes=[x,y,x]", "data.classes: 'x' is listed twice"),
+        ("data.crop_padding=0 data.image_size=13378", "data.image_size: 13378 must be <= 13377"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(override, message):

@@ -52,6 +52,33 @@ def test_downloads_over_a_url(course_zip, tmp_path, capsys):
     assert not list(tmp_path.glob(".*"))  # the partial download is gone
 
 
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("hw1_data.zip", "--url hw1_data.zip: give an http:// or https:// address"),
+        ("ftp://example.org/hw1_data.zip", "give an http:// or https:// address"),
+    ],
+)
+def test_an_address_that_is_not_one_is_one_line(url, message, tmp_path, capsys):
+    assert main(["data", "download", str(tmp_path / "d"), "--url", url]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_download_larger_than_the_free_space_is_refused_before_writing(
+    course_zip, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=1 << 30))
+    dest = tmp_path / "d"
+    assert main(["data", "download", str(dest), "--url", course_zip.as_uri()]) == 2
+    size = course_zip.stat().st_size / 1e9
+    assert f"is {size:.1f} GB and {dest} has 1.1 GB free" in capsys.readouterr().err
+    assert not dest.exists()
+
+
 def test_no_network_is_one_clear_line(tmp_path, capsys):
     # port 9 (discard) on the loopback: refused at once, as an offline machine would be
     assert main(["data", "download", str(tmp_path), "--url", "http://127.0.0.1:9/x.zip"]) == 2
@@ -76,7 +103,7 @@ def test_a_web_page_instead_of_the_zip_is_refused(tmp_path, capsys):
     finally:
         server.shutdown()
     assert "web page, not the zip" in capsys.readouterr().err
-    assert list((tmp_path / "d").iterdir()) == []
+    assert not (tmp_path / "d").exists()  # a failed download leaves no folder
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -103,7 +130,7 @@ def test_bad_zips_are_refused_and_leave_nothing(tmp_path, capsys, members, messa
     dest = tmp_path / "dest"
     assert main(["data", "download", str(dest), "--zip", str(bad)]) == 2
     assert message in capsys.readouterr().err
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()  # nor the folder it made
 
 
 def test_a_zip_with_an_empty_split_is_refused(course_zip, tmp_path, capsys):
@@ -112,7 +139,7 @@ def test_a_zip_with_an_empty_split_is_refused(course_zip, tmp_path, capsys):
     bad = _zip(tmp_path / "novalidation.zip", members)
     assert main(["data", "download", str(tmp_path / "d"), "--zip", str(bad)]) == 2
     assert "p2_data/validation is missing or holds no *_sat.jpg" in capsys.readouterr().err
-    assert list((tmp_path / "d").iterdir()) == []
+    assert not (tmp_path / "d").exists()  # a failed download leaves no folder
 
 
 def test_existing_data_is_never_overwritten(course_zip, tmp_path, capsys):
@@ -200,7 +227,7 @@ def test_an_interrupted_download_leaves_nothing_and_a_second_one_waits_its_turn(
         assert f"DIR {dest} is being written by another vislab command" in capsys.readouterr().err
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 143
-        assert list(dest.iterdir()) == []  # the partial zip went with it
+        assert not dest.exists()  # the partial zip went with it, and the folder it made
 
         proc = started()
         proc.kill()  # SIGKILL: no code of its own runs

@@ -161,6 +161,11 @@ class Config:
                 raise VislabError(
                     f"config key {key}: only for task {task} (a {self.task} run would ignore it)"
                 )
+        names = self.data.classes or []
+        twice = next((c for i, c in enumerate(names) if c in names[:i]), None)
+        if twice is not None or any(not c.strip() for c in names):
+            what = f"{twice!r} is listed twice" if twice is not None else "a name is empty"
+            raise VislabError(f"config key data.classes: {what} (one distinct name per class)")
         snaps = self.trainer.snapshots or []
         bad = [e for e in snaps if not 1 <= e <= self.trainer.epochs]
         if bad:

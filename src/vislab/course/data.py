@@ -9,12 +9,13 @@ from __future__ import annotations
 import shutil
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from vislab.errors import VislabError
-from vislab.fileio import exclusive, scratch_path
+from vislab.fileio import exclusive, scratch_path, special_file
 from vislab.steps import Steps
 
 MIB = 1 << 20  # the download is read and counted in these
@@ -72,17 +73,23 @@ def download(dest: Path, url: str | None = None, zip_path: Path | None = None) -
     if zip_path is not None and not Path(zip_path).is_file():
         raise VislabError(f"no file {zip_path}")
     _refuse_existing(dest)
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
-    with exclusive(dest, "DIR"):  # a second download into dest is refused at once
-        _refuse_existing(dest)  # one that ended between the check above and the lock
-        part = scratch_path(dest / "hw1_data.zip", "partial")
-        try:
-            if zip_path is None:
-                _fetch(url or DEFAULT_URL, part)
-                zip_path = part
-            _unpack(Path(zip_path), dest)
-        finally:
-            part.unlink(missing_ok=True)
+    try:
+        with exclusive(dest, "DIR"):  # a second download into dest is refused at once
+            _refuse_existing(dest)  # one that ended between the check above and the lock
+            part = scratch_path(dest / "hw1_data.zip", "partial")
+            try:
+                if zip_path is None:
+                    _fetch(url or DEFAULT_URL, part)
+                    zip_path = part
+                _unpack(Path(zip_path), dest)
+            finally:
+                part.unlink(missing_ok=True)
+    except BaseException:
+        if made and not any(dest.iterdir()):  # a failed download leaves no folder behind
+            dest.rmdir()
+        raise
     return [check_layout(p, dest / LAYOUTS[p][0]) for p in LAYOUTS]
 
 
@@ -116,8 +123,18 @@ def _refuse_existing(dest: Path) -> None:
             raise VislabError(f"{dest / names[0]} already exists; remove it or pick another folder")
 
 
+UNPACK_MARGIN = 1 << 30  # free space left after unpacking, for the run folders to come
+
+
 def _fetch(url: str, out: Path) -> None:
     hint = "download hw1_data.zip by other means and run: vislab data download DIR --zip FILE"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https", "file"):
+        raise VislabError(f"--url {url}: give an http:// or https:// address")
+    if parts.scheme == "file":
+        special = special_file(Path(urllib.request.url2pathname(parts.path)))
+        if special:
+            raise VislabError(f"--url {url} is {special}, not a zip file")
     try:
         response = urllib.request.urlopen(url, timeout=30)
     except (urllib.error.URLError, OSError) as e:
@@ -129,20 +146,28 @@ def _fetch(url: str, out: Path) -> None:
                 f"{url} answered with a web page, not the zip (Drive quota or sign-in); {hint}"
             )
         size = int(response.headers.get("Content-Length") or 0)
+        room = shutil.disk_usage(out.parent).free - UNPACK_MARGIN  # the zip, and unpacked
+        if size > room:
+            raise VislabError(
+                f"{url} is {size / 1e9:.1f} GB and {out.parent} has "
+                f"{(room + UNPACK_MARGIN) / 1e9:.1f} GB free: make room, or download elsewhere"
+            )
         steps = Steps(-(-size // MIB) or None, "hw1_data.zip", "MiB")  # None: size unknown
         try:
             with open(out, "wb") as f:
                 while chunk := response.read(MIB):
                     f.write(chunk)
                     steps.step()
+                    if f.tell() > room:  # a server that sends more than it announced
+                        raise VislabError(
+                            f"{url} sent over {f.tell() / 1e9:.1f} GB, more than {out.parent} "
+                            "has room for; stopped"
+                        )
         except OSError as e:
             raise VislabError(f"download of {url} broke off ({e}); {hint}") from None
         finally:
             steps.close()
     print(f"downloaded {out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
-
-
-UNPACK_MARGIN = 1 << 30  # free space left after unpacking, for the run folders to come
 
 
 def _unpack(zip_path: Path, dest: Path) -> None:
