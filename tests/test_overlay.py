@@ -114,3 +114,20 @@ def test_full_band_on_a_real_tile_equals_the_per_pixel_semantics():
     image = np.asarray(Image.open(f"{tile}_sat.jpg").convert("RGB"))
     mask, _ = read_mask(f"{tile}_mask.png")
     assert np.array_equal(overlay(image, mask, full=True), per_pixel_overlay(image, mask))
+
+
+def test_a_bad_mask_half_way_leaves_the_output_folder_as_it_was(tmp_path, capsys):
+    write_tile_folder(tmp_path / "tiles", 3, size=32)
+    Image.open(tmp_path / "tiles" / "0002_mask.png").resize((16, 16)).save(
+        tmp_path / "tiles" / "0002_mask.png"
+    )
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "0000.png").write_bytes(b"an earlier overlay")
+    argv = ["overlay", "--image", tmp_path / "tiles", "--mask", tmp_path / "tiles", "--out", out]
+    assert main([str(a) for a in argv]) == 2
+    assert "0002_mask.png" in capsys.readouterr().err
+    assert [(p.name, p.read_bytes()) for p in out.iterdir()] == [
+        ("0000.png", b"an earlier overlay")
+    ]
+    assert [p.name for p in tmp_path.glob(".o.*")] == []  # no scratch folder left

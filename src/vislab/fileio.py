@@ -122,6 +122,25 @@ def exclusive(folder: Path, option: str) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def staged_into(folder: Path, option: str) -> Iterator[Path]:
+    """A scratch folder of this process's own beside folder, whose files move into folder
+    only when the block ends without an error: a failure (a bad input found half-way, a full
+    disk, Ctrl-C) leaves folder as it was. folder is held for this command alone meanwhile
+    (exclusive)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive(folder, option):
+        scratch = scratch_path(folder, "partial")
+        scratch.mkdir()
+        try:
+            yield scratch
+            for f in sorted(scratch.iterdir()):
+                os.replace(f, folder / f.name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file of its own in the same folder (two
     writers never share one) and a rename."""

@@ -5,10 +5,11 @@ needs when it runs, so that `vislab evaluate` and `vislab --help` start fast.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from vislab.errors import VislabError
-from vislab.fileio import refuse_writing_over_inputs
+from vislab.fileio import refuse_writing_over_inputs, staged_into
 from vislab.run_folder import RunFolder
 
 
@@ -140,8 +141,12 @@ def overlay(
 
     spec = command_spec(ckpt, config)
     jobs = overlay_jobs(image, mask, out)
-    with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
-        ruled = list(pool.map(lambda j: overlay_file(*j, full=full_band, spec=spec), jobs))
+    with contextlib.ExitStack() as stack:
+        if image.is_dir():  # the overlays move in together once all are drawn
+            staged = stack.enter_context(staged_into(out, "--out"))
+            jobs = [(i, m, staged / o.name) for i, m, o in jobs]
+        with ThreadPoolExecutor(2) as pool:  # decoding and encoding release the GIL
+            ruled = list(pool.map(lambda j: overlay_file(*j, full=full_band, spec=spec), jobs))
     spec.warn_rule({m.name: n for (_, m, _), n in zip(jobs, ruled, strict=True)})
     print(f"wrote {len(jobs)} overlays to {out}" if image.is_dir() else f"wrote {out}")
 

@@ -7,8 +7,6 @@ colours by default, RGB for the course's land-cover set), at the image's own siz
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from vislab.data.images import decode_all, list_images, read_rgb
 from vislab.data.tiles import load_sat_images
 from vislab.devices import autocast, check_precision, resolve_device
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_csv, exclusive, scratch_path
+from vislab.fileio import atomic_write_csv, staged_into
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import (
     classify,
@@ -100,26 +98,18 @@ def predict_masks(
     out_dir = Path(out_dir)
     if out_dir.suffix.lower() == ".csv" or out_dir.is_file():
         raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive(out_dir, "--out"):
-        scratch = scratch_path(out_dir, "partial")
-        scratch.mkdir()
-        try:
-            _write_masks(
-                model,
-                meta,
-                files,
-                ids,
-                scratch,
-                batch_size=batch_size,
-                precision=precision,
-                tta=tta,
-                fmt=fmt,
-            )
-            for tile in ids:
-                os.replace(scratch / f"{tile}.png", out_dir / f"{tile}.png")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    with staged_into(out_dir, "--out") as scratch:
+        _write_masks(
+            model,
+            meta,
+            files,
+            ids,
+            scratch,
+            batch_size=batch_size,
+            precision=precision,
+            tta=tta,
+            fmt=fmt,
+        )
     return len(files)
 
 
