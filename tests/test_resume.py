@@ -37,7 +37,9 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"]
+)
 def test_killed_run_resumes_to_the_same_final_metrics(reference, sig, tmp_path):
     data, reference = reference
     resumed = tmp_path / "resumed"
@@ -54,8 +56,9 @@ def test_killed_run_resumes_to_the_same_final_metrics(reference, sig, tmp_path):
     output = proc.communicate(timeout=120)[0].decode()
     done_at_kill = len(_history(resumed))
     assert 2 <= done_at_kill < EPOCHS, "the run was not interrupted"
-    if sig == signal.SIGTERM:  # unwound as Ctrl-C is: one line, no scratch file left behind
-        assert proc.returncode == 143 and output.rstrip().endswith("terminated"), output
+    if sig != signal.SIGKILL:  # unwound: one line, exit 128 + the signal, no scratch file left
+        word = "terminated" if sig == signal.SIGTERM else "interrupted"
+        assert proc.returncode == 128 + sig and output.rstrip().endswith(word), output
         assert "Traceback" not in output
         assert [p.name for p in resumed.rglob(".*")] == [".lock"]  # the run's own lock
 

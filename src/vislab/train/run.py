@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -31,7 +33,10 @@ def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
     path = Path(cfg.model.init)
     if path.suffix == ".onnx":
         raise VislabError(f"model.init: {path} is an ONNX file; give its run's .ckpt instead")
-    model, meta = load_model(path, cfg.task)
+    try:
+        model, meta = load_model(path, cfg.task)
+    except VislabError as e:
+        raise VislabError(f"model.init: {e}") from None
     m = cfg.model
     # a recipe that leaves the number to the data is checked against it once it is read
     k = cfg.declared_num_classes() or meta.num_classes
@@ -77,11 +82,12 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     process at a time trains into a folder (the others of a multi-process run join it)."""
     from lightning.pytorch.utilities import rank_zero_only  # the rank from the launcher's env
 
-    from vislab.devices import check_trainer
+    from vislab.devices import check_processes, check_trainer
     from vislab.train.loggers import check_loggers
 
     t = cfg.trainer
-    check_trainer(t.accelerator, t.devices, t.precision, t.sync_batchnorm)  # before the data
+    check_processes(t.devices, t.num_nodes, t.strategy)  # before the data
+    check_trainer(t.accelerator, t.devices, t.precision, t.sync_batchnorm)
     check_loggers(t.loggers)
     _refuse_run_among_data(cfg, Path(out))
     run = RunFolder(out)
@@ -175,10 +181,17 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         run.write_class_balance(data.class_balance())
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning answers Ctrl-C with sys.exit(1)
+            raise KeyboardInterrupt from None
+        raise
     finally:
         finish_loggers(trainer.loggers)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored
     if trainer.is_global_zero:
         score = best_cb.best_model_score
         print(f"best {spec.monitor} {float(score):.4f}; run folder: {run.path}")
