@@ -11,6 +11,7 @@ from PIL import Image
 from vislab.cli import main
 from vislab.course.landcover import CLASSES, LANDCOVER
 from vislab.data.tiles import balanced_weights, load_tiles
+from vislab.report.build import markdown_text as md_text
 
 
 @pytest.fixture(scope="module")
@@ -184,12 +185,12 @@ def test_the_worst_tiles_and_the_confused_pixels_come_from_the_predicted_masks(
     total = sum(np.bincount(t.ravel(), minlength=7)[top] for t in truths.values())
     share = f"{counts[top] / total:.1%} of {CLASSES[top]}"
     said = f"{CLASSES[top]} taken for water, {counts[top]:,} pixels ({share})"
-    assert f"The most frequent mistakes over the validation pixels: {said}" in md
+    assert md_text(f"The most frequent mistakes over the validation pixels: {said}") in md
     # the tile's own mIoU: water's IoU, and 0 for every other class of its truth
     present = {c for c in range(6) if counts[c]} | {4}
     water = counts[4] / counts.sum() / len(present)
     assert (
-        f"the worst are 0002 ({water:.3f}; mostly {CLASSES[top]} taken for water), 0000 (1.000"
+        md_text(f"the worst are 0002 ({water:.3f}; mostly {CLASSES[top]} taken for water), 0000")
         in md
     )
     assert "![the worst validation tiles](figures/seg_worst_tiles.png)" in md
@@ -220,9 +221,12 @@ def test_the_confused_classes_show_their_images_and_every_class_its_accuracy(
     assert main(["report", str(cls), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert (
-        "class 1 taken for class 2, 3 images (75.0% of class 1); "
-        "class 0 taken for class 3, 1 image (25.0% of class 0)."
-    ) in md
+        md_text(
+            "class 1 taken for class 2, 3 images (75.0% of class 1); "
+            "class 0 taken for class 3, 1 image (25.0% of class 0)."
+        )
+        in md
+    )
     assert (
         "Per-class accuracy spans 0.25 to 1.00 around the overall 0.7500: lowest class 1 0.25" in md
     )
@@ -237,8 +241,11 @@ def test_failures_without_predictions_say_how_to_make_them(runs, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     ckpt = cls / "checkpoints" / "best.ckpt"
     assert (
-        "*Missing: where it fails (the run folder holds no val_pred.csv; "
-        f"`vislab predict --ckpt {ckpt}" in md
+        "*Missing: "
+        + md_text(
+            f"where it fails (the run folder holds no val_pred.csv; `vislab predict --ckpt {ckpt}"
+        )
+        in md
     )
     assert "Where it fails" not in md
 
@@ -571,10 +578,10 @@ def test_a_report_of_an_own_segmentation_set_speaks_of_its_classes(own_runs, tmp
     counts = {c: sum(int(np.sum(t == c)) for t in truths.values()) for c in range(3)}
     wrong = int(np.sum(truths[bad] == 0))
     said = f"background taken for road, {wrong:,} pixels ({wrong / counts[0]:.1%} of background)"
-    assert f"The most frequent mistakes over the validation pixels: {said}" in md
+    assert md_text(f"The most frequent mistakes over the validation pixels: {said}") in md
     ones = np.ones_like(truths[bad])
     miou = _miou_present(truths[bad], ones, 3, SCENE_IGNORE)
-    assert f"the worst are {bad} ({miou:.3f}; mostly background taken for road)" in md
+    assert md_text(f"the worst are {bad} ({miou:.3f}; mostly background taken for road)") in md
 
     # the class balance of the train masks (ignored pixels not counted)
     train = np.concatenate(
@@ -601,14 +608,17 @@ def test_a_report_of_a_classification_tree_names_its_classes(own_runs, tmp_path)
     md = (tmp_path / "rep" / "report.md").read_text()
 
     named = "Classification of 4 classes (cat, dog, eel, fox) on tree"
-    assert f"<h2>{named}</h2>" in html and f"# Report: c{named[1:]}" in md
+    assert f"<h2>{named}</h2>" in html and f"# Report: {md_text('c' + named[1:])}" in md
     for word in COURSE_WORDS:
         assert word not in html, word
     assert "<td>4: cat, dog, eel, fox</td>" in html
     share = 2 / len(cats)
     assert (
-        "The most frequent mistakes over the validation images: "
-        f"cat taken for dog, 2 images ({share:.1%} of cat)." in md
+        md_text(
+            "The most frequent mistakes over the validation images: "
+            f"cat taken for dog, 2 images ({share:.1%} of cat)."
+        )
+        in md
     )
     accuracy = {
         c: float(np.mean([guess[f] == c for f in files if f.startswith(f"{c}/")]))
@@ -663,3 +673,165 @@ def test_course_roles_of_library_models_and_decoders(task, model, expected):
     from vislab.course.report_roles import role
 
     assert role(task, model) == expected
+
+
+# -- run folders that are not as training wrote them: one-line errors, the --out folder kept -----
+@pytest.fixture(scope="module")
+def tree_run(tmp_path_factory):
+    """A quick classification run on a tree of 4 named classes (no course data: its report
+    draws its own model alone)."""
+    from conftest import REPO
+
+    root = tmp_path_factory.mktemp("tree_run")
+    _write_tree(root / "tree", "train", 4, seed=1)
+    _write_tree(root / "tree", "val", 2, seed=2)
+    run = root / "run"
+    args = ["train", str(REPO / "configs" / "p1_cpu.yaml"), "--data", str(root / "tree")]
+    args += ["--out", str(run), "--epochs", "2"]
+    for s in ("model.kwargs.width=8", "data.batch_size=16", "trainer.threads=1"):
+        args += ["--set", s]
+    assert main([*args, "--set", "trainer.progress_bar=false"]) == 0
+    return run
+
+
+def _tree(folder):
+    """Every file under folder with its bytes (the folder's state to compare)."""
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_runs_never_share_a_label_or_a_figure(tree_run, tmp_path):
+    # a/run and b/run are named a-run and b-run: a folder named a-run beside them is not
+    copies = [
+        tmp_path / "a" / "run",
+        tmp_path / "b" / "run",
+        tmp_path / "a-run",
+        tmp_path / "A-RUN",
+    ]
+    for i, copy in enumerate(copies):
+        shutil.copytree(tree_run, copy)
+        rows = (copy / "metrics.csv").read_text().splitlines()
+        head, last = rows[0].split(","), rows[-1].split(",")
+        last[head.index("val_acc")] = f"{0.1 * (i + 1):.6f}"  # each copy a curve of its own
+        (copy / "metrics.csv").write_text("\n".join([*rows[:-1], ",".join(last)]) + "\n")
+    out = tmp_path / "rep"
+    assert main(["report", *map(str, copies), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    labels = re.findall(r"^### (.+): ", md, re.M)
+    assert len(labels) == 4 and len({label.casefold() for label in labels}) == 4
+    curves = re.findall(r"\]\((figures/[^)]+_curves\.png)\)", md)
+    assert len(set(curves)) == 4 and len({c.casefold() for c in curves}) == 4
+    assert len({(out / c).read_bytes() for c in curves}) == 4
+
+
+HOSTILE_MD = "![t](http:evil.example|x.png) [c](javascript:alert(1)) *b* _i_ `x` # h"
+
+
+def test_names_in_the_markdown_are_literal_text_and_figure_links_work(tree_run, tmp_path):
+    from urllib.parse import unquote
+
+    run = _copy_run(tree_run, tmp_path / HOSTILE_MD)
+    out = tmp_path / "rep"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert f"### {md_text(HOSTILE_MD)}: " in md
+    assert "!\\[t\\]\\(http:evil.example\\|x.png\\) \\[c\\]\\(javascript:alert\\(1\\)\\)" in md
+    # the only live links are the figures' images, each to its file beside report.md
+    links = re.findall(r"(?<!\\)\[[^\]]*(?<!\\)\]\(([^)]*)\)", md)
+    assert links and all(link.startswith("figures/") for link in links)
+    assert "javascript:" not in "".join(links)
+    for link in links:
+        assert (out / unquote(link)).is_file(), link
+    assert f"figures/{HOSTILE_MD}_curves.png" in map(unquote, links)
+    text = re.sub(r"\]\(figures/[^)]*\)", "]()", md)  # what a reader sees as text
+    for mark in ("*b*", "_i_", "`x`", "[c]"):
+        assert mark not in text.replace("\\" + mark[0], "")  # every mark escaped
+    assert md_text("# h\nx") == "\\# h x" and md_text("1. a") == "1\\. a"
+    assert md_text("see https://x.example or www.x.example") == (
+        "see https\\://x.example or www\\.x.example"
+    )
+
+
+def _report_err(capsys, *args):
+    capsys.readouterr()
+    rc = main(["report", *map(str, args)])
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("report:")]
+    assert len(err) == 1 and err[0].startswith("vislab report: error: "), err  # no traceback
+    return rc, err[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("metrics.csv", b"epoch,val_acc\n1,0.5\n2,abc\n", "line 3: val_acc is 'abc', not a number"),
+        ("metrics.csv", b"epoch,val_acc\n1,0.5\xff\n", "not UTF-8 text: byte 0xff at offset 19"),
+        ("metrics.csv", b"epoch,val_acc\n1,0.5\n2.5,0.5\n", "epoch is '2.5', not a whole epoch"),
+        (
+            "metrics.csv",
+            b"epoch,val_acc\n1,0.5,9\n2,0.5\n",
+            "line 2 has 3 fields, more than the 2 columns of its header",
+        ),
+        (
+            "class_balance.json",
+            b'{"classes": 5, "train": [1], "val": [1], "unit": "images"}',
+            "classes is 5, not a list of class names",
+        ),
+        (
+            "class_balance.json",
+            b'{"classes": ["a"], "train": {"a": "many"}, "val": [1], "unit": "images"}',
+            "train is {'a': 'many'}, not a list of whole counts",
+        ),
+        (
+            "class_balance.json",
+            b'{"classes": ["a", "b"], "train": [1], "val": [1, 2], "unit": "images"}',
+            "train holds 1 counts for 2 classes",
+        ),
+    ],
+)
+def test_a_damaged_run_file_is_a_one_line_error(tree_run, tmp_path, capsys, name, content, said):
+    run = _copy_run(tree_run, tmp_path / "run")
+    (run / name).write_bytes(content)
+    out = tmp_path / "new" / "rep"
+    rc, err = _report_err(capsys, run, "--out", out)
+    assert rc == 2 and f"{run / name}" in err and said in err, err
+    assert not (tmp_path / "new").exists()  # made for the report, removed with it
+
+
+def test_a_refused_report_leaves_the_out_folder_as_it_was(tree_run, tmp_path, capsys, monkeypatch):
+    import os
+
+    out = tmp_path / "rep"
+    assert main(["report", str(tree_run), "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("the user's own")
+    before = _tree(out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _report_err(capsys, tree_run, empty, "--out", out)[0] == 2
+    assert _tree(out) == before
+    # a full disk after the first figure: a run of other numbers, so that its figures differ
+    other = _copy_run(tree_run, tmp_path / "other" / tree_run.name)
+    rows = (other / "metrics.csv").read_text().splitlines()
+    (other / "metrics.csv").write_text("\n".join(rows[:-1]) + "\n")
+    replace, calls = os.replace, []
+
+    def full_after_one(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return replace(*args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_after_one)
+    assert _report_err(capsys, other, "--out", out)[0] == 2
+    monkeypatch.undo()
+    assert _tree(out) == before and len(calls) == 2
+    assert sorted(p.name for p in out.iterdir()) == [
+        "figures",
+        "notes.txt",
+        "report.html",
+        "report.md",
+    ]
+    # and an --out that was not there is not there after a refusal
+    assert _report_err(capsys, empty, "--out", tmp_path / "fresh" / "rep")[0] == 2
+    assert not (tmp_path / "fresh").exists()
+    # a report that succeeds replaces the figures whole
+    assert main(["report", str(other), "--out", str(out)]) == 0
+    assert (out / "notes.txt").read_text() == "the user's own"

@@ -21,12 +21,13 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -187,30 +188,82 @@ class RunFolder:
             counted = json.loads(self.class_balance_file.read_text())
         except ValueError as e:
             raise VislabError(f"{self.class_balance_file} is not JSON ({e})") from None
+        path = self.class_balance_file
         if not isinstance(counted, dict) or not {"classes", "train", "val", "unit"} <= set(counted):
             raise VislabError(
-                f"{self.class_balance_file} lacks classes, train, val or unit (not written by "
-                "vislab train)"
+                f"{path} lacks classes, train, val or unit (not written by vislab train)"
             )
+        names = counted["classes"]
+        if not isinstance(names, list) or not all(
+            isinstance(c, str | int) and not isinstance(c, bool) for c in names
+        ):
+            raise VislabError(f"{path}: classes is {_shown(names)}, not a list of class names")
+        for part in ("train", "val"):
+            counts = counted[part]
+            if not isinstance(counts, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts
+            ):
+                raise VislabError(f"{path}: {part} is {_shown(counts)}, not a list of whole counts")
+            if len(counts) != len(names):
+                raise VislabError(
+                    f"{path}: {part} holds {len(counts)} counts for {len(names)} classes"
+                )
+        if not isinstance(counted["unit"], str):
+            raise VislabError(f"{path}: unit is {_shown(counted['unit'])}, not images or pixels")
         return counted
 
     def write_class_balance(self, balance: dict) -> None:
         atomic_write_bytes(self.class_balance_file, json.dumps(balance, indent=1).encode())
 
     def metrics(self) -> list[dict[str, str]]:
-        """metrics.csv's rows ([] before the first epoch ends); a file cut short (its last row
-        unfinished, or a row with fewer fields than the header) is an error, not fewer rows."""
-        if not self.metrics_file.is_file():
+        """metrics.csv's rows ([] before the first epoch ends), each cell a number (or empty),
+        the epoch a whole one. A damaged file (cut short, not UTF-8, a row longer than the
+        header, a cell that is not a number) is a one-line error naming the line, not fewer
+        rows."""
+        path = self.metrics_file
+        if not path.is_file():
             return []
-        text = self.metrics_file.read_text()
+        raw = path.read_bytes()
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as e:
+            raise VislabError(
+                f"{path} is not UTF-8 text: byte {raw[e.start]:#04x} at offset {e.start} "
+                "(training writes plain numbers: the file was damaged after it was written)"
+            ) from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader, [])
+            for fields in reader:
+                if len(fields) > len(header):
+                    raise VislabError(
+                        f"{path} line {reader.line_num} has {len(fields)} fields, more than the "
+                        f"{len(header)} columns of its header (training writes one value per "
+                        "column)"
+                    )
+        except csv.Error as e:
+            raise VislabError(f"{path} line {reader.line_num}: not CSV ({e})") from None
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         short = [i for i, r in enumerate(rows, start=2) if None in r.values()]
         if (text and not text.endswith("\n")) or short:
             line = short[0] if short else len(text.splitlines())
             raise VislabError(
-                f"{self.metrics_file} is cut short at line {line} (training writes whole rows: "
-                "the file was damaged after it was written)"
+                f"{path} is cut short at line {line} (training writes whole rows: the file was "
+                "damaged after it was written)"
             )
+        if rows and "epoch" not in header:
+            raise VislabError(f"{path} has no epoch column (its header: {','.join(header)})")
+        for line, row in enumerate(rows, start=2):
+            for key, value in row.items():
+                try:
+                    ok = value in ("", "nan") or (
+                        int(value) > 0 if key == "epoch" else not math.isinf(float(value))
+                    )
+                except ValueError:
+                    ok = False
+                if not ok or (key == "epoch" and value in ("", "nan")):
+                    what = "a whole epoch number" if key == "epoch" else "a number"
+                    raise VislabError(f"{path} line {line}: {key} is {_shown(value)}, not {what}")
         return rows
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
@@ -271,3 +324,9 @@ class RunFolder:
                 lock.unlink()
                 self.path.rmdir()
             os.close(fd)  # closing releases the lock
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as the file holds it, on one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

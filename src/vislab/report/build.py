@@ -13,12 +13,16 @@ user's tasks is report/problems.py's, and the page is the templates'.
 from __future__ import annotations
 
 import base64
+import os
+import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_bytes, exclusive, scratch_name, scratch_path
 from vislab.report.run import Run, distinct_names, read_run
 from vislab.steps import Steps
 
@@ -72,15 +76,36 @@ def _context(runs: list[Run], figures: Path, device: torch.device | None) -> dic
     }
 
 
+class MarkdownLink(str):
+    """A link destination the Markdown templates write as it is (a figure's %-encoded path)."""
+
+
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~]")
+_MARKDOWN_LEADING = re.compile(r"^(\s*(?:\d{1,9}(?=[.)](?:\s|$)))?)([-=.)])")
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z0-9])(:)(?=//)|(?<=\bwww)(\.)")
+
+
 def markdown_text(value: Any) -> Any:
-    """A value as Markdown text: HTML's special characters as entities (a viewer shows them,
-    never runs them) and table pipes escaped. Every {{ }} of the Markdown templates passes
-    here; the HTML templates are autoescaped."""
-    if not isinstance(value, str):
+    """A value as Markdown that shows it as literal text: HTML's special characters as
+    entities (a viewer shows them, never runs them), Markdown's inline marks (links, images,
+    emphasis, code, table pipes) backslash-escaped, a list or heading mark at its start
+    escaped, a URL's :// and www. broken so that no viewer links them, line breaks as
+    spaces. Every {{ }} of the Markdown templates passes here; the HTML templates are
+    autoescaped."""
+    if isinstance(value, MarkdownLink) or not isinstance(value, str):
         return value
-    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+    value = " ".join(value.splitlines())
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         value = value.replace(raw, escaped)
-    return value
+    value = _MARKDOWN_SPECIAL.sub(r"\\\g<0>", value)
+    value = _AUTOLINK.sub(lambda m: "\\" + m.group(0), value)
+    return _MARKDOWN_LEADING.sub(r"\1\\\2", value, count=1)
+
+
+def markdown_src(path: Path) -> MarkdownLink:
+    """The Markdown link of a figure beside report.md: figures/NAME, %-encoded (a name may hold
+    spaces, brackets or parentheses)."""
+    return MarkdownLink("figures/" + quote(Path(path).name))
 
 
 def content_policy(nonce: str | None) -> str:
@@ -91,7 +116,11 @@ def content_policy(nonce: str | None) -> str:
     return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {scripts}"
 
 
-def _render(context: dict[str, Any], out: Path, pdf: Path | None, browser: str | None) -> None:
+def _render(
+    context: dict[str, Any], scratch: Path, pdf: Path | None, browser: str | None
+) -> dict[str, bytes]:
+    """The pages (report.html, report.md) of context, its figures read from scratch; the PDF
+    printed to pdf when browser is given."""
     import jinja2
 
     from vislab.report.pdf import print_pdf
@@ -109,19 +138,60 @@ def _render(context: dict[str, Any], out: Path, pdf: Path | None, browser: str |
 
     html = env(autoescape=True).get_template("report.html.j2")
     md = env(finalize=markdown_text).get_template("report.md.j2")
-    md_text = md.render(**context, src=lambda p: f"figures/{Path(p).name}")
+    md_text = md.render(**context, src=markdown_src)
     nonce = secrets.token_urlsafe(16)
     page = html.render(**context, src=embed_png, policy=content_policy(nonce), nonce=nonce)
-    atomic_write_bytes(out / "report.html", page.encode())
-    atomic_write_bytes(out / "report.md", md_text.encode())
     if browser is not None:
-        printed = out / ".report.print.html"  # the tables that the screen folds, unfolded
-        page = html.render(**context, src=embed_png, policy=content_policy(None), unfold=True)
-        atomic_write_bytes(printed, page.encode())
+        printed = scratch / "report.print.html"  # the tables that the screen folds, unfolded
+        unfolded = html.render(**context, src=embed_png, policy=content_policy(None), unfold=True)
+        atomic_write_bytes(printed, unfolded.encode())
         try:
             print_pdf(printed, pdf, browser)
         finally:
             printed.unlink(missing_ok=True)
+    return {"report.html": page.encode(), "report.md": md_text.encode()}
+
+
+def _put_in_place(out: Path, scratch: Path, pages: dict[str, bytes]) -> None:
+    """The figures written into scratch become out/figures (the old ones are removed), the
+    pages out's report.html and report.md: each written beside its place first, then renamed
+    into it, so that a full disk leaves the old report whole."""
+    staged: list[tuple[Path, Path]] = []
+    figures, old, swapped = out / "figures", None, False
+    try:
+        for name, data in pages.items():
+            staged.append((scratch_path(out / name, "new"), out / name))
+            atomic_write_bytes(staged[-1][0], data)
+        if figures.exists() or figures.is_symlink():
+            old = scratch_name(figures, "old")
+            os.rename(figures, old)
+        os.rename(scratch, figures)
+        swapped = True
+        for new, target in staged:
+            os.replace(new, target)
+    except BaseException:
+        if swapped:  # the old figures back with the old pages
+            os.rename(figures, scratch)
+        if old is not None:
+            os.rename(old, figures)
+        raise
+    finally:
+        for new, _ in staged:
+            new.unlink(missing_ok=True)
+    if old is not None and (old.is_symlink() or not old.is_dir()):
+        old.unlink()
+    elif old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _made_folders(out: Path) -> list[Path]:
+    """The folders that making out creates: out and its missing parents, deepest first."""
+    made = []
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        made.append(folder)
+    return made
 
 
 def build(
@@ -129,24 +199,55 @@ def build(
 ) -> Path:
     """Write report.html and report.md into out, and the PDF to pdf when given (printed by a
     headless Chromium, every layer table unfolded); returns the HTML path. The architectures
-    are traced on device (default the CPU)."""
+    are traced on device (default the CPU). Every figure is drawn into a scratch folder of
+    out first: a report refused on the way (a run folder that is none, a full disk) leaves
+    out as it was, and a folder made for it is removed."""
     from vislab.report.pdf import find_browser
 
     if not runs:
         raise VislabError("give at least one run folder")
     browser = find_browser() if pdf is not None else None  # before the work, not after
+    loaded = distinct_names([read_run(r) for r in runs])  # every run read before any write
     out = Path(out)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    loaded = distinct_names([read_run(r) for r in runs])
-    # each run's sections, then the figures across runs, then the pages (and the PDF)
-    steps = Steps(len(loaded) + 2, "report")
-    for run in loaded:
-        _sections(run, figures, device)
-        steps.step(note=f"run {run.name}")
-    context = _context(loaded, figures, device)
-    steps.step(note="budget figures and architectures")
-    _render(context, out, pdf, browser)
-    steps.step(note="report.html, report.md" + (f", {pdf}" if pdf else ""))
-    steps.close()
+    for path, what in ((out, "--out"), (out / "figures", "the report's figures")):
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise VislabError(f"{what} {path} is no folder; remove it or write elsewhere")
+    made = _made_folders(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive(out, "--out"):
+            _build(loaded, out, pdf, browser, device)
+    except BaseException:
+        for folder in made:  # deepest first; one that holds anything else stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return out / "report.html"
+
+
+def _build(
+    loaded: list[Run],
+    out: Path,
+    pdf: Path | None,
+    browser: str | None,
+    device: torch.device | None,
+) -> None:
+    scratch = scratch_path(out / "figures", "new")
+    try:
+        scratch.mkdir()
+        # each run's sections, then the figures across runs, then the pages (and the PDF)
+        steps = Steps(len(loaded) + 2, "report")
+        for run in loaded:
+            _sections(run, scratch, device)
+            steps.step(note=f"run {run.name}")
+        context = _context(loaded, scratch, device)
+        steps.step(note="budget figures and architectures")
+        pages = _render(context, scratch, pdf, browser)
+        _put_in_place(out, scratch, pages)
+        steps.step(note="report.html, report.md" + (f", {pdf}" if pdf else ""))
+        steps.close()
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise

@@ -7,6 +7,7 @@ Every other module of the report imports this one; this one imports none of them
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,16 +85,10 @@ def read_run(path: Path) -> Run:
     task = cfg["task"]
     spec = folder.spec() if task == "segmentation" else None
     classes = spec.classes if spec is not None else _class_names(folder, cfg)
-    return Run(
-        folder.path.name,
-        folder.path,
-        task,
-        cfg["model"]["name"],
-        cfg,
-        folder.metrics(),
-        classes,
-        spec,
-    )
+    name = folder.path.name
+    if name in ("", ".."):  # `vislab report .` or runs/..: the folder's own name
+        name = folder.path.resolve().name or "run"
+    return Run(name, folder.path, task, cfg["model"]["name"], cfg, folder.metrics(), classes, spec)
 
 
 def _class_names(folder: RunFolder, cfg: dict[str, Any]) -> list[str]:
@@ -126,15 +121,33 @@ def stage_minutes(run: Run) -> tuple[float, bool, list[str]]:
 
 
 def distinct_names(runs: list[Run]) -> list[Run]:
-    """Runs whose folders share a name (a/p2, b/p2) are named with their parent folder too
-    (a-p2, b-p2), so that each keeps its own figures and rows."""
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.name] = counts.get(run.name, 0) + 1
-    taken: set[str] = set()
-    for i, run in enumerate(runs):
-        if counts[run.name] > 1:
-            name = f"{run.path.parent.name}-{run.name}"
-            run.name = name if name not in taken else f"{name}-{i + 1}"
-        taken.add(run.name)
+    """Each run a label of its own, which its figures' file names take too: runs whose folders
+    share a name (a/p2, b/p2) are named with their parent folder too (a-p2, b-p2), and a name
+    still shared (a/p2 given twice, or a/p2 beside a folder named a-p2) gets a number (a-p2-2).
+    Names differ in more than case, so that no two figures share a file on any disk."""
+
+    def key(name: str) -> str:
+        return name.casefold()
+
+    counts = Counter(key(run.name) for run in runs)
+    wanted = [
+        f"{run.path.absolute().parent.name}-{run.name}" if counts[key(run.name)] > 1 else run.name
+        for run in runs
+    ]
+    shared = Counter(key(w) for w in wanted)
+    taken = {key(w) for w in wanted if shared[key(w)] == 1}
+    # a name shared still: a folder of that very name keeps it, the runs renamed get numbers
+    order = sorted(
+        (i for i, w in enumerate(wanted) if shared[key(w)] > 1),
+        key=lambda i: (wanted[i] != runs[i].name, i),
+    )
+    for i in order:
+        name, n = wanted[i], 1
+        while key(name) in taken:
+            n += 1
+            name = f"{wanted[i]}-{n}"
+        taken.add(key(name))
+        wanted[i] = name
+    for run, name in zip(runs, wanted, strict=True):
+        run.name = name
     return runs
