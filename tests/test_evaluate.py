@@ -1,4 +1,5 @@
 import json
+import struct
 
 import pytest
 
@@ -73,3 +74,71 @@ def test_a_csv_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path):
     pred = tmp_path / "p.csv"
     pred.write_bytes("filename,label\r\na.png,0\r\nb.png,0\r\n".encode("utf-8-sig"))
     assert evaluate_classification(pred, gt, tmp_path / "ev")["accuracy"] == 0.5
+
+
+def _refused(capsys, args, message):
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert message in err, err
+
+
+def test_csvs_of_the_header_alone_are_refused(tmp_path, capsys):
+    empty = _csv(tmp_path / "h.csv", [])
+    message = f"{empty}: no rows to score"
+    _refused(capsys, ["evaluate", "--pred", empty, "--gt", empty], message)
+    assert not (tmp_path / "h_eval").exists()
+
+
+def test_a_ground_truth_label_left_empty_is_refused(tmp_path, capsys):
+    gt = _csv(tmp_path / "gt.csv", [("a.png", 0), ("b.png", ""), ("c.png", 1)])
+    pred = _csv(tmp_path / "p.csv", [("a.png", 0), ("b.png", 1), ("c.png", 1)])
+    message = f"{gt} line 3: an empty label of b.png"  # not a class "" of its own
+    _refused(capsys, ["evaluate", "--pred", pred, "--gt", gt], message)
+    assert not (tmp_path / "p_eval").exists()
+
+
+def test_an_out_folder_that_is_a_file_is_named(tmp_path, capsys):
+    gt = _csv(tmp_path / "gt.csv", [("a.png", 0), ("b.png", 1)])
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for out in (taken, taken / "sub"):
+        message = f"--out {out} must be a folder; {taken} is a file"
+        _refused(capsys, ["evaluate", "--pred", gt, "--gt", gt, "--out", out], message)
+    assert taken.read_text() == "mine"
+
+
+def test_mask_scores_are_not_written_beside_an_out_that_is_a_file(tmp_path):
+    from vislab.errors import VislabError
+    from vislab.metrics.mask_scores import write_mask_scores
+
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    result = {"miou": 0.5, "confusion": [[1, 0], [0, 1]]}
+    with pytest.raises(VislabError, match=f"--out {taken} must be a folder; {taken} is a file"):
+        write_mask_scores(result, json_path=tmp_path / "s.json", out_dir=taken)
+    assert not (tmp_path / "s.json").exists()  # a refused command writes nothing
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        struct.pack("<Q", 2**62) + b"{}",  # a length past any memory
+        struct.pack("<Q", 2**64 - 1) + b"{}",  # past an index
+        struct.pack("<Q", 5) + b"[1,2]",  # JSON, but not an object
+        b"abc",  # shorter than the length itself
+    ],
+    ids=["2^62", "2^64-1", "list", "short"],
+)
+def test_evaluate_reads_a_broken_safetensors_header_as_predict_does(tmp_path, capsys, header):
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(header)
+    gt = _csv(tmp_path / "gt.csv", [("a.png", 0), ("b.png", 1)])
+    message = f"cannot read {model}: not a safetensors file"
+    _refused(capsys, ["evaluate", "--ckpt", model, "--pred", gt, "--gt", gt], message)
+    images = tmp_path / "val_50"  # the name that has predict read the metadata first too
+    images.mkdir()
+    for folder in (images, tmp_path):
+        out = tmp_path / "p.csv"
+        _refused(capsys, ["predict", "--ckpt", model, "--images", folder, "--out", out], message)

@@ -80,7 +80,9 @@ def test_export_refusals(cls_run, tmp_path, capsys):
     assert "must end in .onnx" in capsys.readouterr().err
     foreign = tmp_path / "foreign.safetensors"  # valid, but not from vislab export
     save_file({"w": torch.zeros(2)}, str(foreign))
-    pred = ["predict", "--images", str(tmp_path), "--out", str(tmp_path / "p")]
+    images = tmp_path / "images"
+    images.mkdir()
+    pred = ["predict", "--images", str(images), "--out", str(tmp_path / "p")]
     assert main([*pred, "--ckpt", str(foreign)]) == 2
     assert "holds no vislab metadata" in capsys.readouterr().err
     truncated = tmp_path / "truncated.safetensors"
@@ -155,3 +157,90 @@ def test_a_checkpoint_whose_metadata_lacks_a_field_is_named(
     assert main([*args, "--out", str(tmp_path / "p.csv"), "--engine", "torch"]) == 2
     err = capsys.readouterr().err
     assert f"{broken}: its vislab metadata lacks {field}" in err and "Traceback" not in err
+
+
+def _tampered(cls_run, tmp_path, change) -> str:
+    ckpt = torch.load(cls_run / "checkpoints" / "best.ckpt", weights_only=True)
+    change(ckpt)
+    broken = tmp_path / "tampered.ckpt"
+    torch.save(ckpt, broken)
+    return str(broken)
+
+
+def _set_meta(key, value):
+    return lambda ckpt: ckpt["vislab"].__setitem__(key, value)
+
+
+def _set_kwarg(key, value):
+    return lambda ckpt: ckpt["vislab"]["model_kwargs"].__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            _set_meta("classes", [{"x": 1}, [1, 2], None, 3.5]),
+            "vislab metadata classes must be names (non-empty text), not {'x': 1}",
+        ),
+        (
+            _set_meta("classes", ["a", "", "b", "c"]),
+            "vislab metadata classes must be names (non-empty text), not ''",
+        ),
+        (
+            _set_meta("classes", ["a", "b", "a", "c"]),
+            "vislab metadata classes must be distinct names; 'a' is listed twice",
+        ),
+        (  # 13.4 GiB for one image
+            _set_meta("image_size", [40000, 40000]),
+            "vislab metadata image_size must be two positive integers (height, width), "
+            "178,956,970 pixels at most (what Pillow decodes), not [40000, 40000]",
+        ),
+        (_set_meta("model", ["model_a"]), "vislab metadata model must be a model name"),
+        (  # 160 GB of weights: counted on the meta device, never allocated
+            _set_kwarg("hidden", [200000, 200000]),
+            "weights do not fit model_a: its vislab metadata (model_kwargs {'hidden': [200000, "
+            "200000]}) builds one of 40,820,",
+        ),
+        (
+            _set_kwarg("channels", "ab"),
+            "its vislab metadata model_kwargs {'channels': 'ab'} do not build model_a: ",
+        ),
+        (
+            lambda ckpt: ckpt.__setitem__("epoch", "abc"),
+            "its epoch must be an integer from 0, not 'abc'",
+        ),
+        (  # the metadata contradicts its model (not "--out p.csv must be a folder")
+            _set_meta("task", "segmentation"),
+            "its vislab metadata says task segmentation, but its model model_a is a "
+            "classification model",
+        ),
+    ],
+    ids="classes blank-class class-twice image_size model huge kwargs epoch task".split(),
+)
+def test_checkpoint_metadata_is_checked_before_it_is_used(
+    cls_run, p1_tiny, tmp_path, capsys, change, message
+):
+    broken = _tampered(cls_run, tmp_path, change)
+    out = tmp_path / "p.csv"
+    args = ["predict", "--ckpt", broken, "--images", str(p1_tiny / "val_50"), "--out", str(out)]
+    assert main([*args, "--engine", "torch", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{broken}: {message}" in err, err
+    assert not out.exists()
+
+
+def test_model_init_that_is_no_checkpoint_is_named(tmp_path, capsys):
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    fifo = tmp_path / "fifo.ckpt"
+    os.mkfifo(fifo)
+    for path, message in [
+        (text, f"cannot read checkpoint {text}: not a plain-data checkpoint (not a file "),
+        (fifo, f"{fifo} is a FIFO (named pipe), not a checkpoint"),  # never opened: it blocks
+    ]:
+        args = train_args(tmp_path / "no-data", tmp_path / "run", 1, "--set", f"model.init={path}")
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert not (tmp_path / "run").exists()

@@ -171,10 +171,15 @@ def read_name_csv(path: Path) -> dict[str, str]:
             continue
         if len(row) != 2:
             raise VislabError(f"{path} line {n}: expected 2 columns, got {len(row)}")
-        name = row[0].strip()
+        name, label = row[0].strip(), row[1].strip()
+        if not name or not label:
+            what = "file name" if not name else f"label of {name}"
+            raise VislabError(
+                f"{path} line {n}: an empty {what} (every row names a file and its class)"
+            )
         if name in labels:
             raise VislabError(f"{path} line {n}: {name} is listed twice")
-        labels[name] = row[1].strip()
+        labels[name] = label
     return labels
 
 

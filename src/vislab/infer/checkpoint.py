@@ -14,13 +14,26 @@ import torch
 import torch.nn as nn
 
 from vislab.errors import VislabError
-from vislab.infer.meta import META_KEY, ModelMeta, exported_meta
+from vislab.fileio import require_file
+from vislab.infer.meta import META_KEY, ModelMeta, exported_meta, read_meta
+
+# how the files torch.save writes begin: a zip archive, or (before PyTorch 1.6) a pickle
+TORCH_SAVE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise VislabError(f"checkpoint not found: {path}")
+    require_file(path, "checkpoint")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise VislabError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    if not head.startswith(TORCH_SAVE_MAGIC):
+        raise VislabError(
+            f"cannot read checkpoint {path}: not a plain-data checkpoint (not a file "
+            f"torch.save writes: it starts with {head!r})"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -57,9 +70,7 @@ def load_model(
             meta, state = _read_safetensors(path)
         else:
             ckpt = read_checkpoint(path)
-            lightning = "pytorch-lightning_version" in ckpt
-            epoch = int(ckpt.get("epoch", -1)) + (1 if lightning else 0)
-            meta = ModelMeta.from_dict(ckpt[META_KEY], path, epoch=epoch)
+            meta = ModelMeta.from_dict(ckpt[META_KEY], path, epoch=_epoch(ckpt, path))
             prefix = "model."
             state = {
                 k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
@@ -70,12 +81,43 @@ def load_model(
     return model.eval(), meta
 
 
+def _epoch(ckpt: dict[str, Any], path: Path) -> int | None:
+    """The 1-based epoch of a checkpoint's weights: snapshots store it so, Lightning the
+    0-based index of the epoch it finished; None when it stores none."""
+    if "epoch" not in ckpt:
+        return None
+    e = ckpt["epoch"]
+    if not isinstance(e, int) or isinstance(e, bool) or e < 0:
+        raise VislabError(f"{path}: its epoch must be an integer from 0, not {e!r}")
+    return e + (1 if "pytorch-lightning_version" in ckpt else 0)
+
+
 def build_model(path: Path, meta: ModelMeta, state: dict[str, torch.Tensor]) -> nn.Module:
-    """The model that meta names, with the weights of state (path names them in errors)."""
-    from vislab.models import create_model, without_weights
+    """The model that meta names, with the weights of state (path names them in errors).
+
+    It is built first on the meta device (no memory): a model of the task the metadata
+    claims, that its model_kwargs build, and no larger than the weights the file holds, is
+    the only one allocated."""
+    from vislab.models import model_task, without_weights
 
     kwargs = without_weights(meta.model_kwargs)
-    model = create_model(meta.model, num_classes=meta.num_classes, **kwargs)
+    try:
+        kind = model_task(meta.model)  # an unknown name: one line, with the closest names
+    except VislabError as e:
+        raise VislabError(f"{path}: {e}") from None
+    if kind != meta.task:
+        raise VislabError(
+            f"{path}: its vislab metadata says task {meta.task}, but its model {meta.model} "
+            f"is a {kind} model"
+        )
+    needed = _values_needed(path, meta, kwargs)
+    held = sum(v.numel() for v in state.values())
+    if needed is not None and needed > held:
+        raise VislabError(
+            f"{path}: weights do not fit {meta.model}: its vislab metadata (model_kwargs "
+            f"{kwargs}) builds one of {needed:,} values, the file holds {held:,}"
+        )
+    model = _create(path, meta, kwargs)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -83,19 +125,41 @@ def build_model(path: Path, meta: ModelMeta, state: dict[str, torch.Tensor]) -> 
     return model
 
 
+def _values_needed(path: Path, meta: ModelMeta, kwargs: dict[str, Any]) -> int | None:
+    """How many values the state dict of meta's model holds, counted on the meta device
+    (nothing allocated); None under a torch without its device context (the course's 1.12)."""
+    if not hasattr(torch.device, "__enter__"):
+        return None
+    with torch.device("meta"):
+        shape = _create(path, meta, kwargs)
+    return sum(v.numel() for v in shape.state_dict().values())
+
+
+def _create(path: Path, meta: ModelMeta, kwargs: dict[str, Any]) -> nn.Module:
+    """meta's model, built from a file's model_kwargs: a builder's error is one line."""
+    from vislab.models import create_model
+
+    try:
+        return create_model(meta.model, num_classes=meta.num_classes, **kwargs)
+    except VislabError as e:
+        raise VislabError(f"{path}: {e}") from None
+    except Exception as e:  # a builder's TypeError, ValueError, ... on a value of the file
+        raise VislabError(
+            f"{path}: its vislab metadata model_kwargs {kwargs} do not build {meta.model}: "
+            f"{_first_cause(e)}"
+        ) from None
+
+
 def _read_safetensors(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import load_file
 
-    if not path.is_file():
-        raise VislabError(f"model file not found: {path}")
+    meta = read_meta(path)
     try:
-        with safe_open(str(path), "pt") as f:
-            text = (f.metadata() or {}).get(META_KEY)
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise VislabError(f"cannot read {path}: {e}") from None
-    return exported_meta(path, text, "safetensors"), state
+    return meta, state
 
 
 def onnx_providers(device: torch.device) -> list:

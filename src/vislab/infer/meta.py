@@ -80,7 +80,7 @@ class ModelMeta:
         if missing:
             raise VislabError(f"{where}: its vislab metadata lacks {', '.join(missing)}")
         values = {k: v for k, v in data.items() if k in names and k != "format"}
-        for k in ("mean", "std", "image_size", "scale", "window"):  # lists or tuples, as stored
+        for k in ("mean", "std", "image_size", "scale", "window", "class_weights"):  # or tuples
             if isinstance(values.get(k), tuple):
                 values[k] = list(values[k])
         values.update(extra)
@@ -94,25 +94,58 @@ class ModelMeta:
 
         if self.task not in ("classification", "segmentation"):
             raise bad("task", "classification or segmentation")
+        if not isinstance(self.model, str) or not self.model:
+            raise bad("model", f"a model name, not {self.model!r}")
         most = MAX_CLASSES[self.task]
         k = self.num_classes
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= most:
             raise bad("num_classes", f"an integer from 1 to {most} for {self.task}, not {k!r}")
         if not isinstance(self.classes, list) or len(self.classes) != k:
             raise bad("classes", f"a list of num_classes ({k}) names")
-        if not isinstance(self.model_kwargs, dict):
-            raise bad("model_kwargs", "a mapping")
+        odd = next((c for c in self.classes if not isinstance(c, str) or not c.strip()), None)
+        if odd is not None:
+            raise bad("classes", f"names (non-empty text), not {odd!r}")
+        if len(set(self.classes)) != k:
+            seen: set[str] = set()
+            twice = next(c for c in self.classes if c in seen or seen.add(c))
+            raise bad("classes", f"distinct names; {twice!r} is listed twice")
+        if not isinstance(self.model_kwargs, dict) or not all(
+            isinstance(key, str) for key in self.model_kwargs
+        ):
+            raise bad("model_kwargs", "a mapping of argument names")
         problem = normalisation_problem(self.mean, self.std)
         if problem:
             raise VislabError(f"{where}: vislab metadata {problem}")
-        if self.image_size is not None and not _pair(self.image_size, int):
-            raise bad("image_size", "two positive integers (height, width)")
+        most = max_pixels()  # an image (or window) no larger than images may be
+        for name in ("image_size", "window"):
+            size = getattr(self, name)
+            if size is not None and not (_pair(size, int) and size[0] * size[1] <= most):
+                raise bad(
+                    name,
+                    f"two positive integers (height, width), {most:,} pixels at most (what "
+                    f"Pillow decodes), not {size!r}",
+                )
         if (self.scale is None) != (self.window is None):
             raise bad("scale and window", "both given or both left out")
-        if self.scale is not None and not _pair(self.scale, (int, float)):
-            raise bad("scale", "two positive numbers (height, width)")
-        if self.window is not None and not _pair(self.window, int):
-            raise bad("window", "two positive integers (height, width)")
+        side = math.isqrt(most)
+        if self.scale is not None and not (
+            _pair(self.scale, (int, float)) and all(v <= side for v in self.scale)
+        ):
+            raise bad("scale", f"two positive numbers (height, width) of at most {side}")
+        w = self.class_weights
+        if w is not None and not (
+            isinstance(w, list) and len(w) == k and all(_number(v) and v >= 0 for v in w) and any(w)
+        ):
+            raise bad("class_weights", f"{k} finite weights (one per class), none negative")
+        e = self.epoch
+        if e is not None and not (isinstance(e, int) and not isinstance(e, bool) and e >= 0):
+            raise bad("epoch", f"an integer from 0, not {e!r}")
+        for name in ("vislab_version", "source_sha256", "run_id"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise bad(name, f"text, not {getattr(self, name)!r}")
+        for name in ("dataset", "config"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                raise bad(name, "a mapping")
 
     def spec(self):
         """The DatasetSpec of a segmenter: its stored one, else the course's land-cover set
@@ -146,12 +179,25 @@ class ModelMeta:
 
 
 def _pair(value: Any, kind: Any) -> bool:
-    """value is a list of two positive numbers of kind."""
+    """value is a list of two positive (finite) numbers of kind."""
     return (
         isinstance(value, list)
         and len(value) == 2
-        and all(isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in value)
+        and all(isinstance(v, kind) and _number(v) and v > 0 for v in value)
     )
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def max_pixels() -> int:
+    """The most pixels of an image: what Pillow decodes (twice its MAX_IMAGE_PIXELS; past it a
+    file is refused as a decompression bomb), so a model's input size is bounded as images are
+    (and as data.image_size is: its largest side, 13,377, squared passes it)."""
+    from PIL import Image
+
+    return 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)  # None (unbounded): Pillow's default
 
 
 def slide_fields(
@@ -179,13 +225,12 @@ def exported_meta(path: Path, text: Any, fmt: str) -> ModelMeta:
 
 def read_meta(path: Any) -> ModelMeta:
     """The metadata of a checkpoint, .safetensors or .onnx file, without building its model:
-    the two export formats are read without torch (a safetensors header is 8 bytes of length
-    and JSON), a checkpoint with torch.load(weights_only=True)."""
-    import struct
+    the two export formats are read without torch, a checkpoint with
+    torch.load(weights_only=True)."""
+    from vislab.fileio import require_file
 
     path = Path(path)
-    if not path.is_file():
-        raise VislabError(f"model file not found: {path}")
+    require_file(path, "model file")
     if path.suffix == ".onnx":
         import onnx
 
@@ -196,16 +241,21 @@ def read_meta(path: Any) -> ModelMeta:
         props = {p.key: p.value for p in model.metadata_props}
         return exported_meta(path, props.get(META_KEY), "onnx")
     if path.suffix == ".safetensors":
-        import json
-
-        try:
-            with path.open("rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(n))
-        except (OSError, ValueError, struct.error) as e:
-            raise VislabError(f"cannot read {path}: not a safetensors file ({e})") from None
-        text = (header.get("__metadata__") or {}).get(META_KEY)
-        return exported_meta(path, text, "safetensors")
+        return safetensors_meta(path)
     from vislab.infer.checkpoint import read_checkpoint
 
     return ModelMeta.from_dict(read_checkpoint(path)[META_KEY], path)
+
+
+def safetensors_meta(path: Path) -> ModelMeta:
+    """The metadata of a .safetensors file, through the safetensors library's own header
+    checks (a header length past the file or its 100 MB limit, a header that is no JSON
+    object: one line), without torch."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            text = (f.metadata() or {}).get(META_KEY)
+    except (SafetensorError, OSError) as e:
+        raise VislabError(f"cannot read {path}: not a safetensors file ({e})") from None
+    return exported_meta(path, text, "safetensors")

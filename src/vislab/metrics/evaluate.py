@@ -94,7 +94,10 @@ def truth_labels(gt: Path) -> tuple[dict[str, str], list[str] | None]:
 
     gt = Path(gt)
     if not gt.is_dir():
-        return read_name_csv(gt), None
+        labels = read_name_csv(gt)
+        if not labels:
+            raise VislabError(f"{gt}: no rows to score (the 'filename,label' header alone)")
+        return labels, None
     if not is_image_folder_tree(gt):
         return {k: str(v) for k, v in read_truth(gt).items()}, None
     classes = [p.name for p in visible(gt) if p.is_dir()]
@@ -247,6 +250,19 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str, names: list[str] | No
     plt.close(fig)
 
 
+def check_out_folder(out_dir: Path, flag: str = "--out") -> None:
+    """An output folder (flag names it) must be a folder, or one to make: one line when it,
+    or a folder above it, is a file (before anything is written)."""
+    from vislab.fileio import special_file
+
+    for p in (out_dir, *out_dir.parents):
+        if p.is_dir():
+            return
+        if p.exists() or p.is_symlink():
+            what = special_file(p) or ("a file" if p.exists() else "a link to nothing")
+            raise VislabError(f"{flag} {out_dir} must be a folder; {p} is {what}")
+
+
 def write_json(result: dict[str, Any], paths: list[Path]) -> None:
     """The metrics as JSON (a nan as null) to each of paths."""
     finite = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()}
@@ -273,12 +289,14 @@ def evaluate_classification(
     `classes` (e.g. a checkpoint's); write metrics.json, confusion.csv and confusion.png to
     out_dir (default <pred>_eval), and the metrics to json_path when given."""
     pred_csv = Path(pred_csv)
-    pred, truth, classes = label_table(pred_csv, gt, classes)
-    result = score(pred, truth, pred_csv, classes)
-    result["prediction"], result["ground_truth"] = str(pred_csv), str(gt)
+    flag = "--out" if out_dir is not None else "the scores' folder"
     if out_dir is None:
         out_dir = pred_csv.with_name(pred_csv.stem + "_eval")
     out_dir = Path(out_dir)
+    check_out_folder(out_dir, flag)
+    pred, truth, classes = label_table(pred_csv, gt, classes)
+    result = score(pred, truth, pred_csv, classes)
+    result["prediction"], result["ground_truth"] = str(pred_csv), str(gt)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(result, [out_dir / "metrics.json", *([json_path] if json_path else [])])
     cm = np.asarray(result["confusion"])

@@ -15,7 +15,7 @@ import numpy as np
 
 from vislab.data.spec import MASK_SUFFIXES, DatasetSpec, builtin_spec
 from vislab.errors import VislabError
-from vislab.metrics.evaluate import names_of, write_confusion, write_json
+from vislab.metrics.evaluate import check_out_folder, names_of, write_confusion, write_json
 
 
 def _mask_id(path: Path) -> str:
@@ -215,10 +215,12 @@ def write_mask_scores(
     """--json FILE: the metrics (a nan mIoU as null); --out DIR: metrics.json, confusion.csv
     and confusion.png, with spec's class names."""
     spec = spec or builtin_spec("landcover")
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        check_out_folder(out_dir)
     if json_path is not None:
         write_json(result, [json_path])
     if out_dir is not None:
-        out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(result, [out_dir / "metrics.json"])
         cm = np.asarray(result["confusion"])
