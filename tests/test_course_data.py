@@ -79,6 +79,14 @@ def test_a_download_larger_than_the_free_space_is_refused_before_writing(
     assert not dest.exists()
 
 
+def test_a_download_that_is_no_zip_is_named_by_its_address(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a zip")
+    assert main(["data", "download", str(tmp_path / "d"), "--url", text.as_uri()]) == 2
+    err = capsys.readouterr().err
+    assert f"{text.as_uri()} is not a zip file" in err and ".partial" not in err
+
+
 def test_no_network_is_one_clear_line(tmp_path, capsys):
     # port 9 (discard) on the loopback: refused at once, as an offline machine would be
     assert main(["data", "download", str(tmp_path), "--url", "http://127.0.0.1:9/x.zip"]) == 2

@@ -80,10 +80,12 @@ def download(dest: Path, url: str | None = None, zip_path: Path | None = None) -
             _refuse_existing(dest)  # one that ended between the check above and the lock
             part = scratch_path(dest / "hw1_data.zip", "partial")
             try:
+                shown = zip_path  # what messages call the zip: the file, or the address
                 if zip_path is None:
-                    _fetch(url or DEFAULT_URL, part)
+                    shown = url or DEFAULT_URL
+                    _fetch(shown, part)
                     zip_path = part
-                _unpack(Path(zip_path), dest)
+                _unpack(Path(zip_path), dest, shown)
             finally:
                 part.unlink(missing_ok=True)
     except BaseException:
@@ -170,34 +172,35 @@ def _fetch(url: str, out: Path) -> None:
     print(f"downloaded {out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
 
 
-def _unpack(zip_path: Path, dest: Path) -> None:
-    """Extract into a scratch folder, then move p1_data and p2_data into dest."""
+def _unpack(zip_path: Path, dest: Path, shown: Path | str) -> None:
+    """Extract into a scratch folder, then move p1_data and p2_data into dest (messages name
+    the zip as shown: its file, or the address it came from)."""
     if not zipfile.is_zipfile(zip_path):
-        raise VislabError(f"{zip_path} is not a zip file")
+        raise VislabError(f"{shown} is not a zip file")
     scratch = scratch_path(dest / "hw1_data", "partial")
     try:
         with zipfile.ZipFile(zip_path) as z:
             for name in z.namelist():
                 p = PurePosixPath(name)
                 if p.is_absolute() or ".." in p.parts:
-                    raise VislabError(f"{zip_path} holds an unsafe path: {name}")
+                    raise VislabError(f"{shown} holds an unsafe path: {name}")
             # the sizes it declares bound what it unpacks to (zipfile stops each member
             # there); a few MB can declare terabytes, so they are checked before any is written
             size, free = sum(i.file_size for i in z.infolist()), shutil.disk_usage(dest).free
             if size > free - UNPACK_MARGIN:
                 raise VislabError(
-                    f"{zip_path} unpacks to {size / 1e9:.1f} GB and {dest} has "
+                    f"{shown} unpacks to {size / 1e9:.1f} GB and {dest} has "
                     f"{free / 1e9:.1f} GB free: make room, or unpack it elsewhere"
                 )
             try:
                 z.extractall(scratch)
             except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise VislabError(f"cannot unpack {zip_path}: {e}") from None
+                raise VislabError(f"cannot unpack {shown}: {e}") from None
         # the course's zip holds hw1_data/p1_data; other copies may nest one level deeper
         candidates = [scratch, *sorted(p for p in scratch.iterdir() if p.is_dir())]
         found = next((f for f in map(locate, candidates) if set(f) == set(LAYOUTS)), None)
         if found is None:
-            raise VislabError(f"{zip_path} holds no p1_data/ and p2_data/ folders")
+            raise VislabError(f"{shown} holds no p1_data/ and p2_data/ folders")
         for problem, folder in found.items():
             check_layout(problem, folder)
         for problem, folder in found.items():
