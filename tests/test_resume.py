@@ -19,7 +19,14 @@ DETERMINISTIC = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"
 
 def _train(data, out, *extra):
     cmd = [sys.executable, "-m", "vislab", *train_args(data, out, EPOCHS, *AUGMENT, *extra)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Ctrl-C reaches the run as it would from a terminal: a shell that starts the tests in
+    # the background (&) has them ignore SIGINT, and children inherit that
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _history(run):
