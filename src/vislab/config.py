@@ -19,6 +19,7 @@ import yaml
 
 from vislab.errors import VislabError
 from vislab.fileio import require_file
+from vislab.infer.meta import max_pixels
 from vislab.tasks import TASKS
 from vislab.yamlfile import parse_yaml, read_yaml_mapping
 
@@ -286,12 +287,12 @@ MINIMUM = {
 }
 
 
-# the largest: image sides whose square passes what Pillow decodes (2 x its
-# MAX_IMAGE_PIXELS; one image of 100,000 x 100,000 would take 30 GB), numpy's seeds
+# the largest: numpy's seeds; image sides whose square passes what Pillow decodes (13,377:
+# one image of 100,000 x 100,000 would take 30 GB)
 MAXIMUM = {
     "seed": 2**32 - 1,
-    "data.image_size": 13_377,
-    "data.crop_size": 13_377,
+    "data.image_size": math.isqrt(max_pixels()),
+    "data.crop_size": math.isqrt(max_pixels()),
 }
 
 
