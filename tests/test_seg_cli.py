@@ -111,6 +111,41 @@ def test_predict_tta_writes_the_average_of_the_eight_views(seg_run, p2_tiny, tmp
     assert (written == expected.numpy()).mean() > 0.999  # the same up to float ties
 
 
+def test_predict_sizes_each_tile_against_the_free_memory(
+    seg_run, p2_tiny, tmp_path, capsys, monkeypatch
+):
+    ckpt = seg_run / "checkpoints" / "best.ckpt"
+    _, meta = load_model(ckpt)
+    one = vislab.infer.predict.predict_bytes(64, 64, meta)
+    # (64*64 pixels at 40 + 4K bytes, and (32*32) at 16 + 4K at the model's scale of 0.5)
+    assert one == 64 * 64 * (39 + 4 * 7) + 32 * 32 * (16 + 4 * 7)
+    val, args = p2_tiny / "validation", ["predict", "--ckpt", str(ckpt), "--images"]
+    assert main([*args, str(val), "--out", str(tmp_path / "together")]) == 0
+    passes = []
+
+    def counting(model, x, meta, tta=False, batch=4):
+        passes.append(len(x))
+        return tile_logits(model, x, meta, tta, batch)
+
+    monkeypatch.setattr(vislab.infer.predict, "tile_logits", counting)
+    # room for one tile, not for the four of a batch: one at a time, the same masks
+    monkeypatch.setattr(vislab.infer.predict, "available_memory", lambda: 2 * one)
+    assert main([*args, str(val), "--out", str(tmp_path / "apart")]) == 0
+    assert passes == [1, 1, 1, 1]
+    for name in ("0000.png", "0003.png"):
+        together = np.asarray(Image.open(tmp_path / "together" / name))
+        assert np.array_equal(together, np.asarray(Image.open(tmp_path / "apart" / name)))
+    # room for none: refused before any prediction, naming the tile, nothing written
+    monkeypatch.setattr(vislab.infer.predict, "available_memory", lambda: one - 1)
+    passes.clear()
+    capsys.readouterr()
+    assert main([*args, str(val), "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "0000_sat.jpg: a 64x64 tile needs about 0.0 GiB to predict" in err
+    assert "cut it into smaller tiles" in err
+    assert passes == [] and not (tmp_path / "none").exists()
+
+
 def header_index(run, column):
     return (run / "metrics.csv").read_text().splitlines()[0].split(",").index(column)
 

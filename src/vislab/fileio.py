@@ -12,7 +12,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +126,10 @@ def exclusive(folder: Path, option: str) -> Iterator[None]:
 def staged_into(folder: Path, option: str) -> Iterator[Path]:
     """A scratch folder of this process's own beside folder, whose files move into folder
     only when the block ends without an error: a failure (a bad input found half-way, a full
-    disk, Ctrl-C) leaves folder as it was. folder is held for this command alone meanwhile
-    (exclusive)."""
+    disk, Ctrl-C) leaves folder as it was (a folder made for it removed again). folder is held
+    for this command alone meanwhile (exclusive)."""
     folder = Path(folder)
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     with exclusive(folder, option):
         scratch = scratch_path(folder, "partial")
@@ -137,8 +138,26 @@ def staged_into(folder: Path, option: str) -> Iterator[Path]:
             yield scratch
             for f in sorted(scratch.iterdir()):
                 os.replace(f, folder / f.name)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if made:
+                with suppress(OSError):  # not empty: someone else's files now
+                    folder.rmdir()
+            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An OSError inside that names no file (write() on a full disk: "No space left on
+    device") names path."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -148,7 +167,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = scratch_name(path, "tmp")  # removed on any exception, SIGTERM included
     f = open(tmp, "xb")  # noqa: SIM115 (closed below; a name taken already is not ours to remove)
     try:
-        with f:
+        with naming(path), f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

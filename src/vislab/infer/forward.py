@@ -122,21 +122,33 @@ def slide_logits(
 ) -> torch.Tensor:
     """Logits (B, K, H, W) of a normalised batch x (B, 3, H, W) from overlapping windows of
     window (H, W), clipped to x: each window predicted as a tile of its own (tta: its eight
-    views), `batch` windows per pass, the logits averaged where windows overlap."""
+    views), `batch` windows per pass, the logits averaged where windows overlap. Each pass is
+    added into the sum as it comes, so memory holds x, the (B, K, H, W) sum and one pass."""
     h, w = x.shape[-2:]
     wh, ww = min(window[0], h), min(window[1], w)
-    boxes = [(y, x0) for y in window_starts(h, wh) for x0 in window_starts(w, ww)]
-    if len(boxes) == 1:
+    ys, xs = window_starts(h, wh), window_starts(w, ww)
+    if len(ys) * len(xs) == 1:
         return _resized(_views(model, x, tta), h, w)
-    crops = torch.cat([x[:, :, y : y + wh, x0 : x0 + ww] for y, x0 in boxes])  # box-major
-    out = torch.cat([_resized(_views(model, c, tta), wh, ww) for c in crops.split(batch)])
-    out = out.float().reshape(len(boxes), len(x), *out.shape[1:])  # (boxes, B, K, wh, ww)
-    total = out.new_zeros((len(x), out.shape[2], h, w))
-    count = out.new_zeros((1, 1, h, w))
-    for (y, x0), logits in zip(boxes, out):
-        total[..., y : y + wh, x0 : x0 + ww] += logits
-        count[..., y : y + wh, x0 : x0 + ww] += 1
-    return total / count
+    # box-major: every image's first window, then every image's second, ...
+    crops = [(i, y, x0) for y in ys for x0 in xs for i in range(len(x))]
+    total = None
+    for start in range(0, len(crops), batch):
+        part = crops[start : start + batch]
+        views = torch.stack([x[i, :, y : y + wh, x0 : x0 + ww] for i, y, x0 in part])
+        logits = _resized(_views(model, views, tta), wh, ww).float()
+        if total is None:
+            total = logits.new_zeros((len(x), logits.shape[1], h, w))
+        for (i, y, x0), one in zip(part, logits):
+            total[i, :, y : y + wh, x0 : x0 + ww] += one
+    return total.div_(_coverage(ys, wh, h).outer(_coverage(xs, ww, w)).to(total.device))
+
+
+def _coverage(starts: list[int], window: int, size: int) -> torch.Tensor:
+    """How many windows of that size, starting at starts, cover each position of a side."""
+    count = torch.zeros(size)
+    for s in starts:
+        count[s : s + window] += 1
+    return count
 
 
 def _resized(logits: torch.Tensor, h: int, w: int) -> torch.Tensor:

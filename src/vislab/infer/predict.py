@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from vislab.data.images import decode_all, list_images, read_rgb
+from vislab.data.store import available_memory
 from vislab.data.tiles import load_sat_images
 from vislab.devices import autocast, check_precision, resolve_device
 from vislab.errors import VislabError
@@ -130,10 +131,7 @@ def _write_masks(
     steps = Steps(len(files), "predict", "tiles")
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
-        if len({c.shape for c in chunk}) > 1:  # mixed sizes: one at a time
-            groups = [[c] for c in chunk]
-        else:
-            groups = [chunk]
+        groups = _groups(chunk, files[i : i + batch_size], meta)
         preds = []
         for g in groups:
             (x,) = model_inputs(model, to_nchw(np.stack(g)), meta.mean, meta.std, len(g))
@@ -144,6 +142,39 @@ def _write_masks(
             spec.write_mask(pred, folder / f"{tile}.png", fmt)
         steps.step(len(chunk))
     steps.close()
+
+
+def _groups(chunk: list[np.ndarray], files: list[Path], meta: ModelMeta) -> list[list]:
+    """The decoded tiles of chunk in the groups predicted in one pass: all of them when they
+    are one size and fit in the free memory together, else one at a time. A tile that alone
+    needs more memory than is free is refused, named, before any of it is predicted."""
+    free = available_memory()
+    needs = [predict_bytes(c.shape[0], c.shape[1], meta) for c in chunk]
+    for path, tile, need in zip(files, chunk, needs):
+        if need > free:
+            h, w = tile.shape[:2]
+            raise VislabError(
+                f"{path}: a {w}x{h} tile needs about {need / 2**30:.1f} GiB to predict and "
+                f"{free / 2**30:.1f} GiB of memory are free; cut it into smaller tiles"
+            )
+    if len({c.shape for c in chunk}) == 1 and sum(needs) <= free:
+        return [chunk]
+    return [[c] for c in chunk]
+
+
+def predict_bytes(h: int, w: int, meta: ModelMeta) -> int:
+    """About the most memory predicting one h x w tile holds (forward.tile_logits): the
+    decoded tile and its normalised copy, the rescaled copy with the window logits summed at
+    the model's scale, the logits resized back to h x w and their argmax. The model's own
+    activations are bounded by the window and left out."""
+    k = meta.num_classes
+    if meta.scale is not None:
+        sh, sw = max(1, round(h * meta.scale[0])), max(1, round(w * meta.scale[1]))
+    else:
+        sh, sw = meta.image_size or (h, w)
+    # bytes a pixel: uint8 RGB twice, float RGB with normalize's temporary, K float logits,
+    # an int64 and a uint8 class; at the model's scale: float RGB, K float sums and a count
+    return h * w * (3 + 3 + 24 + 4 * k + 9) + sh * sw * (12 + 4 * k + 4)
 
 
 def predict_folder(
