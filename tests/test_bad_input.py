@@ -7,6 +7,7 @@ would clip them silently.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -69,7 +70,7 @@ def test_image_folders_users_get_wrong(runs, tmp_path, capsys):
     fails(capsys, _predict(ckpt, cut, out), "0_9.png: image file is truncated")
     deep = _images(tmp_path / "deep")
     Image.fromarray(np.full((32, 32), 40000, dtype=np.uint16)).save(deep / "0_9.png")
-    fails(capsys, _predict(ckpt, deep, out), "0_9.png is a I;16 image (more than 8 bits")
+    fails(capsys, _predict(ckpt, deep, out), "0_9.png is a I;16 (16-bit grey) image, more than 8")
     assert not out.exists()  # no refused command wrote the CSV
 
 
@@ -187,6 +188,27 @@ def test_outputs_that_cannot_be_written(runs, p1_tiny, tmp_path, capsys):
     fails(capsys, ["export", "--ckpt", ckpt, "--format", "onnx", "--out", blocker / "m.onnx"],
           str(blocker))  # fmt: skip
     assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_a_full_disk_names_the_file_it_was_writing(runs, p1_tiny, tmp_path, capsys, monkeypatch):
+    import vislab.fileio
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() or fsync() do
+
+    monkeypatch.setattr(vislab.fileio.os, "fsync", full)
+    out = tmp_path / "pred.csv"
+    images = p1_tiny / "val_50"
+    fails(capsys, _predict(runs[0] / "checkpoints" / "best.ckpt", images, out),
+          f"No space left on device: {out}")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # nor a scratch file left
+
+
+def test_a_file_name_with_control_characters_keeps_the_message_one_line(runs, tmp_path, capsys):
+    odd = _images(tmp_path / "odd")
+    (odd / "0_\n\x1b[31mred.png").write_bytes(b"not a png")
+    fails(capsys, _predict(runs[0] / "checkpoints" / "best.ckpt", odd, tmp_path / "p.csv"),
+          "0_\\n\\x1b[31mred.png")  # fmt: skip
 
 
 def test_configs_users_get_wrong(p1_tiny, tmp_path, capsys):

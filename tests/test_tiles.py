@@ -52,13 +52,17 @@ def test_rgba_and_palette_masks_read_as_their_rgb(tmp_path):
     [
         ("no_mask", r"0001_sat.jpg has no mask 0001_mask.png"),
         ("mask_size", r"0001_mask.png is 8x8 but its image is 16x16"),
-        ("gray_mask", r"0001_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got 1 channel"),
+        ("gray_mask", r"0001_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got a L \("),
         ("empty", r"no satellite tiles"),
         ("corrupt_sat", r"cannot read image .*0000_sat.jpg"),
         ("corrupt_mask", r"cannot read mask .*0000_mask.png"),
         (
             "grey_alpha_mask",
-            r"0000_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got 2 chan",
+            r"0000_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got a LA \(8-bit grey w",
+        ),
+        (  # libspng decodes it as two 16-bit channels: the message names what the file is
+            "grey16_mask",
+            r"0001_mask.png: mask must be an 8-bit RGB \(or RGBA\) image, got a I;16 \(16-bit",
         ),
     ],
 )
@@ -70,6 +74,8 @@ def test_bad_pairs_name_the_file(tmp_path, breakage, message):
         write_mask(np.zeros((8, 8), dtype=np.uint8), tmp_path / "0001_mask.png")
     elif breakage == "gray_mask":
         Image.new("L", (16, 16)).save(tmp_path / "0001_mask.png")
+    elif breakage == "grey16_mask":
+        Image.fromarray(np.zeros((16, 16), np.uint16)).save(tmp_path / "0001_mask.png")
     elif breakage == "empty":
         for p in tmp_path.iterdir():
             p.unlink()

@@ -13,10 +13,19 @@ import warnings
 from vislab.errors import VislabError, VislabWarning
 from vislab.runtime import tune_allocator
 
+# control characters (a file name may hold a newline or a terminal's escape sequence) are
+# shown escaped: a message stays one line and cannot drive the terminal
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def one_line(message: object) -> str:
+    """message as printed: its control characters escaped."""
+    return str(message).translate(_CONTROLS)
+
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     if issubclass(category, VislabWarning):
-        return f"vislab: warning: {message}\n"
+        return f"vislab: warning: {one_line(message)}\n"
     return _default_formatwarning(message, category, filename, lineno, line)
 
 
@@ -56,7 +65,7 @@ def _run(args, options: dict) -> int:
     except VislabError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"vislab {args.command}: error: {e}", file=sys.stderr)
+        print(f"vislab {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `vislab evaluate ... | head`: the reader left, as with any tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -65,7 +74,8 @@ def _run(args, options: dict) -> int:
         if args.debug:
             traceback.print_exc()
         where = f": {e.filename}" if e.filename else ""
-        print(f"vislab {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        message = one_line(f"{e.strerror or e}{where}")
+        print(f"vislab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

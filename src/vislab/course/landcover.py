@@ -93,14 +93,29 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
         except PILLOW_ERRORS as e:
             raise VislabError(f"cannot read mask {path}: {e}") from None
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
-        kind = f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
-        raise VislabError(f"{path}: mask must be an 8-bit RGB (or RGBA) image, got {kind}")
+        raise VislabError(
+            f"{path}: mask must be an 8-bit RGB (or RGBA) image, got {_kind(path, rgb)}"
+        )
     rgb = rgb[..., :3]
     if size is not None and rgb.shape[:2] != tuple(size):
         raise VislabError(
             f"{path} is {rgb.shape[1]}x{rgb.shape[0]} but its image is {size[1]}x{size[0]}"
         )
     return rgb
+
+
+def _kind(path: Path, rgb: np.ndarray) -> str:
+    """What a mask file holds, in words: Pillow's name of its mode (libspng decodes 16-bit
+    grey as two channels), else the decoded array's channels and type."""
+    from PIL import Image
+
+    from vislab.data.images import PILLOW_ERRORS, mode_words
+
+    try:
+        with Image.open(path) as im:
+            return f"a {mode_words(im.mode)} image"
+    except PILLOW_ERRORS:
+        return f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
 
 
 def read_mask(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:

@@ -79,6 +79,27 @@ def list_images(folder: Path) -> list[Path]:
 # (grey replicated, alpha dropped, palette looked up). Deeper modes (16-bit "I;16", 32-bit "I",
 # float "F") would be clipped to 255 without a word: they are refused instead.
 _CONVERTIBLE = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"}
+# Pillow's image modes, in words, for messages
+_MODE_WORDS = {
+    "1": "1-bit black and white",
+    "L": "8-bit grey",
+    "LA": "8-bit grey with alpha",
+    "P": "8-bit palette",
+    "PA": "8-bit palette with alpha",
+    "RGB": "8-bit RGB",
+    "RGBA": "8-bit RGBA",
+    "CMYK": "8-bit CMYK",
+    "I;16": "16-bit grey",
+    "I;16B": "16-bit grey",
+    "I;16L": "16-bit grey",
+    "I": "32-bit integer grey",
+    "F": "32-bit float grey",
+}
+
+
+def mode_words(mode: str) -> str:
+    """Pillow's mode name with what it holds, e.g. "I;16 (16-bit grey)"."""
+    return f"{mode} ({_MODE_WORDS[mode]})" if mode in _MODE_WORDS else mode
 
 
 # what Pillow raises on a file it cannot decode (DecompressionBombError: a header that claims
@@ -101,8 +122,8 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
         with Image.open(path) as im:
             if im.mode not in _CONVERTIBLE:
                 raise VislabError(
-                    f"{path} is a {im.mode} image (more than 8 bits per channel); vislab reads "
-                    "8-bit images: convert it to 8-bit RGB first"
+                    f"{path} is a {mode_words(im.mode)} image, more than 8 bits per channel; "
+                    "vislab reads 8-bit images: convert it to 8-bit RGB first"
                 )
             im.load()
             if im.mode != "RGB":

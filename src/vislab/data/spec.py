@@ -220,7 +220,7 @@ class DatasetSpec:
         read, 0 here) of a mask file. size (H, W), when given, is the size it must have."""
         from PIL import Image
 
-        from vislab.data.images import PILLOW_ERRORS
+        from vislab.data.images import PILLOW_ERRORS, mode_words
 
         path = Path(path)
         try:
@@ -229,8 +229,8 @@ class DatasetSpec:
                 as_index = mode in ("L", "P") and self.mask_format != "rgb"
                 if self.mask_format == "index" and mode not in ("L", "P"):
                     raise VislabError(
-                        f"{path}: a {mode} mask, but data.mask_format is index (single-channel "
-                        "L or palette-mode P files)"
+                        f"{path}: a {mode_words(mode)} mask, but data.mask_format is index "
+                        "(single-channel L or palette-mode P files)"
                     )
                 if as_index:
                     arr = np.asarray(im)
@@ -238,7 +238,8 @@ class DatasetSpec:
                     arr = np.asarray(im.convert("RGB") if mode == "P" else im)[..., :3]
                 else:
                     raise VislabError(
-                        f"{path}: mask mode {mode} is neither an 8-bit index (L, P) nor RGB"
+                        f"{path}: mask mode {mode_words(mode)} is neither an 8-bit index "
+                        "(L, P) nor RGB"
                     )
         except PILLOW_ERRORS as e:
             raise VislabError(f"cannot read mask {path}: {e}") from None
