@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import REPO, _cli_train, jolted_checkpoint
 from PIL import Image
 
@@ -167,6 +169,45 @@ def test_it_runs_in_this_python_too_and_equals_predict(tiny_runs, p1_tiny, p2_ti
     assert any(not np.array_equal(plain[name], tta[name]) for name in tta)
 
 
+class _Planted:
+    """Unpickled, it would create the file at `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("planted", ["pickle", "torch.save", "a lone .npy", "garbage"])
+def test_a_weights_file_is_read_without_unpickling(tiny_runs, p1_tiny, tmp_path, planted):
+    # the weights may be fetched from the web by hw1_download.sh: whatever the file holds,
+    # reading it runs no code, and a file that is not vislab's weights is one line
+    out = tmp_path / "hw1"
+    assert build(out, tiny_runs("p1_model_a.yaml", p1_tiny)) == 0
+    arrays = np.load(out / "p1_model.npz", allow_pickle=False)
+    assert all(arrays[k].dtype != object for k in arrays.files)  # plain arrays, a tensor each
+    weights, marker = out / "p1_model.npz", tmp_path / "ran"
+    if planted == "pickle":
+        weights.write_bytes(pickle.dumps({"w": _Planted(marker)}))
+    elif planted == "torch.save":
+        torch.save({"w": _Planted(marker)}, weights)
+    elif planted == "a lone .npy":
+        with open(weights, "wb") as f:
+            np.save(f, np.zeros(3))
+    else:
+        weights.write_bytes(b"\x00garbage")
+    done = subprocess.run(
+        [sys.executable, str(out / "hw1_infer.py"), "1", str(p1_tiny / "val_50"), "p.csv"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0 and not marker.exists()
+    assert "is not a weights file of `vislab submission`" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "p.csv").exists()
+
+
 def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys, monkeypatch):
     p1 = tiny_runs("p1_model_a.yaml", p1_tiny)
     p2 = tiny_runs("p2_cpu.yaml", p2_tiny)
@@ -205,8 +246,8 @@ def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys
     url = "https://example.org/w?id=1&x=2"
     assert build(tmp_path / "big", None, p2, "--p2-url", url) == 0
     download = (tmp_path / "big" / "hw1_download.sh").read_text()
-    assert f"wget -q -O \"$here/p2_model.pt\" '{url}'" in download
-    assert (tmp_path / "big" / ".gitignore").read_text() == "p2_model.pt\n"
+    assert f"wget -q -O \"$here/p2_model.npz\" '{url}'" in download
+    assert (tmp_path / "big" / ".gitignore").read_text() == "p2_model.npz\n"
     assert url in (tmp_path / "big" / "README.md").read_text()
 
 

@@ -259,7 +259,7 @@ def _submission(p: argparse.ArgumentParser) -> None:
     for problem in ("1", "2"):
         p.add_argument(
             f"--p{problem}-url",
-            help=f"where you will upload p{problem}_model.pt: hw1_download.sh then fetches it "
+            help=f"where you will upload p{problem}_model.npz: hw1_download.sh then fetches it "
             "with wget (needed when it is over GitHub's 50 MB)",
         )
 

@@ -4,8 +4,8 @@ environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for timm's
     DIR/hw1_1.sh, DIR/hw1_2.sh   bash hw1_N.sh IMG_DIR OUT, no path written in
     DIR/hw1_infer.py             the entry point (vislab/course/submission/hw1_infer.py)
     DIR/vislab/...               vislab's own model, checkpoint and prediction code (SHIPPED)
-    DIR/pN_model.pt, .json       a plain state dict and the model's metadata (its data set
-                                 spec, scale and window among them)
+    DIR/pN_model.npz, .json      the weights as NumPy arrays (read without unpickling) and
+                                 the model's metadata (its data set spec, scale and window)
     DIR/hw1_download.sh          only for weights over the course's 50 MB: fetched with wget
     DIR/README.md
 
@@ -20,9 +20,11 @@ import json
 import os
 import shlex
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vislab.errors import VislabError
@@ -77,7 +79,7 @@ OUTPUT = {"1": "OUT_CSV", "2": "OUT_DIR"}
 
 
 def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
-    """(torch.save bytes of the plain state dict, inference metadata, needs timm)."""
+    """(the state dict as .npz bytes (weights_npz), inference metadata, needs timm)."""
     from vislab.infer.checkpoint import load_model
     from vislab.infer.export import file_sha256
 
@@ -92,11 +94,23 @@ def _weights(ckpt: Path, problem: str) -> tuple[bytes, dict[str, Any], bool]:
             f"--p{problem} {ckpt} is a {meta.task} model; problem {problem} needs a "
             f"{PROBLEMS[problem]} model"
         )
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    buf = io.BytesIO()
-    torch.save(state, buf)
     timm = any(type(m).__module__.startswith("timm.") for m in model.modules())
-    return buf.getvalue(), meta.for_export(file_sha256(ckpt)), timm
+    return weights_npz(model.state_dict()), meta.for_export(file_sha256(ckpt)), timm
+
+
+def weights_npz(state: dict[str, torch.Tensor]) -> bytes:
+    """A state dict as NumPy's .npz (one .npy array a tensor, no pickle in it): what the
+    course's environment loads with `np.load(allow_pickle=False)`, so reading a downloaded
+    weights file runs no code (torch 1.12's torch.load unpickles whatever the file holds).
+    bfloat16, which NumPy lacks, is stored as float32 (inference there runs in float32)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for key, value in state.items():
+            value = value.detach().cpu().contiguous()
+            value = value.float() if value.dtype == torch.bfloat16 else value
+            with z.open(f"{key}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, value.numpy(), allow_pickle=False)
+    return buf.getvalue()
 
 
 def _script(problem: str, model: str) -> str:
@@ -115,7 +129,7 @@ def _download_script(urls: dict[str, str]) -> str:
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
     ]
     for problem, url in urls.items():
-        lines.append(f'wget -q -O "$here/p{problem}_model.pt" {shlex.quote(url)}')
+        lines.append(f'wget -q -O "$here/p{problem}_model.npz" {shlex.quote(url)}')
     return "\n".join(lines) + "\n"
 
 
@@ -138,16 +152,16 @@ def _readme(parts: dict[str, dict[str, Any]], urls: dict[str, str]) -> str:
 {rows}
 
 Needs `python3` = Python 3.8 with torch 1.12.1, torchvision 0.13.1, numpy and Pillow, as the
-course's environment has them{extra}. Runs on the
-GPU when there is one, else on the CPU. `hw1_infer.py` builds each model from `pN_model.json`
-and the plain state dict `pN_model.pt`, with vislab's own code in `vislab/`, and predicts as
-`vislab predict` does. No path is written in: the scripts find their files beside themselves.
-Copy the folder's contents to the root of your hw1 repository, beside your training code and
-your report.
+course's environment has them{extra}. Runs on the GPU when there is one, else on the CPU.
+`hw1_infer.py` builds each model from `pN_model.json` and its weights `pN_model.npz` (NumPy
+arrays, read without unpickling), with vislab's own code in `vislab/`, and predicts as
+`vislab predict` does. No path is written in: the scripts find their files beside
+themselves. Copy the folder's contents to the root of your hw1 repository, beside your
+training code and your report.
 """
     for p, url in urls.items():
         text += f"""
-`p{p}_model.pt` is fetched from {url} by `hw1_download.sh` (with `wget -O`), which the course
+`p{p}_model.npz` is fetched from {url} by `hw1_download.sh` (with `wget -O`), which the course
 runs before grading: upload it there, and do not commit it (`.gitignore` lists it; GitHub
 takes files up to 50 MB).
 """
@@ -163,7 +177,7 @@ def _check_out(out: Path) -> None:
         raise VislabError(f"--out {out} is a file; give a folder")
     ours = {"vislab", "hw1_infer.py", "hw1_download.sh", ".gitignore", "README.md"}
     for p in PROBLEMS:
-        ours |= {f"hw1_{p}.sh", f"p{p}_model.pt", f"p{p}_model.json"}
+        ours |= {f"hw1_{p}.sh", f"p{p}_model.npz", f"p{p}_model.json"}
     others = sorted(p.name for p in out.iterdir() if p.name not in ours)
     if others or (any(out.iterdir()) and not (out / "hw1_infer.py").is_file()):
         shown = ", ".join(others[:3]) or "no hw1_infer.py"
@@ -199,7 +213,7 @@ def build_submission(
             raise VislabError(
                 f"--p{problem} {ckpt}: its weights are {len(data) / 1e6:.0f} MB, over the "
                 f"course's 50 MB; give --p{problem}-url URL where you will upload "
-                f"p{problem}_model.pt, and hw1_download.sh will fetch it from there"
+                f"p{problem}_model.npz, and hw1_download.sh will fetch it from there"
             )
         parts[problem] = dict(data=data, meta=meta, timm=timm, source=str(ckpt), mb=len(data) / 1e6)
     # written whole beside out, then swapped in: a failure (a full disk) keeps the old folder
@@ -229,13 +243,13 @@ def _write_folder(out: Path, parts: dict[str, dict[str, Any]], urls: dict[str, s
         shutil.copyfile(PACKAGE / rel, out / "vislab" / rel)
     shutil.copyfile(PACKAGE / "course" / "submission" / "hw1_infer.py", out / "hw1_infer.py")
     for problem, part in parts.items():
-        atomic_write_bytes(out / f"p{problem}_model.pt", part["data"])
+        atomic_write_bytes(out / f"p{problem}_model.npz", part["data"])
         text = json.dumps(part["meta"].to_dict(), indent=1) + "\n"
         atomic_write_bytes(out / f"p{problem}_model.json", text.encode())
         script = _script(problem, part["meta"].model)
         atomic_write_bytes(out / f"hw1_{problem}.sh", script.encode())
     if urls:
         atomic_write_bytes(out / "hw1_download.sh", _download_script(urls).encode())
-        ignore = "".join(f"p{p}_model.pt\n" for p in urls)
+        ignore = "".join(f"p{p}_model.npz\n" for p in urls)
         atomic_write_bytes(out / ".gitignore", ignore.encode())
     atomic_write_bytes(out / "README.md", _readme(parts, urls).encode())

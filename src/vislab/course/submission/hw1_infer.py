@@ -4,7 +4,8 @@
     python3 hw1_infer.py 2 IMG_DIR OUT_DIR     # what hw1_2.sh runs
 
 It reads pN_model.json (the model and its preprocessing, vislab's export metadata) and
-pN_model.pt (a plain state dict) from its own folder, builds the model with the vislab code
+pN_model.npz (the weights as NumPy arrays, loaded without unpickling: a weights file
+fetched from the web runs no code) from its own folder, builds the model with the vislab code
 shipped beside it, and predicts with vislab's own prediction functions and their test-time
 augmentation (`vislab predict --tta`: image + mirror for 1, the 8 flips and rotations for 2),
 on the GPU when there is one, else on the CPU. It imports only what the course's environment
@@ -23,13 +24,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load(problem: str, device):
-    """The model of pN_model.pt / pN_model.json in this folder, on device; (model, meta)."""
-    import torch
-
+    """The model of pN_model.npz / pN_model.json in this folder, on device; (model, meta)."""
     from vislab.infer.checkpoint import build_model
     from vislab.infer.meta import ModelMeta
 
-    weights = os.path.join(HERE, f"p{problem}_model.pt")
+    weights = os.path.join(HERE, f"p{problem}_model.npz")
     if not os.path.isfile(weights):
         download = os.path.join(HERE, "hw1_download.sh")
         hint = f"; run `bash {download}` first" if os.path.isfile(download) else ""
@@ -37,8 +36,25 @@ def load(problem: str, device):
     described = os.path.join(HERE, f"p{problem}_model.json")
     with open(described) as f:
         meta = ModelMeta.from_dict(json.load(f), described)
-    state = torch.load(weights, map_location="cpu")
-    return build_model(weights, meta, state).to(device).eval(), meta
+    return build_model(weights, meta, read_weights(weights)).to(device).eval(), meta
+
+
+def read_weights(path: str) -> dict:
+    """The state dict in the .npz at path (build.weights_npz), read with pickles refused."""
+    import zipfile
+
+    import numpy as np
+    import torch
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {key: torch.from_numpy(arrays[key]) for key in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+        # AttributeError: a lone .npy array (no `with`); ValueError: a pickle, refused
+        raise SystemExit(
+            f"hw1_infer.py: {path} is not a weights file of `vislab submission` ({e}); "
+            "write the folder again, or fetch the file again with hw1_download.sh"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
