@@ -134,6 +134,26 @@ def test_existing_run_folder_needs_resume_and_the_same_config(run, p1_tiny, caps
     assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == before
 
 
+@pytest.mark.parametrize("epoch", [10**9, 3, -5, "abc", 1.5, True, None])
+def test_resume_refuses_a_last_checkpoint_whose_epoch_is_edited(
+    run, p1_tiny, tmp_path, capsys, epoch
+):
+    # 3 (the 0-based epoch after the last of 3) or 10**9 would read as a finished run, -5 as
+    # one to train from before its start
+    copy = tmp_path / "a"
+    shutil.copytree(run, copy)
+    last = copy / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["epoch"] == 2  # the run's own: 3 epochs done
+    ckpt["epoch"] = epoch
+    torch.save(ckpt, last)
+    assert main(train_args(p1_tiny, copy, 3, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert f"says it ends epoch {epoch!r} (0-based), but a checkpoint of this run ends an epoch " \
+        "from 0 to 2" in err  # fmt: skip
+    assert "Traceback" not in err and "nothing to train" not in err
+
+
 def test_predict_refuses_a_missing_checkpoint(tmp_path, p1_tiny, capsys):
     assert (
         main(

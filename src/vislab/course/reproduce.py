@@ -184,7 +184,7 @@ def _trained(run: RunFolder, cfg: Config) -> bool:
     # a run of another config is not done: training it then names the differences
     if not run.last.is_file() or config_changes(cfg, run.path):
         return False
-    return epochs_done(run.last) >= cfg.trainer.epochs
+    return epochs_done(run.last, cfg.trainer.epochs) == cfg.trainer.epochs
 
 
 def _train(run: RunFolder, cfg: Config) -> None:

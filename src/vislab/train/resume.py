@@ -127,11 +127,20 @@ def prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Pat
     return run.last
 
 
-def epochs_done(last: Path) -> int:
-    """Epochs finished by the run whose last.ckpt this is (Lightning stores the 0-based one)."""
+def epochs_done(last: Path, epochs: int) -> int:
+    """Epochs finished by the run whose last.ckpt this is (Lightning stores the 0-based one),
+    of the run's `epochs`: a stored epoch that is no integer from 0 to epochs - 1 (a file
+    damaged or edited) is refused rather than taken as a finished run or a negative one."""
     import torch
 
     try:  # mmap: only the "epoch" entry is read, not gigabytes of weights
-        return int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+        epoch = torch.load(last, map_location="cpu", weights_only=True, mmap=True)["epoch"]
     except Exception as e:
         raise VislabError(f"cannot read checkpoint {last}: {e}") from None
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < epochs:
+        raise VislabError(
+            f"--resume: {last} says it ends epoch {epoch!r} (0-based), but a checkpoint of this "
+            f"run ends an epoch from 0 to {epochs - 1} (trainer.epochs {epochs}): it is damaged "
+            "or edited; put the run's own last.ckpt back, or train afresh with another --out"
+        )
+    return epoch + 1

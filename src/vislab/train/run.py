@@ -132,7 +132,7 @@ def _lightning_modules(task: str) -> tuple[type, type]:
 
 def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     ckpt_path = prepare_run_dir(cfg, run, resume, rank)
-    if ckpt_path is not None and epochs_done(ckpt_path) >= cfg.trainer.epochs:
+    if ckpt_path is not None and epochs_done(ckpt_path, cfg.trainer.epochs) == cfg.trainer.epochs:
         print(f"{run.path} is complete ({cfg.trainer.epochs} epochs); nothing to train")
         return run.best
 
