@@ -72,6 +72,16 @@ def test_a_recipe_fixing_another_number_of_classes_is_one_line(tree, tmp_path, c
     assert len(err.splitlines()) == 1 and "model.num_classes" in err and "50" in err
 
 
+def test_a_labels_csv_for_a_tree_is_refused_not_left_unread(tree, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\n0.png,3\n")
+    assert main(_train(tree, tmp_path / "run", f"data.val_labels={labels}")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"{tree / 'val'} is a class-folder tree, whose folders name the labels; the " in err
+    assert f"labels CSV {labels} (data.val_labels) would go unread: leave it out" in err
+
+
 def test_declared_classes_other_than_the_folders_are_one_line(tree, tmp_path, capsys):
     declared = "data.classes=[dog, cat, eel, fox, owl]"
     assert main(_train(tree, tmp_path / "run", declared)) == 2

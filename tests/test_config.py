@@ -65,6 +65,10 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("optim.name=adamw optim.nesterov=true", "optim.nesterov: true is SGD's; adamw would"),
         ("optim.name=adamw optim.momentum=0.95", "optim.momentum: 0.95 is SGD's"),
         ("optim.nesterov=true optim.momentum=0", "Nesterov needs optim.momentum above 0"),
+        (  # torch's OneCycleLR would overwrite it
+            "optim.schedule=onecycle optim.momentum=0.5",
+            "optim.momentum: 0.5 would go unused: the one-cycle schedule sets SGD's momentum",
+        ),
         ("task=segmentation data.val_labels=v.csv", "data.val_labels: only for task classif"),
         ("data.ignore_index=0", "data.ignore_index: only for task segmentation"),
         ("data.classes=[a,a,b]", "data.classes: 'a' is listed twice"),  # predicted as one

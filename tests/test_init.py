@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 import yaml
-from conftest import REPO, seg_train_args, train_args
+from conftest import REPO, _cli_train, seg_train_args, train_args
 
 from vislab.cli import main
 from vislab.config import load_config
@@ -168,3 +168,23 @@ def test_a_resume_compares_the_init_path_resolved(tmp_path, monkeypatch):
     assert config_changes(other, tmp_path) == [
         f"model.init: '{tmp_path}/runs/a/last.ckpt' -> '{tmp_path}/runs/b/last.ckpt'"
     ]
+
+
+def test_an_input_size_that_came_from_the_dropped_weights_must_be_set(p1_tiny, tmp_path, capsys):
+    # a timm classifier's input size comes from its ImageNet weights when the recipe leaves it
+    # out; model.init drops those weights, so the second stage would train at the images' own
+    # 32x32 instead of the size the first one trained at
+    def lite(data, out, sets):
+        return main(_cli_train("p1_lite.yaml", data, out, 1, sets, []))
+
+    tiny = ["model.num_classes=4", "data.batch_size=16"]
+    first = tmp_path / "lite"
+    assert lite(p1_tiny, first, [*tiny, "model.kwargs.input_size=64"]) == 0
+    ckpt = first / "checkpoints" / "last.ckpt"
+    sets = [*tiny, f"model.init={ckpt}", "model.kwargs.input_size=null"]
+    assert lite(tmp_path / "no-data", tmp_path / "run", sets) == 2
+    err = capsys.readouterr().err
+    assert f"model.init: {ckpt} was trained with inputs resized to 64" in err
+    assert "set model.kwargs.input_size (64 to go on at the same size)" in err
+    sets[-1] = "model.kwargs.input_size=64"  # said: it trains
+    assert lite(p1_tiny, tmp_path / "run", sets) == 0

@@ -130,6 +130,12 @@ def test_the_course_layout_without_declarations_is_land_cover(tmp_path):
     write_p2_layout(tmp_path, n_train=1, n_val=1, size=16)
     assert resolve_spec(tmp_path / "train") is LANDCOVER
     assert resolve_spec(tmp_path / "train", spec="landcover") is LANDCOVER
+    # the built-in spec has its own ignore index and mask format: the recipe's would go unused
+    for spec, why in ((None, "the course's layout"), ("landcover", "data.spec landcover")):
+        with pytest.raises(VislabError, match=f"data.ignore_index: 0 would go unused: {why}"):
+            resolve_spec(tmp_path / "train", spec=spec, ignore_index=0)
+        with pytest.raises(VislabError, match="data.mask_format: 'index' would go unused"):
+            resolve_spec(tmp_path / "train", spec=spec, mask_format="index")
     # a run folder written before data sets declared their own: land-cover
     cfg = load_config(REPO / "configs" / "p2_cpu.yaml")
     RunFolder(tmp_path / "old").write_config(cfg)
@@ -267,6 +273,21 @@ def test_a_recipe_fixing_another_number_of_classes_is_one_line(three, tmp_path, 
     expected = "model.num_classes: the recipe fixes 5 classes but the data holds 3 (sky, road"
     assert expected in err
     assert err.count("\n") == 1 and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_quarter_turns_of_tiles_that_are_not_square_are_refused_not_skipped(tmp_path, capsys):
+    for split, n in (("train", 4), ("val", 2)):
+        write_split(tmp_path / split, 3, n, "index")
+        for f in (tmp_path / split).glob("*/*"):
+            Image.open(f).crop((0, 0, 48, 32)).save(f)  # 48 wide, 32 high
+    sets = ["--set", f"data.classes={NAMES[:3]}", "--set", "data.image_size=null"]
+    assert main(seg_train_args(tmp_path, tmp_path / "run", 1, *sets)) == 2
+    err = capsys.readouterr().err
+    assert "data.rot90: the training tiles are 48x32, and a quarter turn of a tile" in err
+    assert err.count("\n") == 1
+    # square crops of them turn
+    crops = [*sets, "--set", "data.crop_size=32"]
+    assert main(seg_train_args(tmp_path, tmp_path / "crops", 1, *crops)) == 0
 
 
 def test_a_four_class_rgb_run_with_balanced_weights_and_lovasz(tmp_path, capsys):

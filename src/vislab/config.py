@@ -181,6 +181,12 @@ class Config:
                 f"config key optim.{key}: {value} is SGD's; {o.name} would ignore it (AdamW "
                 f"keeps its own betas): leave it out, or set optim.{key} back"
             )
+        if o.name == "sgd" and o.schedule == "onecycle" and o.momentum != OptimConfig.momentum:
+            raise VislabError(
+                f"config key optim.momentum: {o.momentum} would go unused: the one-cycle "
+                "schedule sets SGD's momentum itself, from 0.95 down to 0.85 as the rate rises "
+                "and back as it falls (torch's OneCycleLR): leave it out"
+            )
         if o.name == "sgd" and o.nesterov and o.momentum == 0:
             raise VislabError("config key optim.nesterov: Nesterov needs optim.momentum above 0")
         if self.optim.label_smoothing > 1:

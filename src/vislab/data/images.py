@@ -255,6 +255,11 @@ def load_labeled(
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
     if is_image_folder_tree(folder):
+        if labels_csv is not None:
+            raise VislabError(
+                f"{folder} is a class-folder tree, whose folders name the labels; the labels "
+                f"CSV {labels_csv} (data.val_labels) would go unread: leave it out"
+            )
         files, label_arr, names, classes = _class_tree(folder, classes, complete)
     else:
         files, label_arr = _flat(folder, labels_csv)

@@ -143,15 +143,31 @@ def resolve_spec(
                 f"config keys data.spec and data.classes: data.spec {spec} names its own "
                 "classes; give one of the two"
             )
-        return builtin_spec(spec)
+        return _builtin(spec, ignore_index, mask_format, f"data.spec {spec}")
     if classes is not None:
         return DatasetSpec(classes, palette, ignore_index, mask_format)
     if is_course_layout(folder):
-        return builtin_spec("landcover")
+        return _builtin("landcover", ignore_index, mask_format, "the course's layout")
     raise VislabError(
         f"{folder}: not the course's land-cover layout (xxxx{SAT} / xxxx{MASK}); set "
         "data.classes (the class names in index order), and data.palette for RGB masks"
     )
+
+
+def _builtin(name: str, ignore_index: int, mask_format: str, why: str) -> DatasetSpec:
+    """The built-in spec name, which brings its own ignore index and mask format: the
+    recipe's data.ignore_index and data.mask_format, which only data.classes reads, must be
+    left at their defaults."""
+    for key, value, default in (
+        ("ignore_index", ignore_index, 255),
+        ("mask_format", mask_format, "auto"),
+    ):
+        if value != default:
+            raise VislabError(
+                f"config key data.{key}: {value!r} would go unused: {why} is read with the "
+                f"built-in spec {name}, which has its own; data.{key} goes with data.classes"
+            )
+    return builtin_spec(name)
 
 
 def _resize_mask(index: np.ndarray, size: int) -> np.ndarray:

@@ -45,6 +45,15 @@ def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
             f"model.init: {path} holds {meta.model} with {meta.num_classes} classes; "
             f"the recipe trains {m.name} with {k}"
         )
+    size = meta.model_kwargs.get("input_size")
+    if size is not None and m.kwargs.get("input_size") is None:
+        # the size came from ImageNet weights the recipe's model.init drops (without_weights)
+        raise VislabError(
+            f"model.init: {path} was trained with inputs resized to {size} "
+            "(its model.kwargs.input_size) and the recipe sets no model.kwargs.input_size, so "
+            f"this run would train on the images' own size: set model.kwargs.input_size "
+            f"({size} to go on at the same size)"
+        )
     state = model.state_dict()
     try:
         create_model(m.name, num_classes=k, **m.kwargs).load_state_dict(state)

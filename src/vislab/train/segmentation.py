@@ -57,6 +57,12 @@ class SegmentationData(DecodedData):
                 f"config key data.crop_size: {d.crop_size} is larger than the training tiles "
                 f"({w}x{h}{' after data.image_size' if d.image_size else ''})"
             )
+        if d.rot90 and d.crop_size is None and h != w:
+            raise VislabError(
+                f"config key data.rot90: the training tiles are {w}x{h}, and a quarter turn of "
+                "a tile that is not square does not fit its batch: set data.crop_size (square "
+                "crops) or data.image_size, or leave data.rot90 out"
+            )
         # images and masks stay uint8 (masks become int64 per batch): 2,000 full-size course
         # masks take 0.5 GB as uint8, 4.2 GB as int64
         self.hold(
