@@ -76,6 +76,9 @@ def test_unknown_model_and_kwarg_are_user_errors():
         create_model("nope", num_classes=2)
     with pytest.raises(VislabError, match="model model_a: .*'depth'"):
         create_model("model_a", num_classes=2, depth=3)
+    # a timm architecture built without stochastic depth (refused before its layers are made)
+    with pytest.raises(VislabError, match=r"model timm/vgg11 has no model.kwargs.drop_path_rate"):
+        create_model("timm/vgg11", num_classes=2, drop_path_rate=0.1)
 
 
 def test_resnext_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):

@@ -114,12 +114,21 @@ def timm_classifier(
         kwargs["drop_rate"] = drop_rate  # dropout before the classifier
     if drop_path_rate is not None:
         kwargs["drop_path_rate"] = drop_path_rate  # stochastic depth, rising with the depth
-    if weights is None:
-        net = timm.create_model(arch, pretrained=False, **kwargs)
-    else:
-        from vislab.models.fetch import TimmWeights
+    try:
+        if weights is None:
+            net = timm.create_model(arch, pretrained=False, **kwargs)
+        else:
+            from vislab.models.fetch import TimmWeights
 
-        net = TimmWeights(arch, weights).create(**kwargs)
+            net = TimmWeights(arch, weights).create(**kwargs)
+    except TypeError as e:  # an architecture without dropout or stochastic depth
+        unknown = [k for k in ("drop_rate", "drop_path_rate") if f"argument '{k}'" in str(e)]
+        if not unknown:
+            raise
+        raise VislabError(
+            f"model {TIMM}{arch} has no model.kwargs.{unknown[0]} (timm builds it without "
+            "one); leave it out"
+        ) from None
     return ImageClassifier(net, input_size, stage_modules(net, frozen_stages, TIMM + arch))
 
 
