@@ -86,6 +86,11 @@ def test_trainer_settings_are_checked_against_the_machine(no_gpu, monkeypatch):
 
 def test_trainer_gpus_and_precision_against_two_gpus(two_gpus):
     check_trainer("gpu", 2, "16-mixed", sync_batchnorm=True)  # fp16 + scaling: a T4's
+    check_trainer("auto", "auto", "32-true", sync_batchnorm=True)  # both GPUs
+    check_trainer("gpu", 1, "32-true", sync_batchnorm=True, num_nodes=2)  # one on each of 2
+    for devices in (1, [1]):  # one process: nothing to sync with, Lightning leaves it unused
+        with pytest.raises(VislabError, match="sync_batchnorm: one process trains"):
+            check_trainer("gpu", devices, "32-true", sync_batchnorm=True)
     check_trainer("gpu", [1], "32-true")
     for devices in (3, [0, 2]):
         with pytest.raises(VislabError, match=r"trainer.devices.*has 2 CUDA GPU\(s\)"):

@@ -94,10 +94,13 @@ def trainer_accelerator(accelerator: str) -> str:
     return {"gpu": "cuda"}.get(accelerator, accelerator)
 
 
-def check_trainer(accelerator: str, devices, precision: str, sync_batchnorm: bool = False) -> None:
+def check_trainer(
+    accelerator: str, devices, precision: str, sync_batchnorm: bool = False, num_nodes: int = 1
+) -> None:
     """trainer.accelerator, trainer.devices, trainer.precision and trainer.sync_batchnorm
     against this machine: one line, before weights are fetched or data decoded, where
-    Lightning would fail later with a traceback (or run fp16 on a CPU that cannot)."""
+    Lightning would fail later with a traceback (or run fp16 on a CPU that cannot), or leave
+    a setting unused (sync_batchnorm in one process)."""
     kind = trainer_accelerator(accelerator)
     if kind not in ("cpu", "cuda", "mps"):
         raise VislabError(
@@ -125,6 +128,15 @@ def check_trainer(accelerator: str, devices, precision: str, sync_batchnorm: boo
             "config key trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on "
             "the CPU each process normalises its own batch (leave it false)"
         )
+    if sync_batchnorm and num_nodes == 1:
+        if devices == "auto":
+            devices = torch.cuda.device_count() if kind == "cuda" else 1
+        if (len(devices) if isinstance(devices, list) else devices) == 1:
+            raise VislabError(
+                "config key trainer.sync_batchnorm: one process trains (one GPU on one "
+                "machine), with no other batch to share statistics with, so Lightning would "
+                "leave it unused: leave it false, or train on more devices"
+            )
     if precision == "16-mixed" and kind == "cpu":
         raise VislabError(
             "config key trainer.precision: 16-mixed (fp16 with gradient scaling) is for GPUs; "

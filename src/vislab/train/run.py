@@ -96,7 +96,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
 
     t = cfg.trainer
     check_processes(t.devices, t.num_nodes, t.strategy)  # before the data
-    check_trainer(t.accelerator, t.devices, t.precision, t.sync_batchnorm)
+    check_trainer(t.accelerator, t.devices, t.precision, t.sync_batchnorm, t.num_nodes)
     check_loggers(t.loggers)
     _refuse_run_among_data(cfg, Path(out))
     run = RunFolder(out)
