@@ -452,7 +452,7 @@ def test_scratch_folders_go_with_sigterm_and_after_sigkill(runs, p2_tiny, tmp_pa
     assert len(scratch()) == 1 and scratch()[0].endswith(".partial")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
-    assert scratch() == [] and list(out.iterdir()) == []  # nothing half-written, nothing left
+    assert scratch() == [] and not out.exists()  # nothing half-written; the folder it made gone
 
     proc = _stalled_predict(ckpt, images, out)
     proc.kill()  # SIGKILL: no code of its own runs

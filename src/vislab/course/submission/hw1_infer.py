@@ -46,15 +46,28 @@ def read_weights(path: str) -> dict:
     import numpy as np
     import torch
 
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return {key: torch.from_numpy(arrays[key]) for key in arrays.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
-        # AttributeError: a lone .npy array (no `with`); ValueError: a pickle, refused
-        raise SystemExit(
-            f"hw1_infer.py: {path} is not a weights file of `vislab submission` ({e}); "
+    def refused(why) -> SystemExit:
+        return SystemExit(
+            f"hw1_infer.py: {path} is not a weights file of `vislab submission` ({why}); "
             "write the folder again, or fetch the file again with hw1_download.sh"
-        ) from None
+        )
+
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # ValueError: a pickle
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except unreadable as e:
+        raise refused(e) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise refused("one array, not a set of named arrays")
+    state = {}
+    with loaded as arrays:
+        for key in arrays.files:
+            try:
+                value = arrays[key]  # an entry that is no .npy comes back as its bytes
+                state[key] = torch.from_numpy(value)
+            except (*unreadable, TypeError) as e:
+                raise refused(f"its entry {key!r}: {e}") from None
+    return state
 
 
 def main(argv: list[str] | None = None) -> None:
