@@ -113,6 +113,12 @@ def test_unet_joins_every_level_and_deeplabv3plus_dilates_to_its_stride():
     unet(torch.randn(1, 3, 64, 64))["out"].sum().backward()
     first = unet.encoder.conv1.weight.grad  # the stride-2 map's skip reaches the stem
     assert first is not None and first.abs().sum() > 0
+    # an encoder of 4 maps (strides 4-32): 4 widths by default; a list of another length is
+    # refused, not cut
+    four = create_model("unet", num_classes=3, encoder="timm/convnext_atto")
+    assert [b[0][0].out_channels for b in four.decoder.blocks] == [256, 128, 64, 32]
+    with pytest.raises(VislabError, match=r"channels needs 4 widths, one per map of the enc"):
+        create_model("unet", num_classes=3, encoder="timm/convnext_atto", channels=[8] * 5)
     for stride, rates in ((16, [6, 12, 18]), (8, [12, 24, 36])):
         net = create_model(
             "deeplabv3plus", num_classes=3, encoder="timm/resnet18", output_stride=stride

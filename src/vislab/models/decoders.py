@@ -51,6 +51,9 @@ class FPNDecoder(nn.Module):
         return _up(self.classifier(out), size)
 
 
+UNET_WIDTHS = (256, 128, 64, 32, 16)  # the U-Net decoder's widths by default, coarse to fine
+
+
 class UNetDecoder(nn.Module):
     """U-Net's decoder: from the coarsest map up, upsample x2, concatenate the encoder's map of
     that size, two 3x3 convolutions; one more block without a skip when the finest map is
@@ -60,8 +63,11 @@ class UNetDecoder(nn.Module):
         super().__init__()
         skips = channels[-2::-1]  # the maps joined on the way up, coarse to fine
         need = len(skips) + 1
-        if len(widths) < need:
-            raise VislabError(f"unet: channels needs {need} widths, got {list(widths)}")
+        if len(widths) != need:
+            raise VislabError(
+                f"unet: model.kwargs.channels needs {need} widths, one per map of the "
+                f"encoder (coarse to fine), got {list(widths)}"
+            )
         ins = [channels[-1], *widths[: need - 1]]
         self.blocks = nn.ModuleList(
             nn.Sequential(conv_bn_relu(cin + skip, w), conv_bn_relu(w, w))
@@ -179,12 +185,14 @@ def unet(
     num_classes: int,
     encoder: str,
     weights: str | None = None,
-    channels: tuple[int, ...] = (256, 128, 64, 32, 16),
+    channels: tuple[int, ...] | None = None,
 ):
-    """U-Net decoder over every map of a timm encoder (model.kwargs.encoder)."""
+    """U-Net decoder over every map of a timm encoder (model.kwargs.encoder); channels: its
+    blocks' widths, coarse to fine, one per map (default: the first of 256, 128, 64, 32, 16)."""
     net = timm_encoder(encoder, weights)
     levels, cins = _levels(net, 1)
-    return EncoderDecoder(net, levels, UNetDecoder(cins, num_classes, list(channels)))
+    widths = UNET_WIDTHS[: len(cins)] if channels is None else channels
+    return EncoderDecoder(net, levels, UNetDecoder(cins, num_classes, list(widths)))
 
 
 @register_model("segmentation", weights=_weights_of)
