@@ -139,7 +139,6 @@ def staged_into(folder: Path, option: str) -> Iterator[Path]:
             for f in sorted(scratch.iterdir()):
                 os.replace(f, folder / f.name)
         except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
             if made:
                 with suppress(OSError):  # not empty: someone else's files now
                     folder.rmdir()
