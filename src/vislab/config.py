@@ -8,19 +8,15 @@ falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from vislab.config_keys import TASK_ONLY, build
 from vislab.errors import VislabError
 from vislab.fileio import require_file
-from vislab.infer.meta import max_pixels
-from vislab.tasks import TASKS
 from vislab.yamlfile import parse_yaml, read_yaml_mapping
 
 # the (training, validation) folders data.root is searched for, in order, when the recipe
@@ -246,141 +242,6 @@ def check_class_weights(w: list[float], k: int | None) -> None:
         )
 
 
-CHOICES = {
-    "task": tuple(TASKS),
-    "optim.name": ("sgd", "adamw"),
-    "optim.schedule": ("constant", "cosine", "onecycle"),
-    "trainer.precision": ("32-true", "bf16-mixed", "16-mixed"),
-    "data.mask_format": ("auto", "rgb", "index"),
-    "data.store": ("auto", "memory", "disk"),
-}
-
-
-# keys that only one task reads: set in a recipe of the other task, they are refused, not ignored
-TASK_ONLY = {
-    "data.val_labels": "classification",
-    "data.crop_padding": "classification",
-    "data.max_per_class": "classification",
-    "data.crop_size": "segmentation",
-    "data.vflip": "segmentation",
-    "data.rot90": "segmentation",
-    "data.limit": "segmentation",
-    "data.spec": "segmentation",
-    "data.palette": "segmentation",
-    "data.ignore_index": "segmentation",
-    "data.mask_format": "segmentation",
-}
-
-# the smallest value each number may take (None passes where the key allows it); a float
-# must also be finite
-MINIMUM = {
-    "seed": 0,
-    "data.image_size": 1,
-    "data.max_per_class": 1,
-    "data.limit": 1,
-    "data.batch_size": 1,
-    "data.eval_batch_size": 1,
-    "data.crop_padding": 0,
-    "data.crop_size": 1,
-    "model.num_classes": 1,
-    "optim.lr": 0.0,
-    "optim.momentum": 0.0,
-    "optim.weight_decay": 0.0,
-    "optim.label_smoothing": 0.0,
-    "trainer.epochs": 1,
-    "trainer.threads": 1,
-    "trainer.num_nodes": 1,
-}
-
-
-# the largest: numpy's seeds; image sides whose square passes what Pillow decodes (13,377:
-# one image of 100,000 x 100,000 would take 30 GB)
-MAXIMUM = {
-    "seed": 2**32 - 1,
-    "data.image_size": math.isqrt(max_pixels()),
-    "data.crop_size": math.isqrt(max_pixels()),
-}
-
-
-def _check_range(value: Any, key: str) -> None:
-    low = MINIMUM.get(key)
-    if low is None or value is None:
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise VislabError(f"config key {key}: {value} is not a finite number")
-    if value < low:
-        raise VislabError(f"config key {key}: {value} must be >= {low}")
-    high = MAXIMUM.get(key)
-    if high is not None and value > high:
-        raise VislabError(f"config key {key}: {value} must be <= {high}")
-
-
-def _check_type(value: Any, hint: Any, key: str) -> Any:
-    """Return value converted to hint where that is lossless (int -> float), else raise."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return value
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(value, arg, key)
-            except VislabError as e:
-                errors.append(str(e))
-        raise VislabError(errors[0] if errors else f"config key {key}: got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise VislabError(f"config key {key}: expected a list, got {value!r}")
-        (item,) = typing.get_args(hint)
-        return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise VislabError(f"config key {key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" as a string
-            return float(value)
-        except ValueError:
-            pass
-    if hint in (int, float) and isinstance(value, bool):
-        raise VislabError(f"config key {key}: expected {hint.__name__}, got {value!r}")
-    if not isinstance(value, hint):
-        raise VislabError(f"config key {key}: expected {hint.__name__}, got {value!r}")
-    return value
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    if not isinstance(values, dict):
-        raise VislabError(f"config key {prefix.rstrip('.') or '(top)'}: expected a mapping")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        keys = ", ".join(prefix + k for k in unknown)
-        raise VislabError(f"unknown config key(s): {keys} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in values.items():
-        hint = hints[name]
-        key = prefix + name
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, key + ".")
-        else:
-            kwargs[name] = _check_type(value, hint, key)
-            _check_range(kwargs[name], key)
-            if key in CHOICES and kwargs[name] not in CHOICES[key]:
-                raise VislabError(
-                    f"config key {key}: {value!r} is not one of {', '.join(CHOICES[key])}"
-                )
-    return cls(**kwargs)
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse 'a.b.c=value' (value read as YAML) into (['a','b','c'], value)."""
     if "=" not in text:
@@ -416,11 +277,11 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     for text in overrides:
         keys, value = parse_override(text)
         _set(tree, keys, value)
-    return _checked(_build(Config, tree))
+    return _checked(build(Config, tree))
 
 
 def config_from_dict(tree: dict[str, Any]) -> Config:
-    return _checked(_build(Config, tree))
+    return _checked(build(Config, tree))
 
 
 def _checked(cfg: Config) -> Config:
