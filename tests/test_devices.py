@@ -82,6 +82,9 @@ def test_trainer_settings_are_checked_against_the_machine(no_gpu, monkeypatch):
         check_trainer("tpu", 1, "32-true")
     with pytest.raises(VislabError, match="sync_batchnorm: torch's SyncBatchNorm runs on GPUs"):
         check_trainer("cpu", 2, "32-true", sync_batchnorm=True)
+    for accelerator, devices in (("cpu", [0]), ("cpu", [1]), ("auto", [0])):
+        with pytest.raises(VislabError, match=r"trainer.devices: \[\d\] is a list of GPU indices"):
+            check_trainer(accelerator, devices, "32-true")
 
 
 def test_trainer_gpus_and_precision_against_two_gpus(two_gpus):
@@ -116,6 +119,9 @@ def test_a_gpu_recipe_here_is_one_line_before_any_data(no_gpu, p1_tiny, tmp_path
         # one machine: rank 0 would wait for the second node's processes for ever
         ("trainer.num_nodes=2", "trainer.num_nodes: 2 machines, but no multi-node launcher"),
         ("trainer.strategy=bogus", "trainer.strategy: 'bogus' is not one of Lightning's"),
+        # the fit would run in processes of its own, away from the run folder's lock
+        ("trainer.strategy=ddp_spawn", "trainer.strategy: ddp_spawn starts its processes with"),
+        ("trainer.strategy=ddp_fork", "trainer.strategy: ddp_fork starts its processes with"),
         ("trainer.devices=-1", "trainer.devices: -1 is not auto, a number of devices from 1"),
         ("trainer.devices=abc", "trainer.devices: 'abc' is not auto"),
         ("trainer.devices=[0,0]", "trainer.devices: [0, 0] is not auto"),
@@ -134,6 +140,14 @@ def test_settings_that_crash_or_hang_are_one_line_before_any_data(
     run = tmp_path / "run"
     printed = fails(capsys, train_args(p1_tiny, run, 1, "--set", setting), message)
     assert "data:" not in printed
+    assert not (run / "checkpoints").exists()
+
+
+def test_gpu_indices_on_the_cpu_are_one_line_before_any_data(p1_tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    sets = ["--set", "trainer.accelerator=cpu", "--set", "trainer.devices=[0]"]
+    message = "trainer.devices: [0] is a list of GPU indices, and this run is on the CPU"
+    assert "data:" not in fails(capsys, train_args(p1_tiny, run, 1, *sets), message)
     assert not (run / "checkpoints").exists()
 
 

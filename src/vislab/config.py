@@ -17,7 +17,7 @@ import yaml
 from vislab.config_keys import TASK_ONLY, build
 from vislab.errors import VislabError
 from vislab.fileio import require_file
-from vislab.yamlfile import parse_yaml, read_yaml_mapping
+from vislab.yamlfile import RefusedYAML, parse_yaml, read_yaml_mapping
 
 # the (training, validation) folders data.root is searched for, in order, when the recipe
 # names none: the course's Problem 1 layout, then the usual ones (the last is Problem 2's)
@@ -170,25 +170,7 @@ class Config:
                 f"config key trainer.snapshots: {bad[0]} is not an epoch of the run "
                 f"(1..{self.trainer.epochs})"
             )
-        o = self.optim
-        if o.name != "sgd" and (o.nesterov or o.momentum != OptimConfig.momentum):
-            key, value = ("nesterov", "true") if o.nesterov else ("momentum", o.momentum)
-            raise VislabError(
-                f"config key optim.{key}: {value} is SGD's; {o.name} would ignore it (AdamW "
-                f"keeps its own betas): leave it out, or set optim.{key} back"
-            )
-        if o.name == "sgd" and o.schedule == "onecycle" and o.momentum != OptimConfig.momentum:
-            raise VislabError(
-                f"config key optim.momentum: {o.momentum} would go unused: the one-cycle "
-                "schedule sets SGD's momentum itself, from 0.95 down to 0.85 as the rate rises "
-                "and back as it falls (torch's OneCycleLR): leave it out"
-            )
-        if o.name == "sgd" and o.nesterov and o.momentum == 0:
-            raise VislabError("config key optim.nesterov: Nesterov needs optim.momentum above 0")
-        if self.optim.label_smoothing > 1:
-            raise VislabError(
-                f"config key optim.label_smoothing: {self.optim.label_smoothing} must be <= 1"
-            )
+        self._check_optim()
         for key in ("mixup", "cutmix"):
             alpha = getattr(self.data, key)
             if not alpha >= 0 or (alpha and self.task != "classification"):
@@ -214,6 +196,29 @@ class Config:
                 )
         else:
             check_class_weights(w, self.declared_num_classes())
+
+    def _check_optim(self) -> None:
+        """optim.momentum and optim.nesterov: refused where the optimiser or the schedule would
+        leave them unused; and label smoothing at most 1."""
+        o = self.optim
+        if o.name != "sgd" and (o.nesterov or o.momentum != OptimConfig.momentum):
+            key, value = ("nesterov", "true") if o.nesterov else ("momentum", o.momentum)
+            raise VislabError(
+                f"config key optim.{key}: {value} is SGD's; {o.name} would ignore it (AdamW "
+                f"keeps its own betas): leave it out, or set optim.{key} back"
+            )
+        if o.name == "sgd" and o.schedule == "onecycle" and o.momentum != OptimConfig.momentum:
+            raise VislabError(
+                f"config key optim.momentum: {o.momentum} would go unused: the one-cycle "
+                "schedule sets SGD's momentum itself, from 0.95 down to 0.85 as the rate rises "
+                "and back as it falls (torch's OneCycleLR): leave it out"
+            )
+        if o.name == "sgd" and o.nesterov and o.momentum == 0:
+            raise VislabError("config key optim.nesterov: Nesterov needs optim.momentum above 0")
+        if self.optim.label_smoothing > 1:
+            raise VislabError(
+                f"config key optim.label_smoothing: {self.optim.label_smoothing} must be <= 1"
+            )
 
     def declared_num_classes(self) -> int | None:
         """The number of classes the recipe itself fixes (model.num_classes, data.classes or
@@ -244,16 +249,19 @@ def check_class_weights(w: list[float], k: int | None) -> None:
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse 'a.b.c=value' (value read as YAML) into (['a','b','c'], value)."""
+    shown = repr(text if len(text) <= 80 else text[:77] + "...")
     if "=" not in text:
-        raise VislabError(f"override {text!r} must look like key.sub=value")
+        raise VislabError(f"override {shown} must look like key.sub=value")
     key, raw = text.split("=", 1)
     if not key.strip():
-        raise VislabError(f"override {text!r} has an empty key")
+        raise VislabError(f"override {shown} has an empty key")
     try:
         value = parse_yaml(raw) if raw != "" else None
+    except RefusedYAML as e:
+        raise VislabError(f"override {shown}: {e}") from None
     except yaml.YAMLError as e:
         raise VislabError(
-            f"override {text!r}: not valid YAML ({' '.join(str(e).split())})"
+            f"override {shown}: not valid YAML ({' '.join(str(e).split())})"
         ) from None
     return key.strip().split("."), value
 
@@ -289,6 +297,13 @@ def _checked(cfg: Config) -> Config:
     from vislab.infer.meta import normalisation_problem
 
     d = cfg.data
+    paths = [d.train, d.val] + ([d.val_labels] if d.val_labels is not None else [])
+    if d.root is not None and all(p is not None and Path(p).is_absolute() for p in paths):
+        raise VislabError(
+            f"config key data.root: {d.root} would go unused: data.train and data.val "
+            f"({d.train}, {d.val}) are absolute paths, read as they are; leave data.root "
+            "(--data) out, or give them relative to it"
+        )
     if (d.mean is None) != (d.std is None):
         given = "data.mean" if d.mean is not None else "data.std"
         raise VislabError(

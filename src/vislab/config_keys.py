@@ -12,7 +12,7 @@ import typing
 from typing import Any
 
 from vislab.errors import VislabError
-from vislab.infer.meta import max_pixels
+from vislab.infer.meta import MAX_CLASSES, max_pixels
 from vislab.tasks import TASKS
 
 CHOICES = {
@@ -51,6 +51,7 @@ MINIMUM = {
     "data.eval_batch_size": 1,
     "data.crop_padding": 0,
     "data.crop_size": 1,
+    "data.ignore_index": 0,
     "model.num_classes": 1,
     "optim.lr": 0.0,
     "optim.momentum": 0.0,
@@ -63,25 +64,45 @@ MINIMUM = {
 
 
 # the largest: numpy's seeds; image sides whose square passes what Pillow decodes (13,377:
-# one image of 100,000 x 100,000 would take 30 GB)
+# one image of 100,000 x 100,000 would take 30 GB); the 8-bit masks' values; the classes a
+# model can hold (a segmenter fewer: checked with its data set spec)
 MAXIMUM = {
     "seed": 2**32 - 1,
     "data.image_size": math.isqrt(max_pixels()),
     "data.crop_size": math.isqrt(max_pixels()),
+    "data.ignore_index": 255,
+    "model.num_classes": max(MAX_CLASSES.values()),
+}
+
+# the values each number must stay below, with why
+BELOW = {
+    "optim.momentum": (
+        1.0,
+        "SGD's velocity keeps this share of itself each step: at 1 or more past gradients "
+        "never fade and the steps grow without bound",
+    )
 }
 
 
 def check_range(value: Any, key: str) -> None:
+    """Any float, alone or in a list, is finite; a number of MINIMUM, MAXIMUM or BELOW is in
+    its range."""
+    items = value if isinstance(value, list) else [value]
+    for i, v in enumerate(items):
+        if isinstance(v, float) and not math.isfinite(v):
+            where = f"{key}[{i}]" if isinstance(value, list) else key
+            raise VislabError(f"config key {where}: {v} is not a finite number")
     low = MINIMUM.get(key)
     if low is None or value is None:
         return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise VislabError(f"config key {key}: {value} is not a finite number")
     if value < low:
         raise VislabError(f"config key {key}: {value} must be >= {low}")
     high = MAXIMUM.get(key)
     if high is not None and value > high:
         raise VislabError(f"config key {key}: {value} must be <= {high}")
+    below, why = BELOW.get(key, (None, ""))
+    if below is not None and value >= below:
+        raise VislabError(f"config key {key}: {value} must be below {below:g} ({why})")
 
 
 def check_type(value: Any, hint: Any, key: str) -> Any:
@@ -110,6 +131,7 @@ def check_type(value: Any, hint: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise VislabError(f"config key {key}: expected a mapping, got {value!r}")
+        _check_names(value, key)
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -125,9 +147,23 @@ def check_type(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _check_names(values: dict, key: str) -> None:
+    """The keys of a mapping are names (YAML also reads 1:, true: or null: as keys)."""
+    odd = next((k for k in values if not isinstance(k, str)), None)
+    if odd is not None:
+        where = f"config key {key}" if key else "the recipe"
+        raise VislabError(
+            f"{where}: the key {odd!r} is not a name (YAML reads it as "
+            f"{type(odd).__name__}; quote it to mean the text)"
+        )
+
+
 def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     if not isinstance(values, dict):
-        raise VislabError(f"config key {prefix.rstrip('.') or '(top)'}: expected a mapping")
+        raise VislabError(
+            f"config key {prefix.rstrip('.') or '(top)'}: expected a mapping, got {values!r}"
+        )
+    _check_names(values, prefix.rstrip("."))
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -139,7 +175,8 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         hint = hints[name]
         key = prefix + name
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = build(hint, value or {}, key + ".")
+            # an empty section (None) is the defaults; any other value must be a mapping
+            kwargs[name] = build(hint, {} if value is None else value, key + ".")
         else:
             kwargs[name] = check_type(value, hint, key)
             check_range(kwargs[name], key)

@@ -117,6 +117,11 @@ def check_trainer(
             f"config key trainer.accelerator: {accelerator} asked for, but this machine has no "
             "Apple GPU (MPS); use trainer.accelerator=cpu (or auto)"
         )
+    if kind == "cpu" and isinstance(devices, list):
+        raise VislabError(
+            f"config key trainer.devices: {devices} is a list of GPU indices, and this run is "
+            "on the CPU: give a number of processes (1, or more for DDP over gloo) or auto"
+        )
     if kind == "cuda":
         indices = devices if isinstance(devices, list) else None
         if isinstance(devices, int) and devices > torch.cuda.device_count():
@@ -160,10 +165,25 @@ def check_processes(devices, num_nodes: int, strategy: str) -> None:
     from lightning.pytorch.strategies import StrategyRegistry
 
     strategies = ["auto", *sorted(StrategyRegistry.available_strategies())]
+    # ddp_spawn, ddp_fork, ddp_notebook: processes started by multiprocessing run the fit
+    # alone, away from the process that holds the run folder's lock and prints the result
+    spawned = {
+        name
+        for name in strategies[1:]
+        if StrategyRegistry[name]["init_params"].get("start_method") in ("spawn", "fork")
+    }
+    if strategy in spawned:
+        raise VislabError(
+            f"config key trainer.strategy: {strategy} starts its processes with "
+            "multiprocessing, which vislab does not run (each process is a whole vislab "
+            "train: the run folder's lock, the data, the result); use ddp, where Lightning "
+            "starts them, or torchrun"
+        )
     if strategy not in strategies:
+        shown = [s for s in strategies if "find_unused" not in s and s not in spawned]
         raise VislabError(
             f"config key trainer.strategy: {strategy!r} is not one of Lightning's strategies "
-            f"({', '.join(s for s in strategies if 'find_unused' not in s)}, ...)"
+            f"({', '.join(shown)}, ...)"
         )
     ok = devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool))
     ok = ok and (devices == "auto" or devices >= 1)
