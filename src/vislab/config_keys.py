@@ -60,6 +60,16 @@ MINIMUM = {
     "trainer.epochs": 1,
     "trainer.threads": 1,
     "trainer.num_nodes": 1,
+    # model.kwargs by what the name means, in whichever builder takes it
+    "model.kwargs.in_size": 4,  # model_a: fc1 is sized for (in_size // 4) ** 2 cells
+    "model.kwargs.input_size": 1,  # timm's and torchvision's: inputs resized to it
+    "model.kwargs.width": 1,
+    "model.kwargs.channels": 1,
+    "model.kwargs.hidden": 1,
+    "model.kwargs.frozen_stages": 0,  # the largest: the network's levels (library)
+    "model.kwargs.drop_rate": 0.0,
+    "model.kwargs.drop_path_rate": 0.0,
+    "model.kwargs.bn_momentum": 0.0,
 }
 
 
@@ -72,6 +82,9 @@ MAXIMUM = {
     "data.crop_size": math.isqrt(max_pixels()),
     "data.ignore_index": 255,
     "model.num_classes": max(MAX_CLASSES.values()),
+    "model.kwargs.in_size": math.isqrt(max_pixels()),
+    "model.kwargs.input_size": math.isqrt(max_pixels()),
+    "model.kwargs.bn_momentum": 1.0,
 }
 
 # the values each number must stay below, with why
@@ -80,7 +93,9 @@ BELOW = {
         1.0,
         "SGD's velocity keeps this share of itself each step: at 1 or more past gradients "
         "never fade and the steps grow without bound",
-    )
+    ),
+    "model.kwargs.drop_rate": (1.0, "a rate of dropping: at 1 everything is dropped"),
+    "model.kwargs.drop_path_rate": (1.0, "a rate of dropping: at 1 every block is dropped"),
 }
 
 

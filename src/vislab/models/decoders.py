@@ -136,23 +136,39 @@ class EncoderDecoder(nn.Module):
         return {"out": self.decoder([feats[i] for i in self.levels], x.shape[-2:])}
 
 
-def timm_encoder(encoder: str, weights: str | None, **kwargs) -> nn.Module:
-    """timm's ``features_only`` network that ``encoder`` (``timm/NAME``) names."""
-    if not isinstance(encoder, str) or not encoder.startswith(TIMM):
-        raise VislabError(f"model.kwargs.encoder must be timm/NAME, got {encoder!r}")
+def check_encoder(encoder: object) -> str:
+    """The timm architecture that model.kwargs.encoder (``timm/NAME``) names; another value is
+    one line, with the closest of timm's names."""
     import timm
 
+    from vislab.models.registry import closest
+
+    if not isinstance(encoder, str) or not encoder.startswith(TIMM):
+        near = closest(encoder, timm.list_models(), TIMM) if isinstance(encoder, str) else ""
+        raise VislabError(f"model.kwargs.encoder must be timm/NAME, got {encoder!r}{near}")
     arch = encoder[len(TIMM) :]
     if not timm.is_model(arch):
-        raise VislabError(f"model.kwargs.encoder: timm has no model {arch!r}")
+        near = closest(arch, timm.list_models(), TIMM)
+        raise VislabError(f"model.kwargs.encoder: timm has no model {arch!r}{near}")
+    return arch
+
+
+def timm_encoder(encoder: str, weights: str | None, **kwargs) -> nn.Module:
+    """timm's ``features_only`` network that ``encoder`` (``timm/NAME``) names."""
+    import timm
+
+    arch = check_encoder(encoder)
     try:
         if weights is None:
             return timm.create_model(arch, pretrained=False, features_only=True, **kwargs)
         from vislab.models.fetch import TimmWeights
 
         return TimmWeights(arch, weights).create(features_only=True, **kwargs)
-    except (RuntimeError, TypeError, AssertionError) as e:  # no feature maps, no dilation
-        raise VislabError(f"encoder {encoder} cannot give feature maps {kwargs}: {e}") from None
+    except VislabError:
+        raise
+    except Exception as e:  # no feature maps, no dilation
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VislabError(f"encoder {encoder} cannot give feature maps {kwargs}: {first}") from None
 
 
 def _levels(encoder: nn.Module, finest: int) -> tuple[list[int], list[int]]:

@@ -48,9 +48,13 @@ def is_path(weights: str) -> bool:
 
 
 def _checked_path(weights: str, model: str) -> Path:
+    from vislab.fileio import require_file
+
     path = Path(weights).expanduser()
-    if not path.is_file():
-        raise VislabError(f"{model}: weights file not found: {path}")
+    try:
+        require_file(path, "weights file")  # a FIFO or a device named as such, never opened
+    except VislabError as e:
+        raise VislabError(f"{model}: {e}") from None
     return path
 
 
@@ -322,16 +326,18 @@ def torchvision_enum(builder: str):
 
 
 def prepare(name: str, kwargs: dict) -> dict:
-    """Before any data is read: the model name checked, its weights found or downloaded, and
-    kwargs with ``input_size`` from the weights' own configuration where a timm or torchvision
-    classifier leaves it out (recorded, so the model is rebuilt the same without weights)."""
-    from vislab.models.registry import check_kwargs, library_name, weights_source
+    """Before any data is read: the model name and kwargs checked (kwarg_checks), its weights
+    found or downloaded, and kwargs with ``input_size`` from the weights' own configuration
+    where a timm or torchvision classifier leaves it out (recorded, so the model is rebuilt
+    the same without weights); then the model built on the meta device (dry_build)."""
+    from vislab.models.kwarg_checks import checked_kwargs, dry_build
+    from vislab.models.registry import library_name, weights_source
 
-    check_kwargs(name, kwargs)
+    kwargs = checked_kwargs(name, kwargs)
     source = weights_source(name, kwargs)
-    if source is None:
-        return kwargs
-    source.fetch()
-    if library_name(name) is not None and kwargs.get("input_size") is None:
-        return {**kwargs, "input_size": source.preprocessing().input_size}
+    if source is not None:
+        source.fetch()
+        if library_name(name) is not None and kwargs.get("input_size") is None:
+            kwargs = {**kwargs, "input_size": source.preprocessing().input_size}
+    dry_build(name, kwargs)
     return kwargs

@@ -63,7 +63,7 @@ def stage_modules(net: nn.Module, stages: int, label: str) -> list[nn.Module]:
     levels = [d["module"] for d in getattr(net, "feature_info", None) or []]
     if not levels:
         raise VislabError(f"{label}: frozen_stages needs a network timm can split into stages")
-    if not (isinstance(stages, int) and 0 <= stages <= len(levels)):
+    if isinstance(stages, bool) or not (isinstance(stages, int) and 0 <= stages <= len(levels)):
         raise VislabError(f"{label}: frozen_stages must be 0 to {len(levels)}, got {stages!r}")
     if stages == 0:
         return []
@@ -121,14 +121,17 @@ def timm_classifier(
             from vislab.models.fetch import TimmWeights
 
             net = TimmWeights(arch, weights).create(**kwargs)
-    except TypeError as e:  # an architecture without dropout or stochastic depth
+    except VislabError:
+        raise
+    except Exception as e:  # an architecture without dropout or stochastic depth, a value
         unknown = [k for k in ("drop_rate", "drop_path_rate") if f"argument '{k}'" in str(e)]
-        if not unknown:
-            raise
-        raise VislabError(
-            f"model {TIMM}{arch} has no model.kwargs.{unknown[0]} (timm builds it without "
-            "one); leave it out"
-        ) from None
+        if unknown:
+            raise VislabError(
+                f"model {TIMM}{arch} has no model.kwargs.{unknown[0]} (timm builds it without "
+                "one); leave it out"
+            ) from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VislabError(f"model {TIMM}{arch} with model.kwargs {kwargs}: {first}") from None
     return ImageClassifier(net, input_size, stage_modules(net, frozen_stages, TIMM + arch))
 
 

@@ -63,11 +63,15 @@ def library_name(name: str) -> tuple[str, str] | None:
 
 
 def closest(name: str, names: list[str], prefix: str = "") -> str:
-    """ ", did you mean A or B?" for the names most like name (difflib's ratio), or ""."""
+    """ ", did you mean A or B?" for the names most like name (difflib's ratio, letter case
+    aside), or ""."""
     import difflib
 
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
-    return f", did you mean {' or '.join(prefix + n for n in near)}?" if near else ""
+    by_lower: dict[str, str] = {}
+    for n in names:
+        by_lower.setdefault(n.lower(), n)
+    near = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)
+    return f", did you mean {' or '.join(prefix + by_lower[n] for n in near)}?" if near else ""
 
 
 def check_model(name: str) -> None:
@@ -129,7 +133,8 @@ def weights_source(name: str, kwargs: dict):
     return fetch.TorchvisionWeights(fetch.torchvision_enum(arch), weights, name)
 
 
-def _builder(name: str) -> Callable[..., nn.Module]:
+def builder(name: str) -> Callable[..., nn.Module]:
+    """The function that builds name (timm's and torchvision's wrapper, its name bound)."""
     check_model(name)
     lib = library_name(name)
     if lib is None:
@@ -144,7 +149,7 @@ def _builder(name: str) -> Callable[..., nn.Module]:
 def check_kwargs(name: str, kwargs: dict) -> None:
     """model.kwargs the builder does not take, or a required one left out: one line."""
     try:
-        inspect.signature(_builder(name)).bind(num_classes=1, **kwargs)
+        inspect.signature(builder(name)).bind(num_classes=1, **kwargs)
     except TypeError as e:
         raise VislabError(f"model {name}: {e} (check model.kwargs)") from None
 
@@ -152,4 +157,4 @@ def check_kwargs(name: str, kwargs: dict) -> None:
 def create_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
     """Build a model by name; unknown names and keyword arguments are user errors."""
     check_kwargs(name, kwargs)
-    return _builder(name)(num_classes=num_classes, **kwargs)
+    return builder(name)(num_classes=num_classes, **kwargs)
