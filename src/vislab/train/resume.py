@@ -1,15 +1,83 @@
 """What `vislab train --resume` checks of a run folder before it trains: the config against
-the saved one, the data where it moved, the checkpoint's run against the folder's; and a run's
-identity at its start."""
+the saved one, the data against the fingerprint the run started with, every checkpoint's run
+and last.ckpt's model against the folder's; and a run's identity at its start."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
+import zlib
 from pathlib import Path
 
 from vislab.config import Config
 from vislab.errors import VislabError
-from vislab.run_folder import RunFolder, data_fingerprint
+from vislab.run_folder import RunFolder
+
+# run.json keeps the names and sizes of up to this many data files (packed: a few bytes a
+# file), to name what changed when the data no longer matches; past it, only their count
+LISTING_MAX = 200_000
+
+
+def data_listing(root: Path) -> list[tuple[str, int]]:
+    """The (path under root, size) of each visible file, sorted: what run_folder's
+    data_fingerprint hashes (fingerprint(data_listing(root)) == data_fingerprint(root))."""
+    root = Path(root)
+    return sorted(
+        (p.relative_to(root).as_posix(), p.stat().st_size)
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def _listing_text(listing: list[tuple[str, int]]) -> str:
+    return "".join(f"{name}\0{size}\n" for name, size in listing)
+
+
+def fingerprint(listing: list[tuple[str, int]]) -> dict:
+    """data_fingerprint of the files of a listing."""
+    digest = hashlib.sha256(_listing_text(listing).encode()).hexdigest()
+    return {"files": len(listing), "sha256": digest}
+
+
+def _unpacked(packed: object) -> dict[str, int] | None:
+    """{path: size} of a listing new_identity packed; None when there is none or it is
+    damaged (the change is then told by the count of files alone)."""
+    try:
+        text = zlib.decompress(base64.b64decode(packed, validate=True)).decode()
+        lines = text.split("\n")[:-1]  # each ends in a newline; a name may hold other breaks
+        return {name: int(size) for name, size in (line.split("\0") for line in lines)}
+    except (TypeError, ValueError, zlib.error):
+        return None
+
+
+def _what_changed(recorded: dict, listing: list[tuple[str, int]]) -> str:
+    """How the files of a listing differ from those of a recorded fingerprint: how many were
+    added, removed and resized, with the first of each."""
+    now = dict(listing)
+    count = f"{len(now)} files now, {recorded.get('files')} when the run started"
+    then = _unpacked(recorded.get("listing"))
+    if then is None:
+        return f"{count}; other names or sizes"
+    added = sorted(now.keys() - then.keys())
+    removed = sorted(then.keys() - now.keys())
+    resized = sorted(k for k in now.keys() & then.keys() if now[k] != then[k])
+    parts = [
+        f"{len(names)} {what}, e.g. {names[0]}"
+        for names, what in ((added, "added"), (removed, "removed"), (resized, "resized"))
+        if names
+    ]
+    return "; ".join([*(parts or ["other names or sizes"]), count])
+
+
+def data_change(recorded: dict, root: Path) -> str | None:
+    """What differs between the files under root and a run's recorded data fingerprint
+    (RunFolder.identity()["data"]), or None when they are the same files."""
+    listing = data_listing(root)
+    found = fingerprint(listing)
+    if (found["files"], found["sha256"]) == (recorded.get("files"), recorded.get("sha256")):
+        return None
+    return _what_changed(recorded, listing)
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -24,7 +92,6 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-# how a run is executed, not what it computes: may change between a run and its resumption
 # keys that change how a run is carried out, not what it computes: --resume may change them
 RUNTIME_KEYS = (
     ("trainer", "threads"),
@@ -37,11 +104,25 @@ RUNTIME_KEYS = (
 FOUND_IN_DATA = (("data", "train"), ("data", "val"), ("model", "num_classes"))
 
 
+def _recorded_data(run: RunFolder) -> dict | None:
+    """The fingerprint of the data the run started on (None: not recorded)."""
+    data = (run.identity() or {}).get("data")
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("sha256"), str):
+        raise VislabError(
+            f"{run.identity_file}: its data entry is no fingerprint (files, sha256), so the "
+            "data cannot be checked; put the run's own run.json back, or train afresh with "
+            "another --out"
+        )
+    return data
+
+
 def config_changes(cfg: Config, out: Path) -> list[str]:
     """How cfg differs from the config saved in the run folder out ("key: old -> new").
 
     The data root and model.init are compared as resolved paths; RUNTIME_KEYS are not
-    compared."""
+    compared; a data root that moved is no change when it holds the same files."""
     saved = RunFolder(out).config().to_dict()
     now = cfg.to_dict()
     for c in (saved, now):
@@ -53,44 +134,137 @@ def config_changes(cfg: Config, out: Path) -> list[str]:
     for section, key in FOUND_IN_DATA:  # left to the data: the saved value is what it found
         if now[section][key] is None:
             now[section][key] = saved[section][key]
-    identity = RunFolder(out).identity() or {}
+    recorded = _recorded_data(RunFolder(out))
     old_root, new_root = saved["data"]["root"], now["data"]["root"]
-    if old_root != new_root and new_root and identity.get("data"):
-        if Path(new_root).is_dir() and data_fingerprint(Path(new_root)) == identity["data"]:
+    note = ""
+    if old_root != new_root and new_root and recorded and Path(new_root).is_dir():
+        changed = data_change(recorded, Path(new_root))
+        if changed is None:
             print(f"--resume: data.root {old_root} -> {new_root}, the same files")
             now["data"]["root"] = old_root
-    return _diff(saved, now)
+        else:
+            note = f" (other files: {changed})"
+    return [c + note if c.startswith("data.root:") else c for c in _diff(saved, now)]
 
 
 def new_identity(cfg: Config) -> dict:
-    """A run's identity (RunFolder.identity) at its start."""
+    """A run's identity (RunFolder.identity) at its start; its data entry also keeps the
+    files' names and sizes, packed (up to LISTING_MAX files), to name what changed later."""
     root = cfg.data.root
-    data = data_fingerprint(Path(root)) if root and Path(root).is_dir() else None
+    if not root or not Path(root).is_dir():
+        return {"id": uuid.uuid4().hex, "data": None}
+    listing = data_listing(Path(root))
+    data = fingerprint(listing)
+    if len(listing) <= LISTING_MAX:
+        packed = zlib.compress(_listing_text(listing).encode(), 9)
+        data["listing"] = base64.b64encode(packed).decode()
     return {"id": uuid.uuid4().hex, "data": data}
 
 
-def _check_checkpoint_run(run: RunFolder, last: Path) -> None:
-    """The checkpoint --resume continues from is this run's own (a last.ckpt copied from
-    another run would replace this run's history with that one's)."""
-    from vislab.infer.meta import META_KEY
+def _check_data(cfg: Config, run: RunFolder) -> None:
+    """The files under the data root are those the run started on (its recorded
+    fingerprint): data added, removed or resized in place is refused, not trained on."""
+    recorded = _recorded_data(run)
+    root = cfg.data.root
+    if recorded is None or root is None or not Path(root).is_dir():
+        return  # not recorded, or no data there (training says so)
+    changed = data_change(recorded, Path(root))
+    if changed is not None:
+        raise VislabError(
+            f"--resume: the files under {root} are not those {run.path} started training on "
+            f"({changed}): its remaining epochs would train on other data than its first; "
+            "put the data back as it was (or pass --data a folder that holds it), or train "
+            "afresh with another --out"
+        )
 
-    identity = run.identity()
-    if identity is None:  # a run written before runs had identities: nothing to compare
-        return
+
+def _checkpoint_meta(path: Path) -> dict:
+    """The vislab metadata of a checkpoint ({} when it has none); only it is read (mmap)."""
     import torch
 
+    from vislab.infer.meta import META_KEY
+
     try:
-        meta = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get(META_KEY)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
-        raise VislabError(f"cannot read checkpoint {last}: {e}") from None
-    theirs = (meta or {}).get("run_id")
-    if theirs != identity["id"]:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise VislabError(f"cannot read checkpoint {path}: {first}") from None
+    meta = ckpt.get(META_KEY) if isinstance(ckpt, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _check_checkpoint_runs(run: RunFolder) -> None:
+    """Every checkpoint in the folder is this run's own (one copied from another run would
+    replace this run's history, or its best weights, with that one's).
+
+    Without run.json, checkpoints that carry a run id are refused even when they all carry
+    the same one: a whole checkpoints folder copied from another run agrees with itself too,
+    and run.json also holds the fingerprint of the run's data, which no checkpoint does, so
+    taking the id over would resume unchecked. Only checkpoints without ids (runs written
+    before runs had them) resume without run.json; their run then gets one."""
+    ids = {
+        p.name: _checkpoint_meta(p).get("run_id") for p in sorted(run.checkpoints.glob("*.ckpt"))
+    }
+    identity = run.identity()
+    if identity is None:
+        by_run: dict[str, list[str]] = {}
+        for name, theirs in ids.items():
+            if theirs is not None:
+                by_run.setdefault(str(theirs), []).append(name)
+        if by_run:
+            held = "; ".join(f"{', '.join(names)} of run {i}" for i, names in by_run.items())
+            raise VislabError(
+                f"--resume: {run.identity_file} is missing, yet the checkpoints in "
+                f"{run.checkpoints} carry run ids ({held}): without run.json this run's own "
+                "checkpoints cannot be told from another run's, nor its data checked; put the "
+                "run's run.json back, or train afresh with another --out"
+            )
+        return
+    own = identity["id"]
+    names = sorted(ids, key=lambda n: n != run.last.name)  # last.ckpt first: it is resumed
+    for name in (n for n in names if ids[n] != own):
+        theirs = ids[name]
+        if theirs is None and name != run.last.name:
+            continue  # weights kept from before the run had an id
         other = f"run {theirs}" if theirs else "a run without an identity"
         raise VislabError(
-            f"--resume: {last} is a checkpoint of {other}, not of {run.path} (run "
-            f"{identity['id']}); put this run's own last.ckpt back, or train it afresh with "
-            "another --out"
+            f"--resume: {run.checkpoints / name} is a checkpoint of {other}, not of {run.path} "
+            f"(run {own}); put this run's own {name} back, or train it afresh with another --out"
         )
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_checkpoint_model(cfg: Config, run: RunFolder, last: Path) -> None:
+    """last.ckpt holds the run's model: its metadata's task, model, model.kwargs and classes
+    are the run's (a checkpoint of another architecture or data fails to load, or worse)."""
+    meta = _checkpoint_meta(last)
+    balance = run.class_balance()
+    wanted = {"task": cfg.task, "model": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs)}
+    if balance is not None:  # the classes the run found in its data at its start
+        wanted["classes"] = balance["classes"]
+    elif cfg.declared_num_classes() is not None:
+        wanted["num_classes"] = cfg.declared_num_classes()
+    differ = [
+        f"{key} {_shown(meta[key])} where the run has {_shown(value)}"
+        for key, value in wanted.items()
+        if key in meta and meta[key] != value
+    ]
+    if differ:
+        raise VislabError(
+            f"--resume: {last} is not a checkpoint of the model {run.path} trains: its "
+            + "; ".join(differ)
+            + "; put the run's own last.ckpt back, or train afresh with another --out"
+        )
+
+
+def check_resumable(run: RunFolder) -> None:
+    """The folder --resume names holds a run (its config.yaml)."""
+    if not run.exists():
+        raise VislabError(f"--resume: {run.path} holds no run (no config.yaml)")
 
 
 def prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path | None:
@@ -104,8 +278,7 @@ def prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Pat
                 "new one"
             )
         return None
-    if not run.exists():
-        raise VislabError(f"--resume: {run.path} holds no run (no config.yaml)")
+    check_resumable(run)
     changes = config_changes(cfg, run.path)
     if changes:
         raise VislabError(
@@ -113,10 +286,12 @@ def prepare_run_dir(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Pat
             + "; ".join(changes)
             + " (to start over, remove the folder or pick another --out)"
         )
+    _check_data(cfg, run)
+    _check_checkpoint_runs(run)
     if not run.last.exists():
         print(f"--resume: {run.path} holds no checkpoint yet; training from epoch 1")
         return None
-    _check_checkpoint_run(run, run.last)
+    _check_checkpoint_model(cfg, run, run.last)
     saved = run.config().trainer.threads
     if saved != cfg.trainer.threads:
         print(

@@ -19,7 +19,7 @@ from vislab.infer.meta import ModelMeta, slide_fields
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
 from vislab.train.loggers import finish_loggers
-from vislab.train.resume import epochs_done, new_identity, prepare_run_dir
+from vislab.train.resume import check_resumable, epochs_done, new_identity, prepare_run_dir
 
 
 def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
@@ -100,6 +100,8 @@ def train(cfg: Config, out: Path, resume: bool = False) -> Path:
     check_loggers(t.loggers)
     _refuse_run_among_data(cfg, Path(out))
     run = RunFolder(out)
+    if resume:
+        check_resumable(run)  # before the lock: a folder that holds no run is left as it was
     if rank_zero_only.rank != 0:
         return _train(_resolved(cfg), run, resume, rank_zero_only.rank)
     with run.lock():
@@ -188,6 +190,16 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         if data.spec is not None:
             run.write_spec(data.spec)
         run.write_class_balance(data.class_balance())
+    _fit(trainer, task, data, ckpt_path)
+    if trainer.is_global_zero:
+        score = best_cb.best_model_score
+        print(f"best {spec.monitor} {float(score):.4f}; run folder: {run.path}")
+    return run.best
+
+
+def _fit(trainer, task, data, ckpt_path: Path | None) -> None:
+    """trainer.fit, from ckpt_path when resuming; weights or optimizer state of the checkpoint
+    that do not fit the run's model (a file edited past resume's checks) are one line."""
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
     sigint = signal.getsignal(signal.SIGINT)
@@ -197,14 +209,26 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         if trainer.interrupted:  # Lightning answers Ctrl-C with sys.exit(1)
             raise KeyboardInterrupt from None
         raise
+    except (RuntimeError, ValueError) as e:
+        text = str(e).strip()
+        if ckpt_path is None or not text.startswith(_MISFIT):
+            raise
+        details = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+        said = (details or [text])[0]
+        raise VislabError(
+            f"--resume: {ckpt_path} does not fit the model the run trains "
+            f"({said if len(said) <= 200 else said[:197] + '...'}); put the run's own "
+            "last.ckpt back, or train afresh with another --out"
+        ) from None
     finally:
         finish_loggers(trainer.loggers)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored
-    if trainer.is_global_zero:
-        score = best_cb.best_model_score
-        print(f"best {spec.monitor} {float(score):.4f}; run folder: {run.path}")
-    return run.best
+
+
+# how torch starts saying that a checkpoint's weights (load_state_dict) or optimizer state
+# (Optimizer.load_state_dict) do not fit the model they are loaded into
+_MISFIT = ("Error(s) in loading state_dict", "loaded state dict")
 
 
 def _num_classes(cfg: Config, classes: list[str], init_meta: ModelMeta | None) -> int:
