@@ -246,3 +246,56 @@ def test_an_interrupted_download_leaves_nothing_and_a_second_one_waits_its_turn(
     finally:
         _Stalling.release.set()
         server.shutdown()
+
+
+def test_a_zip_that_is_a_fifo_or_a_folder_is_named_as_such(tmp_path, capsys):
+    from odd_files import fifos
+
+    dest = tmp_path / "dest"
+    with fifos(tmp_path / "pipe.zip") as (pipe,):
+        assert main(["data", "download", str(dest), "--zip", str(pipe)]) == 2
+    err = capsys.readouterr().err
+    assert f"{pipe} is a FIFO (named pipe), not a zip file: vislab reads regular files only" in err
+    (tmp_path / "folder.zip").mkdir()
+    assert main(["data", "download", str(dest), "--zip", str(tmp_path / "folder.zip")]) == 2
+    assert f"{tmp_path / 'folder.zip'} is a folder, not a zip file" in capsys.readouterr().err
+    assert not dest.exists()
+
+
+def _patched_member(course_zip: Path, path: Path, at: dict[int, bytes]) -> Path:
+    """course_zip's files (a file first, deflated), with bytes at offsets (from each header's
+    start) of the first member's local header and central directory entry replaced: the
+    flags (2 bytes at 6 and 8) or the compression method (at 8 and 10)."""
+    with zipfile.ZipFile(course_zip) as z:
+        files = {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    data = bytearray(path.read_bytes())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    for (local_at, central_at), value in at.items():
+        data[local + local_at : local + local_at + 2] = value
+        data[central + central_at : central + central_at + 2] = value
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("at", "said"),
+    [
+        ({(6, 8): b"\x01\x00"}, "is encrypted (password-protected)"),
+        ({(8, 10): b"\x09\x00"}, "is compressed with method 9 (deflate64)"),
+    ],
+    ids=["encrypted", "deflate64"],
+)
+def test_a_member_zipfile_cannot_unpack_is_named_and_leaves_nothing(
+    course_zip, tmp_path, capsys, at, said
+):
+    bad = _patched_member(course_zip, tmp_path / "bad.zip", at)
+    with zipfile.ZipFile(bad) as z:
+        first = z.infolist()[0].filename
+    dest = tmp_path / "dest"
+    assert main(["data", "download", str(dest), "--zip", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}: member {first} {said}" in err[0], err
+    assert not dest.exists()

@@ -176,3 +176,46 @@ def test_a_training_tree_must_hold_the_declared_classes_in_order(tmp_path):
         with pytest.raises(VislabError, match=r"data.classes .* are not its class folders") as e:
             load_labeled(tmp_path, classes=declared, complete=True)
         assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("colour", "words"),
+    [(2, "a 16-bit RGB PNG"), (4, "a 16-bit grey with alpha PNG"), (6, "a 16-bit RGBA PNG")],
+)
+def test_16_bit_colour_pngs_are_refused_by_their_header_not_read_clipped(tmp_path, colour, words):
+    """Pillow names these modes RGB and RGBA, 8-bit ones, and would read them clipped."""
+    from odd_files import raw_png
+
+    from vislab.data.images import read_rgb
+
+    path = raw_png(tmp_path / "deep.png", 8, 8, bits=16, colour=colour)
+    with pytest.raises(VislabError) as e:
+        read_rgb(path)
+    assert str(e.value) == (
+        f"{path} is {words} (bit depth 16 in its header), more than 8 bits per channel; "
+        "vislab reads 8-bit images: convert it to 8-bit RGB first"
+    )
+    assert read_rgb(raw_png(tmp_path / "rgb8.png", 8, 8, bits=8, colour=colour)).shape == (8, 8, 3)
+
+
+def test_a_csv_field_past_the_csv_modules_limit_is_named_with_its_line(tmp_path):
+    from vislab.data.images import read_name_csv
+
+    big = tmp_path / "big.csv"
+    big.write_text("filename,label\na.png,0\nb.png," + "x" * 140_000 + "\nc.png,1\n")
+    with pytest.raises(VislabError) as e:
+        read_name_csv(big)
+    assert str(e.value).startswith(f"{big} line 3: field larger than field limit (131072)")
+
+
+def test_a_tree_given_where_a_flat_folder_is_read_is_named_as_a_tree(tmp_path):
+    from vislab.data.images import list_images
+
+    _png(tmp_path / "val" / "cat" / "0.png")
+    _png(tmp_path / "val" / "dog" / "1.png")
+    with pytest.raises(VislabError) as e:
+        list_images(tmp_path / "val")
+    assert str(e.value) == (
+        f"{tmp_path / 'val'} holds class folders (cat, dog), not images: this reads a flat "
+        f"folder of images; give it one class folder ({tmp_path / 'val' / 'cat'}) at a time"
+    )

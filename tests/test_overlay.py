@@ -5,7 +5,7 @@ against the course's own viz_mask.py."""
 
 import numpy as np
 import pytest
-from conftest import REAL_P2
+from conftest import REAL_P2, REPO
 from PIL import Image
 
 from vislab.analysis.overlay import overlay
@@ -131,3 +131,49 @@ def test_a_bad_mask_half_way_leaves_the_output_folder_as_it_was(tmp_path, capsys
         ("0000.png", b"an earlier overlay")
     ]
     assert [p.name for p in tmp_path.glob(".o.*")] == []  # no scratch folder left
+
+
+def _refused(capsys, argv) -> str:
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "spec", [[], ["--config", REPO / "configs" / "own_segmentation_example.yaml"]]
+)
+def test_a_fifo_as_the_mask_is_named_not_opened(tmp_path, capsys, spec):
+    from odd_files import fifos
+
+    write_tile_folder(tmp_path / "tiles", 2, size=16)
+    tile, out = tmp_path / "tiles" / "0000_sat.jpg", tmp_path / "o.png"
+    with fifos(tmp_path / "pipe.png") as (pipe,):
+        err = _refused(capsys, ["overlay", "--image", tile, "--mask", pipe, "--out", out, *spec])
+        assert err.endswith(
+            f"{pipe} is a FIFO (named pipe), not a mask: vislab reads regular files only"
+        )
+        err = _refused(capsys, ["overlay", "--image", pipe, "--mask", tile, "--out", out, *spec])
+        assert err.endswith(
+            f"{pipe} is a FIFO (named pipe), not a tile: vislab reads regular files only"
+        )
+        argv = ["overlay", "--image", tmp_path / "tiles", "--mask", pipe, "--out", tmp_path / "o"]
+        err = _refused(capsys, argv)
+        assert err.endswith(
+            f"--mask must be the folder of its masks; {pipe} is a FIFO (named pipe)"
+        )
+    assert not out.exists() and not (tmp_path / "o").exists()
+
+
+def test_a_fifo_in_the_mask_folder_is_named_not_taken_for_a_missing_mask(tmp_path, capsys):
+    from odd_files import fifos
+
+    write_tile_folder(tmp_path / "tiles", 2, size=16)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (tmp_path / "tiles" / "0000_mask.png").rename(masks / "0000.png")
+    with fifos(masks / "0001.png") as (pipe,):
+        argv = ["overlay", "--image", tmp_path / "tiles", "--mask", masks, "--out", tmp_path / "o"]
+        err = _refused(capsys, argv)
+    assert f"{pipe} is a FIFO (named pipe), not a mask: vislab reads regular files only" in err

@@ -835,3 +835,63 @@ def test_a_refused_report_leaves_the_out_folder_as_it_was(tree_run, tmp_path, ca
     # a report that succeeds replaces the figures whole
     assert main(["report", str(other), "--out", str(out)]) == 0
     assert (out / "notes.txt").read_text() == "the user's own"
+
+
+def test_a_run_without_class_balance_json_takes_its_class_names_from_its_checkpoint(
+    tree_run, tmp_path
+):
+    run = _copy_run(tree_run, tmp_path / "run")
+    (run / "class_balance.json").unlink()
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert f"# Report: {md_text('classification of 4 classes (cat, dog, eel, fox) on tree')}" in md
+    assert "0 classes" not in md
+
+
+def test_a_tree_runs_missing_predictions_say_how_to_make_them_and_that_works(tree_run, tmp_path):
+    """predict reads flat folders: the hint predicts each class folder and gathers the rows
+    as CLASS/FILE, which is done here as it says, and the section then appears."""
+    run = _copy_run(tree_run, tmp_path / "run")
+    val = tree_run.parent / "tree" / "val"
+    best = run / "checkpoints" / "best.ckpt"
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    hint = (
+        f"{val} is a tree of class folders and `vislab predict` reads flat folders: run "
+        f"`vislab predict --ckpt {best} --images {val}/CLASS --out CLASS.csv` for each class "
+        f"folder and write their rows into {run / 'val_pred.csv'} as CLASS/FILE,label"
+    )
+    assert md_text(hint) in md and "Where it fails" not in md
+    rows = ["filename,label"]
+    for cls in TREE_CLASSES:
+        out = tmp_path / f"{cls}.csv"
+        assert (
+            main(["predict", "--ckpt", str(best), "--images", str(val / cls), "--out", str(out)])
+            == 0
+        )
+        rows += [f"{cls}/{row}" for row in out.read_text().splitlines()[1:]]
+    (run / "val_pred.csv").write_text("\n".join(rows) + "\n")
+    assert main(["report", str(run), "--out", str(tmp_path / "rep2")]) == 0
+    md = (tmp_path / "rep2" / "report.md").read_text()
+    assert "Where it fails" in md and "Missing: where it fails" not in md
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config.yaml",
+        "metrics.csv",
+        "class_balance.json",
+        "val_pred.csv",
+        "embed/metrics.json",
+        "checkpoints/epoch_001.ckpt",
+    ],
+)
+def test_a_fifo_in_a_run_folder_is_named_not_shown_as_missing(tree_run, tmp_path, capsys, name):
+    from odd_files import fifos
+
+    run = _copy_run(tree_run, tmp_path / "run")
+    (run / name).unlink(missing_ok=True)
+    with fifos(run / name) as (pipe,):
+        rc, err = _report_err(capsys, run, "--out", tmp_path / "rep")
+    assert rc == 2 and f"{pipe} is a FIFO (named pipe), not a file of the run" in err, err

@@ -33,7 +33,7 @@ import yaml
 
 from vislab.config import Config, config_from_dict
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes, clear_folder_leftovers
+from vislab.fileio import atomic_write_bytes, clear_folder_leftovers, special_file
 from vislab.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -50,6 +50,18 @@ def data_fingerprint(root: Path) -> dict:
     )
     text = "".join(f"{name}\0{size}\n" for name, size in files)
     return {"files": len(files), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _present(path: Path) -> bool:
+    """Whether a file of the run is there; a FIFO or a device of its name (reading one can
+    block forever) is refused, named, not taken for a missing file."""
+    special = special_file(path)
+    if special:
+        raise VislabError(
+            f"{path} is {special}, not a file of the run: vislab reads regular files only "
+            "(remove it, or write the run afresh)"
+        )
+    return path.is_file()
 
 
 @dataclass(frozen=True)
@@ -105,11 +117,16 @@ class RunFolder:
         return self.path / "val_eval"
 
     def exists(self) -> bool:
-        return self.config_file.is_file()
+        return _present(self.config_file)
 
     def require(self) -> RunFolder:
+        """The run folder, its files checked: an error when it is none (no config.yaml), or
+        when a file of its layout (checkpoints/ and embed/ too) is a FIFO or a device."""
         if not self.exists():
             raise VislabError(f"{self.path} is not a run folder (no config.yaml)")
+        folders = [d for d in (self.path, self.checkpoints, self.embed_dir) if d.is_dir()]
+        for p in (p for folder in folders for p in folder.iterdir()):
+            _present(p)
         return self
 
     def config(self) -> Config:
@@ -139,7 +156,7 @@ class RunFolder:
         """The run's identity, written at its start: {"id": a random hex string that every
         checkpoint of the run carries, "data": data_fingerprint of the data it trains on};
         None for runs written before runs had one."""
-        if not self.identity_file.is_file():
+        if not _present(self.identity_file):
             return None
         try:
             found = json.loads(self.identity_file.read_text())
@@ -161,7 +178,7 @@ class RunFolder:
         data sets declared their own are the course's land-cover set."""
         from vislab.data.spec import DatasetSpec, builtin_spec  # numpy: not for every reader
 
-        if not self.dataset_file.is_file():
+        if not _present(self.dataset_file):
             task = self.config().task
             if task != "segmentation":
                 raise VislabError(f"{self.path} is a {task} run: it has no mask spec")
@@ -182,7 +199,7 @@ class RunFolder:
 
     def class_balance(self) -> dict | None:
         """What training counted of each class in its sets (None for runs that lack it)."""
-        if not self.class_balance_file.is_file():
+        if not _present(self.class_balance_file):
             return None
         try:
             counted = json.loads(self.class_balance_file.read_text())
@@ -221,7 +238,7 @@ class RunFolder:
         header, a cell that is not a number) is a one-line error naming the line, not fewer
         rows."""
         path = self.metrics_file
-        if not path.is_file():
+        if not _present(path):
             return []
         raw = path.read_bytes()
         try:
@@ -283,7 +300,7 @@ class RunFolder:
         """The files the commands that analyse a run read from it: its record (config,
         data set, metrics, class balance) and every checkpoint."""
         record = [self.config_file, self.dataset_file, self.metrics_file, self.class_balance_file]
-        return [f for f in record if f.is_file()] + sorted(self.checkpoints.glob("*.ckpt"))
+        return [f for f in record if _present(f)] + sorted(self.checkpoints.glob("*.ckpt"))
 
     def pick_snapshots(self) -> list[Path]:
         """Early, middle and final snapshot (fewer when the run kept fewer)."""

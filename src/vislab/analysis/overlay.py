@@ -23,7 +23,7 @@ from PIL import Image
 
 from vislab.data.spec import DatasetSpec, builtin_spec
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes, refuse_writing_over_inputs
+from vislab.fileio import atomic_write_bytes, refuse_writing_over_inputs, require_file, special_file
 
 ALPHA = 0.3
 EDGE_WIDTH = 5
@@ -115,11 +115,23 @@ def pair_overlay_folders(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Pa
     from vislab.data.tiles import sat_tiles
 
     image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+    if not mask_dir.is_dir():
+        what = special_file(mask_dir) or ("a file" if mask_dir.exists() else "missing")
+        raise VislabError(
+            f"--image {image_dir} is a folder, so --mask must be the folder of its masks; "
+            f"{mask_dir} is {what}"
+        )
     if (mask_dir / "masks").is_dir():
         mask_dir = mask_dir / "masks"
     pairs, missing = [], []
     for tile, img in sat_tiles(image_dir).items():
         names = [f"{tile}{tag}{ext}" for tag in ("_mask", "") for ext in MASK_SUFFIXES]
+        special = next((mask_dir / n for n in names if special_file(mask_dir / n)), None)
+        if special:
+            raise VislabError(
+                f"{special} is {special_file(special)}, not a mask: vislab reads regular files "
+                "only (move it out of the folder)"
+            )
         found = [mask_dir / n for n in names if (mask_dir / n).is_file() and mask_dir / n != img]
         if found:
             pairs.append((img, found[0], tile))
@@ -140,7 +152,9 @@ def overlay_jobs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, P
     image, mask, out = Path(image), Path(mask), Path(out)
     if image.is_dir():
         jobs = [(i, m, out / f"{t}.png") for i, m, t in pair_overlay_folders(image, mask)]
-    else:
+    else:  # named before anything opens them: a FIFO or a device would block the read
+        require_file(image, "tile")
+        require_file(mask, "mask")
         jobs = [(image, mask, out)]
     refuse_writing_over_inputs(
         [("--out", o) for _, _, o in jobs], [p for i, m, _ in jobs for p in (i, m)], [image, mask]

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from vislab.errors import VislabError
-from vislab.fileio import exclusive, scratch_path, special_file
+from vislab.fileio import exclusive, require_file, scratch_path, special_file
 from vislab.steps import Steps
 
 MIB = 1 << 20  # the download is read and counted in these
@@ -70,8 +70,8 @@ def download(dest: Path, url: str | None = None, zip_path: Path | None = None) -
 
     Returns one summary line per problem. Nothing is left in dest on failure."""
     dest = Path(dest)
-    if zip_path is not None and not Path(zip_path).is_file():
-        raise VislabError(f"no file {zip_path}")
+    if zip_path is not None:  # a FIFO or a device is named, never opened (it would block)
+        require_file(Path(zip_path), "zip file")
     _refuse_existing(dest)
     made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
@@ -172,6 +172,28 @@ def _fetch(url: str, out: Path) -> None:
     print(f"downloaded {out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
 
 
+# the compression methods Python's zipfile unpacks (Deflate64, PPMd and the rest it cannot)
+UNPACKED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+def _check_members(z: zipfile.ZipFile, shown: Path | str) -> None:
+    """Refuse, before anything is written, a member that zipfile cannot unpack: encrypted, or
+    compressed by a method other than stored, deflate, bzip2 and LZMA."""
+    for info in z.infolist():
+        if info.flag_bits & 0x1:
+            raise VislabError(
+                f"{shown}: member {info.filename} is encrypted (password-protected); vislab "
+                "unpacks zips without passwords: unpack it yourself and zip it again without one"
+            )
+        if info.compress_type not in UNPACKED_METHODS:
+            method = zipfile.compressor_names.get(info.compress_type, "unknown")
+            raise VislabError(
+                f"{shown}: member {info.filename} is compressed with method "
+                f"{info.compress_type} ({method}), which Python's zipfile cannot unpack; zip it "
+                "again with plain deflate (zip -r), or unpack it yourself"
+            )
+
+
 def _unpack(zip_path: Path, dest: Path, shown: Path | str) -> None:
     """Extract into a scratch folder, then move p1_data and p2_data into dest (messages name
     the zip as shown: its file, or the address it came from)."""
@@ -192,9 +214,10 @@ def _unpack(zip_path: Path, dest: Path, shown: Path | str) -> None:
                     f"{shown} unpacks to {size / 1e9:.1f} GB and {dest} has "
                     f"{free / 1e9:.1f} GB free: make room, or unpack it elsewhere"
                 )
+            _check_members(z, shown)
             try:
                 z.extractall(scratch)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
                 raise VislabError(f"cannot unpack {shown}: {e}") from None
         # the course's zip holds hw1_data/p1_data; other copies may nest one level deeper
         candidates = [scratch, *sorted(p for p in scratch.iterdir() if p.is_dir())]

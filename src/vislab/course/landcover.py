@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vislab.data.spec import DatasetSpec
+from vislab.data.spec import DatasetSpec, check_mask_file
 from vislab.errors import VislabError, VislabWarning
 
 CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
@@ -70,8 +70,13 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
     """Decode a mask file to (H, W, 3) uint8: RGB, or the first three channels of RGBA and
     palette images. libspng decodes PNG 2-3x faster than Pillow, which matters when scoring
     hundreds of masks; other formats (and PNGs libspng cannot take) go through Pillow.
-    size (H, W), when given, is the size the mask must have (its image's)."""
+    size (H, W), when given, is the size the mask must have (its image's). A FIFO or device,
+    a header of more pixels than vislab decodes, or of more than 8 bits per channel, is
+    refused before anything decodes the file."""
     path = Path(path)
+    header = check_mask_file(path)
+    if header is not None and header[2] > 8:
+        raise VislabError(f"{path}: mask must be an 8-bit RGB (or RGBA) image, got {_kind(path)}")
     rgb = None
     if path.suffix.lower() == ".png":
         import pyspng  # here: a submission folder writes masks where it is not installed
@@ -104,17 +109,20 @@ def read_mask_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray
     return rgb
 
 
-def _kind(path: Path, rgb: np.ndarray) -> str:
+def _kind(path: Path, rgb: np.ndarray | None = None) -> str:
     """What a mask file holds, in words: Pillow's name of its mode (libspng decodes 16-bit
-    grey as two channels), else the decoded array's channels and type."""
+    grey as two channels), or a PNG header's bit depth where Pillow names an 8-bit mode for
+    more (16-bit RGB), else the decoded array's channels and type."""
     from PIL import Image
 
-    from vislab.data.images import PILLOW_ERRORS, mode_words
+    from vislab.data.images import PILLOW_ERRORS, depth_words, mode_words
 
     try:
         with Image.open(path) as im:
-            return f"a {mode_words(im.mode)} image"
+            return depth_words(path, im.mode) or f"a {mode_words(im.mode)} image"
     except PILLOW_ERRORS:
+        if rgb is None:
+            return "an image Pillow cannot read"
         return f"{rgb.shape[2] if rgb.ndim == 3 else 1} channel(s) of {rgb.dtype}"
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from vislab.errors import VislabError
 from vislab.fileio import require_file, special_file
@@ -69,15 +69,21 @@ def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise VislabError(f"not a folder: {folder}")
-    files = [p for p in visible(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
+    entries = visible(folder)
+    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+    classes = [p.name for p in entries if p.is_dir()]
+    if not files and classes:
+        raise VislabError(
+            f"{folder} holds class folders ({', '.join(classes[:3])}), not images: this reads "
+            f"a flat folder of images; give it one class folder ({folder / classes[0]}) at a time"
+        )
     if not files:
         raise VislabError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
 
 
 # 8-bit modes whose RGB reading is unambiguous; converted as torchvision's image loader does
-# (grey replicated, alpha dropped, palette looked up). Deeper modes (16-bit "I;16", 32-bit "I",
-# float "F") would be clipped to 255 without a word: they are refused instead.
+# (grey replicated, alpha dropped, palette looked up); deeper ones are refused (depth_words).
 _CONVERTIBLE = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"}
 # Pillow's image modes, in words, for messages
 _MODE_WORDS = {
@@ -102,15 +108,24 @@ def mode_words(mode: str) -> str:
     return f"{mode} ({_MODE_WORDS[mode]})" if mode in _MODE_WORDS else mode
 
 
-# what Pillow raises on a file it cannot decode (DecompressionBombError: a header that claims
-# more pixels than Pillow will decode)
-PILLOW_ERRORS = (
-    UnidentifiedImageError,
-    Image.DecompressionBombError,
-    OSError,
-    SyntaxError,
-    ValueError,
-)
+# what Pillow raises on a file it cannot decode (UnidentifiedImageError is an OSError;
+# DecompressionBombError: a header that claims more pixels than Pillow will decode)
+PILLOW_ERRORS = (OSError, Image.DecompressionBombError, SyntaxError, ValueError)
+
+
+def depth_words(path: Path, mode: str) -> str | None:
+    """What an image of more than 8 bits per channel is, in words, else None: its Pillow mode
+    (I;16, I, F), or its PNG header's bit depth where Pillow names an 8-bit mode (16-bit RGB,
+    grey with alpha and RGBA PNGs, which it would read clipped without a word)."""
+    from vislab.data.spec import png_header
+
+    if mode not in _CONVERTIBLE:
+        return f"a {mode_words(mode)} image"
+    head = png_header(path)
+    if head is None or head[2] <= 8:
+        return None
+    colour = {2: "RGB", 4: "grey with alpha", 6: "RGBA"}.get(head[3], f"colour type {head[3]}")
+    return f"a {head[2]}-bit {colour} PNG (bit depth {head[2]} in its header)"
 
 
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
@@ -120,9 +135,10 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
         raise VislabError(f"{path} is {special}, not an image: vislab reads regular files only")
     try:
         with Image.open(path) as im:
-            if im.mode not in _CONVERTIBLE:
+            deep = depth_words(path, im.mode)
+            if deep:
                 raise VislabError(
-                    f"{path} is a {mode_words(im.mode)} image, more than 8 bits per channel; "
+                    f"{path} is {deep}, more than 8 bits per channel; "
                     "vislab reads 8-bit images: convert it to 8-bit RGB first"
                 )
             im.load()
@@ -183,7 +199,13 @@ def read_name_csv(path: Path) -> dict[str, str]:
             f"{path} is {what}: byte {raw[e.start]:#04x} at offset {e.start} is no UTF-8; save it "
             'as "CSV UTF-8" (or convert it: iconv -t UTF-8)'
         ) from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as e:  # a field past the csv module's limit of 131,072 characters
+        raise VislabError(
+            f"{path} line {reader.line_num}: {e} (a row holds a file name and its label)"
+        ) from None
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
         raise VislabError(f"{path}: the first row must be 'filename,label'")
     labels: dict[str, str] = {}

@@ -22,6 +22,7 @@ No torch here, and nothing newer than Python 3.8: a submission folder ships this
 from __future__ import annotations
 
 import importlib
+import struct
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -56,6 +57,37 @@ def ignore_colour(ignore_index: int) -> tuple[int, int, int]:
     """The colour of ignored pixels in RGB masks and in the palette of written masks: the VOC
     colour map's at the ignore index ([224, 224, 192] for 255, VOC's object boundaries)."""
     return default_palette(ignore_index + 1)[ignore_index]
+
+
+def png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) of a PNG file as its header says (its first 26
+    bytes: nothing decoded), None for a file that is no PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    png = len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return (*struct.unpack(">II", head[16:24]), head[24], head[25]) if png else None
+
+
+def check_mask_file(path: Path) -> tuple[int, int, int, int] | None:
+    """What every mask reader checks before it opens a mask to decode it: not a FIFO or a
+    device (reading one can block forever), and not a PNG whose header claims more pixels
+    than vislab decodes (images' limit, infer.meta.max_pixels); returns the PNG header."""
+    from vislab.fileio import special_file
+    from vislab.infer.meta import max_pixels
+
+    special = special_file(path)
+    if special:
+        raise VislabError(f"{path} is {special}, not a mask: vislab reads regular files only")
+    try:
+        header = png_header(path)
+    except OSError as e:
+        raise VislabError(f"cannot read mask {path}: {e}") from None
+    if header is not None and header[0] * header[1] > max_pixels():
+        raise VislabError(
+            f"{path}: its header claims {header[0]}x{header[1]} pixels, more than the "
+            f"{max_pixels():,} vislab decodes in one image or mask (a decompression bomb?)"
+        )
+    return header
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
@@ -220,12 +252,19 @@ class DatasetSpec:
         read, 0 here) of a mask file. size (H, W), when given, is the size it must have."""
         from PIL import Image
 
-        from vislab.data.images import PILLOW_ERRORS, mode_words
+        from vislab.data.images import PILLOW_ERRORS, depth_words, mode_words
 
         path = Path(path)
+        check_mask_file(path)
         try:
             with Image.open(path) as im:
                 mode = im.mode
+                deep = depth_words(path, mode)
+                if deep:
+                    raise VislabError(
+                        f"{path}: a mask is 8 bits per channel (an index L or P, or RGB); this "
+                        f"is {deep}"
+                    )
                 as_index = mode in ("L", "P") and self.mask_format != "rgb"
                 if self.mask_format == "index" and mode not in ("L", "P"):
                     raise VislabError(

@@ -15,6 +15,7 @@ import numpy as np
 
 from vislab.data.spec import MASK_SUFFIXES, DatasetSpec, builtin_spec
 from vislab.errors import VislabError
+from vislab.fileio import special_file
 from vislab.metrics.evaluate import check_out_folder, names_of, write_confusion, write_json
 
 
@@ -26,15 +27,23 @@ def _mask_id(path: Path) -> str:
 def mask_files(folder: Path) -> list[Path]:
     """The masks of a folder, sorted: its masks/ sub-folder's when it has one (the images/ +
     masks/ layout); the ``*_mask`` files (.png, .tif, .tiff) when there are any (the course's
-    folders of xxxx_sat.jpg + xxxx_mask.png); else every .png / .tif / .tiff."""
+    folders of xxxx_sat.jpg + xxxx_mask.png); else every .png / .tif / .tiff. A FIFO or a
+    device of a mask's name is refused, named (reading one could block forever)."""
     folder = Path(folder)
     if (folder / "masks").is_dir():
         folder = folder / "masks"
-    files = sorted(  # hidden files (macOS's ._ copies) are no one's masks
+    named = sorted(  # hidden files (macOS's ._ copies) are no one's masks
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in MASK_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in MASK_SUFFIXES and not p.name.startswith(".")
     )
+    for p in named:
+        if special_file(p):
+            raise VislabError(
+                f"{p} is {special_file(p)}, not a mask: vislab reads regular files only (move it "
+                "out of the folder)"
+            )
+    files = [p for p in named if p.is_file()]
     tagged = [p for p in files if p.stem.lower().endswith("_mask")]
     return tagged or files
 
@@ -46,7 +55,7 @@ def pair_masks(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:
     if not gt_dir.is_dir():
         raise VislabError(
             f"--pred {pred_dir} is a folder of masks, so --gt must be the folder of "
-            f"ground-truth masks; {gt_dir} is not a folder"
+            f"ground-truth masks; {gt_dir} is {special_file(gt_dir) or 'not a folder'}"
         )
     gts, preds = mask_files(gt_dir), mask_files(pred_dir)
     if not gts:

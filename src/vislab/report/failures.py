@@ -36,8 +36,7 @@ def failures(run: Run, figures: Path) -> Section:
     val = data.resolve(data.val)
     if not pred.exists():
         out.missing.append(
-            f"where it fails (the run folder holds no {pred.name}; `vislab predict --ckpt "
-            f"{folder.best} --images {val} --out {pred}` writes it)"
+            f"where it fails (the run folder holds no {pred.name}; {_how(run, val, pred)})"
         )
         return out
     if val is None or not val.exists():
@@ -53,6 +52,22 @@ def failures(run: Run, figures: Path) -> Section:
         return out
     found.text["failures"] = said(found.facts["failures"])
     return found
+
+
+def _how(run: Run, val: Path | None, pred: Path) -> str:
+    """How to write the predictions the section reads: one `vislab predict` of the validation
+    folder, or, for a class-folder tree (predict reads flat folders), one per class folder."""
+    from vislab.data.images import is_image_folder_tree
+
+    best = run.folder.best
+    if run.task == "classification" and val and val.is_dir() and is_image_folder_tree(val):
+        return (
+            f"{val} is a tree of class folders and `vislab predict` reads flat folders: run "
+            f"`vislab predict --ckpt {best} --images {val}/CLASS --out CLASS.csv` for each "
+            f"class folder and write their rows into {pred} as CLASS/FILE,label (under a "
+            "filename,label header)"
+        )
+    return f"`vislab predict --ckpt {best} --images {val} --out {pred}` writes it"
 
 
 def confused_pairs(cm: np.ndarray, names: list[str], n: int = PAIRS) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vislab.data.spec import DatasetSpec
+from vislab.errors import VislabError
 from vislab.run_folder import RunFolder
 
 
@@ -93,13 +94,26 @@ def read_run(path: Path) -> Run:
 
 def _class_names(folder: RunFolder, cfg: dict[str, Any]) -> list[str]:
     """A classifier's class names as training counted them (class_balance.json), else the
-    recipe's data.classes, else the label numbers."""
+    recipe's data.classes, else those its checkpoint's metadata names (a tree's folders, a
+    flat folder's label numbers), else the label numbers of model.num_classes; a run that
+    names them nowhere is an error, not a run of 0 classes."""
+    from vislab.infer.meta import read_meta
+
     counted = folder.class_balance()
     if counted:
         return [str(c) for c in counted["classes"]]
     if cfg["data"].get("classes"):
         return list(cfg["data"]["classes"])
-    return [str(i) for i in range(cfg["model"]["num_classes"] or 0)]
+    ckpt = next((c for c in (folder.best, folder.last, *folder.snapshots()) if c.is_file()), None)
+    if ckpt is not None:
+        return [str(c) for c in read_meta(ckpt).classes]
+    if cfg["model"]["num_classes"]:
+        return [str(i) for i in range(cfg["model"]["num_classes"])]
+    raise VislabError(
+        f"{folder.path}: its class names are unknown (no class_balance.json, no checkpoint, "
+        "and its recipe sets neither data.classes nor model.num_classes); report a run that "
+        "has trained at least one epoch"
+    )
 
 
 def stage_minutes(run: Run) -> tuple[float, bool, list[str]]:
