@@ -36,16 +36,19 @@ def unfinished(p1_tiny, tmp_path_factory):
     return out
 
 
-def test_the_listing_hashes_as_the_run_folder_fingerprint(p1_tiny, tmp_path):
-    from vislab.run_folder import data_fingerprint
+def test_the_data_listing_leaves_hidden_entries_out(p1_tiny, tmp_path):
     from vislab.train.resume import data_listing, fingerprint
 
     data = tmp_path / "d"
     shutil.copytree(p1_tiny, data)
+    before = data_listing(data)
     (data / ".cache").mkdir()
     (data / ".cache" / "x").write_bytes(b"hidden: not data")
     (data / "train_50" / ".DS_Store").write_bytes(b"hidden")
-    assert fingerprint(data_listing(data)) == data_fingerprint(data)
+    assert data_listing(data) == before
+    assert fingerprint(before)["files"] == len(before) > 0
+    (data / "train_50" / "0_999.png").write_bytes(b"data")
+    assert fingerprint(data_listing(data)) != fingerprint(before)
 
 
 def test_resume_refuses_data_changed_in_place(p1_tiny, tmp_path, capsys):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import io
 import json
 import math
@@ -38,18 +37,6 @@ from vislab.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
     from vislab.data.spec import DatasetSpec
-
-
-def data_fingerprint(root: Path) -> dict:
-    """What identifies a data set on disk wherever it lies: its visible files' paths under
-    root and their sizes (hashed), and how many there are."""
-    files = sorted(
-        (p.relative_to(root).as_posix(), p.stat().st_size)
-        for p in Path(root).rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-    text = "".join(f"{name}\0{size}\n" for name, size in files)
-    return {"files": len(files), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def _present(path: Path) -> bool:
@@ -154,8 +141,8 @@ class RunFolder:
 
     def identity(self) -> dict | None:
         """The run's identity, written at its start: {"id": a random hex string that every
-        checkpoint of the run carries, "data": data_fingerprint of the data it trains on};
-        None for runs written before runs had one."""
+        checkpoint of the run carries, "data": the fingerprint of the data it trains on
+        (train.resume)}; None for runs written before runs had one."""
         if not _present(self.identity_file):
             return None
         try:

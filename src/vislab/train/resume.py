@@ -20,8 +20,8 @@ LISTING_MAX = 200_000
 
 
 def data_listing(root: Path) -> list[tuple[str, int]]:
-    """The (path under root, size) of each visible file, sorted: what run_folder's
-    data_fingerprint hashes (fingerprint(data_listing(root)) == data_fingerprint(root))."""
+    """The (path under root, size) of each visible file, sorted: what a run's data
+    fingerprint hashes."""
     root = Path(root)
     return sorted(
         (p.relative_to(root).as_posix(), p.stat().st_size)
