@@ -35,7 +35,8 @@ def _listing_text(listing: list[tuple[str, int]]) -> str:
 
 
 def fingerprint(listing: list[tuple[str, int]]) -> dict:
-    """data_fingerprint of the files of a listing."""
+    """The fingerprint of the files of a listing: their count and the hash of their names and
+    sizes."""
     digest = hashlib.sha256(_listing_text(listing).encode()).hexdigest()
     return {"files": len(listing), "sha256": digest}
 
