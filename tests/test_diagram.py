@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import matplotlib.image
 import pytest
 import torch
@@ -152,3 +155,55 @@ def test_models_draw(tmp_path, capsys):
     assert "--draw writes a PNG" in capsys.readouterr().err
     assert main(["models", "--draw", str(tmp_path / "all.png")]) == 2
     assert "needs a model name" in capsys.readouterr().err
+
+
+# a trace at a run's input size of 13000x13000, under a 5 GiB address-space limit: one that
+# allocated its activations (tens of GiB) would fail at once rather than take the memory
+TRACED = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (5 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+from vislab.analysis.diagram import diagram
+from vislab.models import create_model
+d = diagram(create_model("model_a", num_classes=4), (13000, 13000))
+print(d.blocks[1].shape)
+"""
+
+
+def test_a_huge_input_size_is_traced_without_its_memory():
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[32, 6500, 6500]"  # the shapes at the size itself
+
+
+class _Scalar(nn.Module):
+    """A model that reads a value out of a tensor, which a meta tensor has not."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * float(y.mean() > 0)
+
+
+def test_a_model_that_needs_real_tensors_is_traced_on_them_an_allocation_failure_one_line(
+    monkeypatch,
+):
+    from vislab.errors import VislabError
+
+    names = _names(dg.diagram(_Scalar(), (8, 8)))
+    assert names[:2] == ["input", "conv"] and names[-1] == "output"
+
+    def failing(self, x):
+        if x.device.type != "meta":
+            raise RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1"
+            )
+        return self.conv(x) * float(x.mean() > 0)
+
+    monkeypatch.setattr(_Scalar, "forward", failing)
+    with pytest.raises(VislabError, match="^out of memory tracing _Scalar at 8x8; draw it"):
+        dg.diagram(_Scalar(), (8, 8))

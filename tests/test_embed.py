@@ -1,4 +1,7 @@
 import json
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -46,3 +49,54 @@ def test_2d_scores_separate_clusters_from_noise():
     good, bad = scores_2d(clustered, labels), scores_2d(noise, labels)
     assert good["knn_acc_2d"] == pytest.approx(1.0) and good["silhouette_2d"] > 0.8
     assert bad["knn_acc_2d"] < 0.5 and bad["silhouette_2d"] < 0.1
+
+
+# an embed that stops once its coordinates, scores and PCA figure are written, so that it can
+# be stopped before its t-SNE figure
+STALLED = """
+import sys, time
+import vislab.analysis.embed_plots as plots
+from vislab.cli import main
+def stalled(*a, **k):
+    print("stalled", flush=True)
+    time.sleep(120)
+plots.plot_tsne = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def embedded(p1_tiny, tmp_path_factory):
+    run = tmp_path_factory.mktemp("embedded") / "run"
+    assert main(train_args(p1_tiny, run, 2)) == 0
+    assert main(["embed", str(run)]) == 0
+    return run
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_an_embed_stopped_half_way_leaves_the_earlier_results_whole(embedded, p1_tiny):
+    before = _files(embedded / "embed")
+    argv = ["embed", str(embedded), "--data", str(p1_tiny / "train_50")]  # other results
+    proc = subprocess.Popen([sys.executable, "-c", STALLED, *argv], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"stalled"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    assert _files(embedded / "embed") == before  # no new coordinates beside old figures
+    assert [p.name for p in embedded.glob(".embed.*")] == []  # nor a scratch folder left
+
+
+def test_a_second_embed_into_the_same_folder_is_refused_at_once(embedded, capsys):
+    from vislab.fileio import exclusive
+
+    before = _files(embedded / "embed")
+    with exclusive(embedded / "embed", "--out"):  # a first embed, still writing
+        assert main(["embed", str(embedded)]) == 2
+    err = capsys.readouterr().err
+    assert f"the embed folder {embedded / 'embed'} is being written by another vislab" in err
+    assert "features of epoch" not in err  # refused before any work
+    assert _files(embedded / "embed") == before

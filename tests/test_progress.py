@@ -1,4 +1,7 @@
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 from conftest import seg_train_args
@@ -52,3 +55,41 @@ def test_unknown_tile_and_run_without_snapshots_are_refused(run3, tmp_path, caps
     (tmp_path / "config.yaml").write_text("task: segmentation\n")
     assert main(["progress", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "no snapshots" in capsys.readouterr().err
+
+
+# a progress that stops once its figure is drawn, before its numbers are written
+STALLED = """
+import sys, time
+import vislab.analysis.progress as p
+from vislab.cli import main
+draw = p.draw_grid
+def stalled(*a, **k):
+    draw(*a, **k)
+    print("drawn", flush=True)
+    time.sleep(120)
+p.draw_grid = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_figure_and_its_numbers_land_together_or_not_at_all(run3, tmp_path, capsys):
+    from vislab.fileio import exclusive
+
+    out = tmp_path / "grid.png"
+    argv = ["progress", str(run3), "--tiles", "0000", "--out", str(out)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    argv[3] = "0001"  # another figure, other numbers
+    proc = subprocess.Popen([sys.executable, "-c", STALLED, *argv], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"drawn"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no scratch left
+    capsys.readouterr()
+    with exclusive(tmp_path, "--out"):  # another command writing into the folder
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: its folder {tmp_path} is held by another vislab command" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

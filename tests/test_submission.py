@@ -251,6 +251,43 @@ def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys
     assert url in (tmp_path / "big" / "README.md").read_text()
 
 
+# a submission that stops once its folder is written whole beside --out, before the swap
+STALLED = """
+import sys, time
+import vislab.course.submission.build as b
+from vislab.cli import main
+write = b._write_folder
+def stalled(*a, **k):
+    write(*a, **k)
+    print("written", flush=True)
+    time.sleep(120)
+b._write_folder = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_submission_into_the_same_folder_is_told_what_is_held(
+    tiny_runs, p1_tiny, tmp_path, capsys
+):
+    p1, subs = tiny_runs("p1_model_a.yaml", p1_tiny), tmp_path / "subs"
+    argv = ["submission", "--p1", str(p1), "--out", str(subs / "other")]
+    first = subprocess.Popen([sys.executable, "-c", STALLED, *argv], stdout=subprocess.PIPE)
+    try:
+        assert first.stdout.readline().strip() == b"written"
+        assert build(subs / "sub", p1) == 2
+        err = capsys.readouterr().err
+        assert (
+            f"--out {subs / 'sub'}: its folder {subs} is held by another vislab command "
+            f"(process {first.pid}, writing {subs / 'other'}); wait for it to end" in err
+        ), err
+        assert not (subs / "sub").exists()
+    finally:
+        first.terminate()
+        assert first.wait(timeout=60) == 143
+    assert sorted(p.name for p in subs.iterdir()) == []  # its scratch folder went with it
+    assert build(subs / "sub", p1) == 0
+
+
 def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> Path:
     """Run the folder's scripts as the course does (from another folder, python3 on PATH)
     and compare with `vislab predict --tta` on the same checkpoints; the folder of both."""

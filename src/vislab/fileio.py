@@ -73,6 +73,19 @@ def clear_folder_leftovers(folder: Path) -> None:
         _clear(Path(folder).glob(".*"), ".+")
 
 
+_CLEARED = set()  # the folders this process has cleared of dead processes' scratch names
+
+
+def clear_folder_once(folder: Path) -> None:
+    """clear_folder_leftovers the first time this process writes into folder: one listing a
+    folder, not one a file written (a command that writes thousands of files into one folder
+    lists it once)."""
+    key = os.path.abspath(folder)
+    if key not in _CLEARED and os.path.isdir(key):
+        _CLEARED.add(key)
+        clear_folder_leftovers(Path(key))
+
+
 def _clear(candidates: Iterable[Path], name: str) -> None:
     pattern = re.compile(rf"\.{name}\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})")
     for found in candidates:
@@ -94,16 +107,51 @@ def scratch_name(target: Path, kind: str) -> Path:
 
 def scratch_path(target: Path, kind: str) -> Path:
     """scratch_name, after the leftovers of dead processes beside target are removed (a
-    listing of the folder: for scratch folders, not for every file written)."""
+    listing of the folder each call: for scratch folders; a file written uses
+    clear_folder_once)."""
     clear_leftovers(target)
     return scratch_name(target, kind)
 
 
+def _lock_holder(folder: Path) -> int | None:
+    """The process that holds folder's flock, from the kernel's table (None where unknown)."""
+    try:
+        st = os.stat(folder)
+        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks") as f:
+            for fields in (line.split() for line in f):
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == key:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _holder(folder: Path) -> str:
+    """Who holds folder, as far as can be told, as " (process PID, writing PATH)": its
+    process and the output it writes (from that process's scratch names, in folder or beside
+    it); "" where nothing tells."""
+    pid = _lock_holder(folder)
+    pattern = re.compile(rf"\.(.+)\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})")
+    inside = [(folder, p) for p in folder.glob(".*")]
+    beside = [(folder.parent, p) for p in folder.parent.glob(f".{glob.escape(folder.name)}.*")]
+    for base, found in inside + beside:
+        m = pattern.fullmatch(found.name)
+        owner = int(m.group(2)) if m else None
+        if owner is not None and (owner == pid or (pid is None and _alive(owner))):
+            writing = base / m.group(1)
+            shown = "" if writing == folder else f", writing {writing}"
+            return f" (process {owner}{shown})"
+    return f" (process {pid})" if pid is not None else ""
+
+
 @contextmanager
-def exclusive(folder: Path, option: str) -> Iterator[None]:
+def exclusive(folder: Path, option: str, output: Path | None = None) -> Iterator[None]:
     """Hold folder for this command alone while the block runs: a second vislab command that
-    writes the same folder is refused at once (the kernel's flock, released by a process
-    that dies)."""
+    writes the same folder is refused at once, naming the process that holds it and what it
+    writes (the kernel's flock, released by a process that dies). output: what this command
+    writes inside folder, when folder is not the output itself (a folder swapped whole is
+    written under a lock on the folder that holds it)."""
     import fcntl
 
     from vislab.errors import VislabError
@@ -113,13 +161,46 @@ def exclusive(folder: Path, option: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            held = (
+                f"{output}: its folder {folder} is held" if output else f"{folder} is being written"
+            )
             raise VislabError(
-                f"{option} {folder} is being written by another vislab command; wait for it to "
-                "end or write elsewhere"
+                f"{option} {held} by another vislab command{_holder(Path(folder))}; wait for "
+                "it to end or write elsewhere"
             ) from None
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that come inside are acted on when the block ends, so that a few
+    renames that belong together (the files of one command, a folder swapped) are not cut
+    in two. In the main thread only, where Python runs its signal handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+
+    def hold(signum, frame):
+        caught.append((signum, frame))
+
+    before = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for signum, frame in caught[:1]:
+            handler = before[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:
+                os.kill(os.getpid(), signum)  # the default action, now that it is back
 
 
 @contextmanager
@@ -128,23 +209,43 @@ def staged_into(folder: Path, option: str) -> Iterator[Path]:
     only when the block ends without an error: a failure (a bad input found half-way, a full
     disk, Ctrl-C) leaves folder as it was (a folder made for it removed again). folder is held
     for this command alone meanwhile (exclusive)."""
-    folder = Path(folder)
+    with _staged(Path(folder), option, None, Path(folder)) as scratch:
+        yield scratch
+
+
+@contextmanager
+def staged_beside(target: Path, option: str) -> Iterator[Path]:
+    """staged_into for the files of one command that lie beside target in its folder (a
+    figure and its numbers): they land together, or not at all. The folder is held for this
+    command alone meanwhile (exclusive)."""
+    target = Path(target)
+    with _staged(target.parent, option, target, target) as scratch:
+        yield scratch
+
+
+@contextmanager
+def _staged(folder: Path, option: str, output: Path | None, beside: Path) -> Iterator[Path]:
+    """A scratch folder beside `beside`, its files moved into folder (held meanwhile) when
+    the block ends without an error, the moves not cut in two by a signal; removed in any
+    case, and folder too when it was made here and is still empty."""
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    with exclusive(folder, option):
-        scratch = scratch_path(folder, "partial")
-        scratch.mkdir()
+    with exclusive(folder, option, output):
         try:
-            yield scratch
-            for f in sorted(scratch.iterdir()):
-                os.replace(f, folder / f.name)
+            scratch = scratch_path(beside, "partial")
+            scratch.mkdir()
+            try:
+                yield scratch
+                with uninterrupted():
+                    for f in sorted(scratch.iterdir()):
+                        os.replace(f, folder / f.name)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
         except BaseException:
             if made:
                 with suppress(OSError):  # not empty: someone else's files now
                     folder.rmdir()
             raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextmanager
@@ -161,8 +262,10 @@ def naming(path: Path) -> Iterator[None]:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file of its own in the same folder (two
-    writers never share one) and a rename."""
+    writers never share one) and a rename. The temporary files that killed processes left
+    in that folder are removed the first time this process writes there (clear_folder_once)."""
     path = Path(path)
+    clear_folder_once(path.parent)
     tmp = scratch_name(path, "tmp")  # removed on any exception, SIGTERM included
     f = open(tmp, "xb")  # noqa: SIM115 (closed below; a name taken already is not ours to remove)
     try:

@@ -2,14 +2,17 @@
 
 Forward hooks on every module and a torch-function mode record each leaf module's call and
 each tensor operation outside the leaves (the additions of residual blocks, a decoder's
-upsampling and merges), and which earlier call produced every tensor they read. That fine
-graph is then drawn at the deepest level of modules that keeps it at most MAX_BLOCKS blocks:
-a block's output shape and parameters in its box, the connections that skip blocks as arcs,
-and a mark on the blocks that add or concatenate two paths inside (``diagram_plot.draw``).
+upsampling and merges), and which earlier call produced every tensor they read, on a copy of
+the model on PyTorch's meta device (shapes without memory: any input size is traced as it
+is). That fine graph is then drawn at the deepest level of modules that keeps it at most
+MAX_BLOCKS blocks: a block's output shape and parameters in its box, the connections that
+skip blocks as arcs, and a mark on the blocks that add or concatenate two paths inside
+(``diagram_plot.draw``).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,7 +162,32 @@ class _Tracer(TorchFunctionMode):
             h.remove()
 
 
+def on_meta(model: nn.Module) -> nn.Module:
+    """A copy of model whose parameters and buffers are on PyTorch's meta device: tensors
+    with shapes and no memory, so that a forward pass at any input size allocates nothing
+    and gives every shape (the parameters keep their requires_grad)."""
+    memo: dict[int, torch.Tensor] = {}
+    for t in [*model.parameters(), *model.buffers()]:
+        empty = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty
+    return copy.deepcopy(model, memo)
+
+
 def _trace(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
+    """The fine graph of one forward pass at input_size, traced on a meta copy of the model
+    (on_meta: no memory, whatever the size); where an operation has no meta version, on the
+    model itself, a failed allocation then one line."""
+    from vislab.infer.forward import memory_named
+
+    try:
+        return _traced(on_meta(model), input_size)
+    except Exception:  # an operation that runs on real tensors only
+        h, w = input_size
+        with memory_named(f"tracing {type(model).__name__} at {w}x{h}", "draw it smaller"):
+            return _traced(model, input_size)
+
+
+def _traced(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
     x = torch.zeros(1, 3, *input_size, device=model_device(model))
     tracer = _Tracer(model)
     tracer.add(_Call("input", "input", "", list(x.shape[1:])), x)

@@ -19,7 +19,7 @@ import torch
 
 from vislab.data.images import ImageSet, load_labeled
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_bytes, staged_into
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import model_inputs, prepare, to_nchw
 from vislab.infer.meta import ModelMeta
@@ -129,21 +129,15 @@ def _write_coords(
     atomic_write_bytes(out / "coords.npz", coords.getvalue())
 
 
-def embed(
-    source: Path,
-    out: Path | None = None,
-    data: Path | None = None,
-    seed: int = 0,
-    device: torch.device | None = None,
-) -> dict[str, Any]:
-    """source: a run folder (snapshots) or one checkpoint, its models run on device (default
-    the CPU). Returns the metrics written."""
-    from sklearn.decomposition import PCA
-
-    ckpts, folder, labels_csv, out = _inputs(Path(source), out, data)
-    metas, feats, preds, epochs = [], [], [], []
-    # the network's features of each snapshot, then a t-SNE of each (the longer part)
-    steps = Steps(2 * len(ckpts), "embed")
+def _snapshot_features(
+    ckpts: list[Path],
+    folder: Path,
+    labels_csv: Path | None,
+    device: torch.device | None,
+    steps: Steps,
+) -> tuple[ImageSet, list[ModelMeta], list[np.ndarray], list[np.ndarray]]:
+    """(the labeled set, and each snapshot's metadata, features and predicted classes)."""
+    metas, feats, preds = [], [], []
     for ckpt in ckpts:
         model, meta = load_model(ckpt, task="classification", device=device)
         if not metas:
@@ -153,8 +147,44 @@ def embed(
         f, pred = features(model, meta, images)
         feats.append(f)
         preds.append(pred)
-        epochs.append(meta.epoch)
         steps.step(note=f"features of epoch {meta.epoch}")
+    return s, metas, feats, preds
+
+
+def embed(
+    source: Path,
+    out: Path | None = None,
+    data: Path | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> dict[str, Any]:
+    """source: a run folder (snapshots) or one checkpoint, its models run on device (default
+    the CPU). Returns the metrics written. The outputs are made in a scratch folder and move
+    into the output folder together at the end (a failure or a kill leaves the earlier ones
+    as they were), the folder held for this command alone meanwhile (staged_into)."""
+    option = "--out" if out is not None else "the embed folder"
+    ckpts, folder, labels_csv, out = _inputs(Path(source), out, data)
+    with staged_into(out, option) as scratch:
+        result = _embed(ckpts, folder, labels_csv, scratch, seed, device)
+    result["out"] = str(out)
+    return result
+
+
+def _embed(
+    ckpts: list[Path],
+    folder: Path,
+    labels_csv: Path | None,
+    out: Path,
+    seed: int,
+    device: torch.device | None,
+) -> dict[str, Any]:
+    """embed's work: each snapshot's features and their 2-D maps, written into out."""
+    from sklearn.decomposition import PCA
+
+    # the network's features of each snapshot, then a t-SNE of each (the longer part)
+    steps = Steps(2 * len(ckpts), "embed")
+    s, metas, feats, preds = _snapshot_features(ckpts, folder, labels_csv, device, steps)
+    epochs = [m.epoch for m in metas]
     labels = s.labels
     pca = PCA(2, random_state=seed).fit(feats[-1])
     pca_xy = pca.transform(feats[-1])
@@ -182,12 +212,10 @@ def embed(
             for e, pred in zip(epochs, preds, strict=True)
         ],
     }
-    out.mkdir(parents=True, exist_ok=True)
     _write_coords(out, s, pca_xy, tsne_xy, feats, preds, epochs, seed)
     atomic_write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())
     from vislab.analysis.embed_plots import plot_pca, plot_tsne
 
     plot_pca(pca_xy, labels, result, out / "pca.png")
     plot_tsne(tsne_xy, labels, result, out / "tsne.png")
-    result["out"] = str(out)
     return result

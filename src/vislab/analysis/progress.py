@@ -16,7 +16,7 @@ from vislab.data.images import read_rgb
 from vislab.data.spec import DatasetSpec
 from vislab.data.tiles import find_pairs
 from vislab.errors import VislabError
-from vislab.fileio import atomic_savefig, atomic_write_bytes
+from vislab.fileio import atomic_savefig, atomic_write_bytes, staged_beside
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import model_inputs, prepare, segment_logits, to_nchw
 from vislab.infer.meta import ModelMeta, read_meta
@@ -86,11 +86,28 @@ def progress(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Draw the grid, each snapshot predicting on device (default the CPU); returns
-    {"figure", "epochs", "miou": {tile: [per snapshot]}, "truth_share", "predicted_share"}."""
+    {"figure", "epochs", "miou": {tile: [per snapshot]}, "truth_share", "predicted_share"}.
+    The figure and its numbers (out and out.json) land together at the end or not at all,
+    their folder held for this command alone meanwhile (staged_beside)."""
     run = RunFolder(run)
     cfg = run.config()
     if cfg.task != "segmentation":
         raise VislabError(f"{run.path} is a {cfg.task} run; progress draws segmentation runs")
+    option = "--out" if out is not None else "the progress figure"
+    out = Path(out) if out else run.progress_figure
+    with staged_beside(out, option) as scratch:
+        return _progress(run, out, scratch, tiles, data, device)
+
+
+def _progress(
+    run: RunFolder,
+    out: Path,
+    scratch: Path,
+    tiles: list[str] | None,
+    data: Path | None,
+    device: torch.device | None,
+) -> dict[str, Any]:
+    """progress's work, its files written into scratch under out's names."""
     snaps = run.pick_snapshots()
     spec = read_meta(snaps[-1]).spec()
     folder = data if data is not None else run.val_folder()
@@ -105,8 +122,6 @@ def progress(
         steps.step(note=f"epoch {meta.epoch}")
     steps.close()
     miou = {t: [_tile_miou(truths[i], p[i], spec) for p in preds] for i, t in enumerate(tiles)}
-    out = Path(out) if out else run.progress_figure
-    draw_grid(images, truths, preds, epochs, tiles, miou, out, spec)
     result = {
         "figure": str(out),
         "epochs": epochs,
@@ -114,7 +129,9 @@ def progress(
         "truth_share": _shares(truths, spec),  # class shares of the chosen tiles' pixels
         "predicted_share": [_shares(p, spec) for p in preds],
     }
-    atomic_write_bytes(out.with_suffix(".json"), json.dumps(result, indent=1).encode())
+    draw_grid(images, truths, preds, epochs, tiles, miou, scratch / out.name, spec)
+    text = json.dumps(result, indent=1).encode()
+    atomic_write_bytes(scratch / out.with_suffix(".json").name, text)
     return result
 
 
@@ -148,6 +165,5 @@ def draw_grid(images, truths, preds, epochs, tiles, miou, out: Path, spec: Datas
     ncol = min(len(handles), 8)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_savefig(fig, out, dpi=100)
     plt.close(fig)

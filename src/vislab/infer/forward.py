@@ -4,6 +4,8 @@ normalisation, memory format, device, test-time augmentation), used by `vislab p
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
@@ -13,7 +15,31 @@ import torch.nn.functional as F
 
 from vislab.data.batches import normalize
 from vislab.devices import autocast, model_device
+from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta
+
+# how the allocators that can fail say so: torch's CPU ("can't allocate memory") and CUDA
+# ("out of memory") ones, ONNX Runtime's ("Failed to allocate memory")
+_NO_MEMORY = re.compile(r"can't allocate memory|out of memory|failed to allocate", re.I)
+
+
+@contextmanager
+def memory_named(
+    what: str, remedy: str = "free memory, or give a smaller --batch-size"
+) -> Iterator[None]:
+    """An allocation that fails inside, however much was estimated to fit (another process
+    took the memory meanwhile, a ulimit), ends in one line: what ran out, the size that was
+    asked for where the allocator says it, and remedy."""
+    try:
+        yield
+    except Exception as e:
+        text = str(e)
+        ours = isinstance(e, VislabError)
+        if ours or not (isinstance(e, MemoryError) or _NO_MEMORY.search(text)):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", text)
+        size = f" (an allocation of {int(asked.group(1)) / 2**30:.1f} GiB failed)" if asked else ""
+        raise VislabError(f"out of memory {what}{size}; {remedy}") from None
 
 
 def prepare(model: nn.Module) -> nn.Module:

@@ -22,6 +22,7 @@ from vislab.fileio import atomic_write_csv, staged_into
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import (
     classify,
+    memory_named,
     model_inputs,
     prepare,
     tile_logits,
@@ -32,6 +33,10 @@ from vislab.runtime import set_threads
 from vislab.steps import Steps
 
 MASK_FORMATS = ("palette", "rgb", "index")  # what `--format` writes (DatasetSpec.write_mask)
+# bytes a pixel of a classifier's input that its layers hold at once, at most: measured
+# (peak memory of one forward pass) 1.3 KB for vislab's ResNet-9, 0.29 KB for Model A,
+# 0.15-0.27 KB for timm's ResNet-18 and EfficientNet-B0
+CLASSIFIER_ACTIVATIONS = 1536
 
 
 def read_resized(files: list[Path], size: list[int] | None) -> np.ndarray:
@@ -60,20 +65,53 @@ def predict_classes(
     tta: bool,
 ) -> int:
     """Write out_csv: each image's file name and its predicted class name (an index the
-    metadata names no class for, as in a model trained with a larger head: its number)."""
+    metadata names no class for, as in a model trained with a larger head: its number).
+    The images are decoded a batch at a time, batches as large as the free memory holds
+    (_fitting); a model input too large for it is refused before any is predicted."""
     out_csv = Path(out_csv)
     if out_csv.is_dir():
         raise VislabError(f"--out {out_csv} is a folder; a classifier writes a CSV file")
     files = list_images(images_dir)
-    images = to_nchw(read_resized(files, meta.image_size))
-    labels = classify(model, images, meta.mean, meta.std, batch_size, precision, tta)
+    if meta.image_size:
+        h, w = meta.image_size
+        what = f"the model's input size {w}x{h} (its image_size)"
+    else:
+        h, w = read_rgb(files[0]).shape[:2]
+        what = f"{files[0]}: a {w}x{h} image"
+    remedy = "give a model trained at a smaller data.image_size"
+    n = _fitting(predict_bytes(h, w, meta), batch_size, what, remedy)
+    labels = []
+    for i in range(0, len(files), n):
+        images = read_resized(files[i : i + n], meta.image_size)
+        if images.shape[1:3] != (h, w):  # images as they are: one size, the first one's
+            h1, w1 = images.shape[1:3]
+            raise VislabError(
+                f"{files[i]} is {w1}x{h1} but {files[0].name} is {w}x{h}: images must share "
+                "one size (set data.image_size to resize them all)"
+            )
+        x = to_nchw(images)
+        labels.append(classify(model, x, meta.mean, meta.std, n, precision, tta))
     names = meta.classes
     rows = [
-        (p.name, names[i] if i < len(names) else str(i)) for p, i in zip(files, labels.tolist())
+        (p.name, names[i] if i < len(names) else str(i))
+        for p, i in zip(files, torch.cat(labels).tolist())
     ]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out_csv, [("filename", "label"), *rows])  # a comma in a name is quoted
     return len(files)
+
+
+def _fitting(need: int, batch_size: int, what: str, remedy: str) -> int:
+    """How many inputs of need bytes each one pass may take: batch_size, or fewer where the
+    free memory holds fewer. An input that alone needs more than is free is refused, named
+    by what and followed by remedy, before any is predicted."""
+    free = available_memory()
+    if need > free:
+        raise VislabError(
+            f"{what} needs about {need / 2**30:.1f} GiB to predict and {free / 2**30:.1f} GiB "
+            f"of memory are free; {remedy}"
+        )
+    return max(1, min(batch_size, free // need))
 
 
 @torch.inference_mode()
@@ -148,25 +186,28 @@ def _groups(chunk: list[np.ndarray], files: list[Path], meta: ModelMeta) -> list
     """The decoded tiles of chunk in the groups predicted in one pass: all of them when they
     are one size and fit in the free memory together, else one at a time. A tile that alone
     needs more memory than is free is refused, named, before any of it is predicted."""
-    free = available_memory()
     needs = [predict_bytes(c.shape[0], c.shape[1], meta) for c in chunk]
-    for path, tile, need in zip(files, chunk, needs):
-        if need > free:
-            h, w = tile.shape[:2]
-            raise VislabError(
-                f"{path}: a {w}x{h} tile needs about {need / 2**30:.1f} GiB to predict and "
-                f"{free / 2**30:.1f} GiB of memory are free; cut it into smaller tiles"
-            )
-    if len({c.shape for c in chunk}) == 1 and sum(needs) <= free:
+    remedy = "cut it into smaller tiles"
+    fits = [
+        _fitting(need, len(chunk), f"{path}: a {c.shape[1]}x{c.shape[0]} tile", remedy)
+        for path, c, need in zip(files, chunk, needs)
+    ]
+    if len({c.shape for c in chunk}) == 1 and min(fits) == len(chunk):
         return [chunk]
     return [[c] for c in chunk]
 
 
 def predict_bytes(h: int, w: int, meta: ModelMeta) -> int:
-    """About the most memory predicting one h x w tile holds (forward.tile_logits): the
-    decoded tile and its normalised copy, the rescaled copy with the window logits summed at
-    the model's scale, the logits resized back to h x w and their argmax. The model's own
-    activations are bounded by the window and left out."""
+    """About the most memory predicting one h x w image holds. A segmenter's tile
+    (forward.tile_logits): the decoded tile and its normalised copy, the rescaled copy with
+    the window logits summed at the model's scale, the logits resized back to h x w and their
+    argmax; the model's own activations are bounded by the window and left out. A
+    classifier's image (predict_classes): decoded, then at the model's input size its
+    resized and NCHW copies, the normalised floats with normalize's temporary, a
+    channels_last (or mirrored) copy, and the layers' activations."""
+    if meta.task == "classification":
+        sh, sw = meta.image_size or (h, w)
+        return h * w * 3 + sh * sw * (3 + 3 + 24 + 12 + CLASSIFIER_ACTIVATIONS)
     k = meta.num_classes
     if meta.scale is not None:
         sh, sw = max(1, round(h * meta.scale[0])), max(1, round(w * meta.scale[1]))
@@ -207,8 +248,15 @@ def predict_folder(
             f"--precision {precision} is for PyTorch models; an ONNX model runs in fp32"
         )
     batch_size = batch_size or task_spec(meta.task).predict_batch
+    with memory_named(f"predicting {images_dir}"):
+        n = _predict(model, meta, ckpt, images_dir, out, batch_size, precision, tta, fmt)
+    return n, ran
+
+
+def _predict(model, meta, ckpt, images_dir, out, batch_size, precision, tta, fmt) -> int:
+    """predict_folder's work for the model's task; returns the number of images."""
     if meta.task == "segmentation":
-        n = predict_masks(
+        return predict_masks(
             model,
             meta,
             images_dir,
@@ -218,10 +266,8 @@ def predict_folder(
             tta=tta,
             fmt=fmt,
         )
-    elif fmt is not None:
+    if fmt is not None:
         raise VislabError(f"--format is for a segmenter's masks; {ckpt} is a classifier")
-    else:
-        n = predict_classes(
-            model, meta, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
-        )
-    return n, ran
+    return predict_classes(
+        model, meta, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
+    )

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes, exclusive, scratch_path
+from vislab.fileio import atomic_write_bytes, exclusive, scratch_path, uninterrupted
 
 PACKAGE = Path(__file__).resolve().parents[2]  # src/vislab
 # the vislab files hw1_infer.py imports, copied verbatim; they keep to Python 3.8 and torch
@@ -219,14 +219,15 @@ def build_submission(
     # written whole beside out, then swapped in: a failure (a full disk) keeps the old folder
     # (one submission at a time into out's folder: a second is refused at once)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(out.parent, "--out"):
+    with exclusive(out.parent, "--out", out):
         scratch = scratch_path(out, "new")
         try:
             _write_folder(scratch, parts, urls)
             old = scratch_path(out, "old")
-            if out.exists():
-                os.replace(out, old)  # an earlier submission, nothing else in it (_check_out)
-            os.replace(scratch, out)
+            with uninterrupted():  # never the old folder moved away and the new one not in
+                if out.exists():
+                    os.replace(out, old)  # an earlier submission, nothing else in it
+                os.replace(scratch, out)
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
