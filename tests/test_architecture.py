@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from vislab.analysis.architecture import layer_table
@@ -20,3 +23,23 @@ def test_segmenter_tables_end_at_the_input_resolution(name, size, out):
     t = layer_table(create_model(name, num_classes=7), (size, size))
     assert t["output"] == out and len(t["rows"]) <= 40
     assert all(r["output"] is not None for r in t["rows"])
+
+
+# the table at a run's input size of 13000x13000, under a 5 GiB address-space limit: a pass
+# that allocated its activations (tens of GiB) would fail at once rather than take the memory
+TABLED = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (5 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+from vislab.analysis.architecture import layer_table
+from vislab.models import create_model
+t = layer_table(create_model("model_a", num_classes=4), (13000, 13000))
+print(t["rows"][3]["output"], t["output"])
+"""
+
+
+def test_a_huge_input_size_is_tabled_without_its_memory():
+    done = subprocess.run(
+        [sys.executable, "-c", TABLED], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[32, 6500, 6500] [4]"  # the shapes at the size itself

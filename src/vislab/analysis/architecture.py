@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
@@ -10,6 +12,34 @@ import torch.nn as nn
 from vislab.devices import model_device
 
 MAX_ROWS = 40
+T = TypeVar("T")
+
+
+def on_meta(model: nn.Module) -> nn.Module:
+    """A copy of model whose parameters and buffers are on PyTorch's meta device: tensors
+    with shapes and no memory, so that a forward pass at any input size allocates nothing
+    and gives every shape (the parameters keep their requires_grad)."""
+    memo: dict[int, torch.Tensor] = {}
+    for t in [*model.parameters(), *model.buffers()]:
+        empty = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty
+    return copy.deepcopy(model, memo)
+
+
+def at_any_size(
+    fn: Callable[[nn.Module, tuple[int, int]], T], model: nn.Module, input_size: tuple[int, int]
+) -> T:
+    """fn(model, input_size), a pass that reads shapes only, run on a meta copy of the model
+    (on_meta: no memory, whatever the size); where an operation has no meta version, on the
+    model itself, a failed allocation then one line."""
+    from vislab.infer.forward import memory_named
+
+    try:
+        return fn(on_meta(model), input_size)
+    except Exception:  # an operation that runs on real tensors only
+        h, w = input_size
+        with memory_named(f"tracing {type(model).__name__} at {w}x{h}", "draw it smaller"):
+            return fn(model, input_size)
 
 
 def _shape(out: Any) -> list[int] | None:
@@ -41,7 +71,12 @@ def _modules_at(model: nn.Module, depth: int) -> list[tuple[str, nn.Module]]:
 
 def layer_table(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]:
     """Rows of (name, type, output shape, parameters) in execution order, at the deepest level
-    that keeps the table at most MAX_ROWS rows long."""
+    that keeps the table at most MAX_ROWS rows long (at_any_size: no memory, whatever the
+    size)."""
+    return at_any_size(_layer_table, model, input_size)
+
+
+def _layer_table(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]:
     depth = 1
     while depth < 8 and len(_modules_at(model, depth + 1)) <= MAX_ROWS:
         depth += 1

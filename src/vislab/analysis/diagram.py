@@ -12,7 +12,6 @@ skip blocks as arcs, and a mark on the blocks that add or concatenate two paths 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from vislab.analysis.architecture import at_any_size
 from vislab.devices import model_device
 
 MAX_BLOCKS = 36
@@ -162,29 +162,10 @@ class _Tracer(TorchFunctionMode):
             h.remove()
 
 
-def on_meta(model: nn.Module) -> nn.Module:
-    """A copy of model whose parameters and buffers are on PyTorch's meta device: tensors
-    with shapes and no memory, so that a forward pass at any input size allocates nothing
-    and gives every shape (the parameters keep their requires_grad)."""
-    memo: dict[int, torch.Tensor] = {}
-    for t in [*model.parameters(), *model.buffers()]:
-        empty = torch.empty_like(t, device="meta")
-        memo[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty
-    return copy.deepcopy(model, memo)
-
-
 def _trace(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
-    """The fine graph of one forward pass at input_size, traced on a meta copy of the model
-    (on_meta: no memory, whatever the size); where an operation has no meta version, on the
-    model itself, a failed allocation then one line."""
-    from vislab.infer.forward import memory_named
-
-    try:
-        return _traced(on_meta(model), input_size)
-    except Exception:  # an operation that runs on real tensors only
-        h, w = input_size
-        with memory_named(f"tracing {type(model).__name__} at {w}x{h}", "draw it smaller"):
-            return _traced(model, input_size)
+    """The fine graph of one forward pass at input_size (at_any_size: no memory on a meta
+    copy of the model)."""
+    return at_any_size(_traced, model, input_size)
 
 
 def _traced(model: nn.Module, input_size: tuple[int, int]) -> list[_Call]:
