@@ -36,19 +36,74 @@ def unfinished(p1_tiny, tmp_path_factory):
     return out
 
 
-def test_the_data_listing_leaves_hidden_entries_out(p1_tiny, tmp_path):
+def test_the_data_listing_is_the_files_training_reads(p1_tiny, tmp_path):
+    from vislab.config import DataConfig
     from vislab.train.resume import data_listing, fingerprint
 
     data = tmp_path / "d"
     shutil.copytree(p1_tiny, data)
-    before = data_listing(data)
+    spec = DataConfig(root=str(data))
+    before = data_listing(spec)
+    assert before and all(n.startswith(("train_50/", "val_50/")) for n, _ in before)
     (data / ".cache").mkdir()
-    (data / ".cache" / "x").write_bytes(b"hidden: not data")
+    (data / ".cache" / "x.png").write_bytes(b"hidden: not data")
     (data / "train_50" / ".DS_Store").write_bytes(b"hidden")
-    assert data_listing(data) == before
-    assert fingerprint(before)["files"] == len(before) > 0
+    (data / "train_50" / "Thumbs.db").write_bytes(b"not an image")
+    (data / "val_50" / "pred.csv").write_text("0_0.png,0\n")
+    (data / "runs" / "a").mkdir(parents=True)  # a run folder under the root
+    (data / "runs" / "a" / "progress.png").write_bytes(b"not data")
+    assert data_listing(spec) == before
     (data / "train_50" / "0_999.png").write_bytes(b"data")
-    assert fingerprint(data_listing(data)) != fingerprint(before)
+    assert fingerprint(data_listing(spec)) != fingerprint(before)
+    labels = tmp_path / "labels.csv"  # outside the root: named by its own path
+    labels.write_text("0_0.png,0\n")
+    listed = data_listing(DataConfig(root=str(data), val_labels=str(labels)))
+    assert (labels.as_posix(), labels.stat().st_size) in listed
+
+
+def test_a_run_inside_its_data_root_resumes(p1_tiny, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(p1_tiny, data)
+    out = data / "runs" / "a"  # its checkpoints are files under the data root, not data
+    assert main(train_args(data, out, 2)) == 0
+    last = out / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    ckpt["epoch"] = 0
+    torch.save(ckpt, last)
+    (data / "val_50" / "Thumbs.db").write_bytes(b"Windows' thumbnails")
+    capsys.readouterr()
+    assert main(train_args(data, out, 2, "--resume")) == 0, capsys.readouterr().err
+
+
+def test_a_run_json_without_a_scope_is_checked_against_every_file_of_the_root(
+    p1_tiny, tmp_path, capsys
+):
+    data, out = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(p1_tiny, data)
+    assert main(train_args(data, out, 1)) == 0
+    identity = json.loads((out / "run.json").read_text())
+    files = sum(1 for p in data.rglob("*") if p.is_file())
+    identity["data"] = {  # as runs recorded it before the fingerprint named its scope
+        "files": files,
+        "sha256": fingerprint_of_root(data),
+    }
+    (out / "run.json").write_text(json.dumps(identity))
+    capsys.readouterr()
+    assert main(train_args(data, out, 1, "--resume")) == 0  # the same files
+    (data / "notes.txt").write_text("a file of the root")
+    assert main(train_args(data, out, 1, "--resume")) == 2
+    assert f"({files + 1} files now, {files} when the run started;" in _one_line(capsys)
+
+
+def fingerprint_of_root(root):
+    """The fingerprint runs recorded before it named its scope: every visible file of root."""
+    import hashlib
+
+    files = sorted(
+        (p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*") if p.is_file()
+    )
+    text = "".join(f"{name}\0{size}\n" for name, size in files)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_resume_refuses_data_changed_in_place(p1_tiny, tmp_path, capsys):
@@ -69,7 +124,7 @@ def test_resume_refuses_data_changed_in_place(p1_tiny, tmp_path, capsys):
     assert "1 added, e.g. train_50/zz_added.png" in err
     assert f"1 removed, e.g. train_50/{second.name}" in err
     assert f"1 resized, e.g. train_50/{third.name}" in err
-    assert "81 files now, 81 when the run started" in err
+    assert "80 files now, 80 when the run started" in err
     assert _snapshot(out) == kept  # run.json keeps the fingerprint of the data trained on
 
     elsewhere = tmp_path / "elsewhere"  # the same changed files at another root
@@ -96,7 +151,7 @@ def test_a_run_json_without_a_listing_tells_the_change_by_its_count(p1_tiny, tmp
     shutil.copy(next((data / "val_50").iterdir()), data / "val_50" / "zz.png")
     capsys.readouterr()
     assert main(train_args(data, out, 1, "--resume")) == 2
-    assert "(82 files now, 81 when the run started; other names or sizes)" in _one_line(capsys)
+    assert "(81 files now, 80 when the run started; other names or sizes)" in _one_line(capsys)
 
 
 def test_resume_without_run_json_refuses_checkpoints_that_carry_a_run_id(

@@ -5,24 +5,58 @@ and last.ckpt's model against the folder's; and a run's identity at its start.""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import uuid
 import zlib
 from pathlib import Path
 
-from vislab.config import Config
+from vislab.config import Config, DataConfig
 from vislab.errors import VislabError
 from vislab.run_folder import RunFolder
 
 # run.json keeps the names and sizes of up to this many data files (packed: a few bytes a
 # file), to name what changed when the data no longer matches; past it, only their count
 LISTING_MAX = 200_000
+# what the fingerprint covers: the files training reads (data_listing); runs whose run.json
+# has no scope covered every file under the data root
+SCOPE = "train+val"
 
 
-def data_listing(root: Path) -> list[tuple[str, int]]:
-    """The (path under root, size) of each visible file, sorted: what a run's data
-    fingerprint hashes."""
-    root = Path(root)
+def data_listing(data: DataConfig) -> list[tuple[str, int]]:
+    """The (path, size) of each file training reads, sorted: the images (and masks) under
+    the train and val folders and the val_labels CSV, paths under data.root relative to it.
+    Other files under the root (a run folder inside it, a Thumbs.db, predictions written
+    beside the images) are no part of the data."""
+    from vislab.data.images import IMAGE_SUFFIXES
+
+    data = data.located()
+    root = Path(data.root) if data.root is not None else Path(".")
+    files = []
+    for sub in (data.train, data.val):
+        folder = data.resolve(sub)
+        files += [
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            and p.is_file()
+        ]
+    if data.val_labels is not None:
+        files.append(data.resolve(data.val_labels))
+    return sorted({(_under(p, root), p.stat().st_size) for p in files})
+
+
+def _under(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _root_listing(root: Path) -> list[tuple[str, int]]:
+    """Every visible file under root: what run.json's fingerprint covered before it recorded
+    its scope (read for those runs only)."""
     return sorted(
         (p.relative_to(root).as_posix(), p.stat().st_size)
         for p in root.rglob("*")
@@ -71,10 +105,13 @@ def _what_changed(recorded: dict, listing: list[tuple[str, int]]) -> str:
     return "; ".join([*(parts or ["other names or sizes"]), count])
 
 
-def data_change(recorded: dict, root: Path) -> str | None:
-    """What differs between the files under root and a run's recorded data fingerprint
+def data_change(recorded: dict, data: DataConfig) -> str | None:
+    """What differs between the files of data and a run's recorded data fingerprint
     (RunFolder.identity()["data"]), or None when they are the same files."""
-    listing = data_listing(root)
+    if recorded.get("scope") == SCOPE:
+        listing = data_listing(data)
+    else:
+        listing = _root_listing(Path(data.root))
     found = fingerprint(listing)
     if (found["files"], found["sha256"]) == (recorded.get("files"), recorded.get("sha256")):
         return None
@@ -139,7 +176,7 @@ def config_changes(cfg: Config, out: Path) -> list[str]:
     old_root, new_root = saved["data"]["root"], now["data"]["root"]
     note = ""
     if old_root != new_root and new_root and recorded and Path(new_root).is_dir():
-        changed = data_change(recorded, Path(new_root))
+        changed = data_change(recorded, dataclasses.replace(cfg.data, root=new_root))
         if changed is None:
             print(f"--resume: data.root {old_root} -> {new_root}, the same files")
             now["data"]["root"] = old_root
@@ -154,8 +191,8 @@ def new_identity(cfg: Config) -> dict:
     root = cfg.data.root
     if not root or not Path(root).is_dir():
         return {"id": uuid.uuid4().hex, "data": None}
-    listing = data_listing(Path(root))
-    data = fingerprint(listing)
+    listing = data_listing(cfg.data)
+    data = {**fingerprint(listing), "scope": SCOPE}
     if len(listing) <= LISTING_MAX:
         packed = zlib.compress(_listing_text(listing).encode(), 9)
         data["listing"] = base64.b64encode(packed).decode()
@@ -169,7 +206,7 @@ def _check_data(cfg: Config, run: RunFolder) -> None:
     root = cfg.data.root
     if recorded is None or root is None or not Path(root).is_dir():
         return  # not recorded, or no data there (training says so)
-    changed = data_change(recorded, Path(root))
+    changed = data_change(recorded, cfg.data)
     if changed is not None:
         raise VislabError(
             f"--resume: the files under {root} are not those {run.path} started training on "
