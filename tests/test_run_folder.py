@@ -12,7 +12,7 @@ from conftest import REPO, train_args
 
 from vislab.cli import main
 from vislab.errors import VislabError
-from vislab.fileio import atomic_write_bytes
+from vislab.fileio import atomic_write_bytes, scratch_name
 from vislab.run_folder import RunFolder
 
 
@@ -74,7 +74,8 @@ def test_the_lock_clears_the_scratch_files_of_a_killed_run(tmp_path):
         check=True,
     )
     pid = int(dead.stdout)  # a process that has ended (SIGKILLed while saving last.ckpt)
-    left = run.checkpoints / f".last.ckpt.{pid}.0a1b2c3d.tmp"
+    tag = scratch_name(run.path, "tmp").name.split(".")[-2][:4]  # this host's
+    left = run.checkpoints / f".last.ckpt.{pid}.{tag}2c3d.tmp"
     left.write_bytes(b"half a checkpoint")
     live = run.path / f".metrics.csv.{os.getpid()}.0a1b2c3d.tmp"  # a live process's: kept
     live.write_bytes(b"")

@@ -4,6 +4,7 @@ power cut) left there goes the next time any vislab command writes into that fol
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 from conftest import train_args
 
 from vislab.cli import main
-from vislab.fileio import atomic_write_bytes
+from vislab.errors import VislabError
+from vislab.fileio import atomic_write_bytes, exclusive, scratch_name, staged_into
 
 
 def _dead_pid() -> int:
@@ -28,8 +30,13 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
+def _here() -> str:
+    """The tag of this host that begins the RANDOM part of its scratch names."""
+    return scratch_name(Path("x"), "tmp").name.split(".")[-2][:4]
+
+
 def test_a_dead_processs_temporary_file_goes_at_the_first_write_into_its_folder(tmp_path):
-    dead = tmp_path / f".s.onnx.{_dead_pid()}.0a1b2c3d.tmp"
+    dead = tmp_path / f".s.onnx.{_dead_pid()}.{_here()}2c3d.tmp"
     dead.write_bytes(b"half an export")
     live = tmp_path / f".p.csv.{os.getpid()}.0a1b2c3d.tmp"  # a running writer's: kept
     live.write_bytes(b"")
@@ -97,3 +104,68 @@ def test_a_signal_inside_uninterrupted_is_acted_on_when_it_ends():
     finally:
         signal.signal(signal.SIGTERM, before)
     assert seen == ["renamed", "handled"]
+
+
+def test_only_this_hosts_dead_processes_leftovers_go(tmp_path):
+    # a folder on a shared file system: a PID of another host's says nothing about it here
+    pid, other = _dead_pid(), f"{(int(_here(), 16) + 1) % 0x10000:04x}"
+    theirs = tmp_path / f".s.onnx.{pid}.{other}2c3d.tmp"
+    ours = tmp_path / f".t.csv.{pid}.{_here()}2c3d.tmp"
+    for leftover in (theirs, ours):
+        leftover.write_bytes(b"half")
+    atomic_write_bytes(tmp_path / "u.csv", b"x")
+    assert theirs.exists() and not ours.exists()
+
+
+@pytest.mark.parametrize("code", [errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP])
+def test_a_folder_the_file_system_cannot_lock_is_written_unlocked(tmp_path, monkeypatch, code):
+    import fcntl
+
+    def cannot(fd, operation):  # NFS: an exclusive lock on a folder opened for reading
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", cannot)
+    with staged_into(tmp_path / "masks", "--out") as scratch:
+        (scratch / "a.png").write_bytes(b"a")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "masks"]
+
+
+def test_no_process_is_named_where_the_lock_table_does_not_tell(tmp_path, monkeypatch):
+    import vislab.fileio
+
+    monkeypatch.setattr(vislab.fileio, "_lock_holder", lambda folder: None)  # no /proc/locks
+    # a live process's scratch name: not the holder's for all anyone knows
+    (tmp_path / f".p.csv.{os.getpid()}.{_here()}2c3d.tmp").write_bytes(b"")
+    with exclusive(tmp_path, "--out"), pytest.raises(VislabError) as refused:
+        with exclusive(tmp_path, "--out"):
+            pass
+    assert str(refused.value) == (
+        f"--out {tmp_path} is being written by another vislab command; wait for it to end or "
+        "write elsewhere"
+    )
+
+
+# the moves of a staged folder with the signal's default action: the signal comes during them
+DEFAULT_ACTION = """
+import os, signal, sys
+from pathlib import Path
+from vislab.fileio import staged_into
+signum = int(sys.argv[2])
+signal.signal(signum, signal.SIG_DFL)
+replace = os.replace
+def signalled(a, b):
+    os.kill(os.getpid(), signum)
+    replace(a, b)
+os.replace = signalled
+with staged_into(Path(sys.argv[1]), "--out") as scratch:
+    (scratch / "a.png").write_bytes(b"a")
+    (scratch / "b.png").write_bytes(b"b")
+"""
+
+
+@pytest.mark.parametrize(("signum", "rc"), [(signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)])
+def test_a_default_signal_inside_uninterrupted_ends_after_the_finally_blocks(tmp_path, signum, rc):
+    args = [sys.executable, "-c", DEFAULT_ACTION, str(tmp_path / "masks"), str(int(signum))]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == rc, done.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "b.png", "masks"]  # no scratch

@@ -5,11 +5,13 @@ command at a time; no output written over an input."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import io
 import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -17,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 SCRATCH_KINDS = ("tmp", "partial", "new", "old")
+# .NAME.PID.RANDOM.KIND, RANDOM's first 4 hex digits a tag of the host whose PID it is
+_SCRATCH = re.compile(rf"\.(.+)\.(\d+)\.([\da-f]{{4}})[\da-f]{{4}}\.(?:{'|'.join(SCRATCH_KINDS)})")
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
 _SPECIAL = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISSOCK, "a socket"),
@@ -63,14 +68,14 @@ def clear_leftovers(target: Path) -> None:
     no longer run left behind (killed by SIGKILL or a power cut); a live one's stay."""
     target = Path(target)
     if target.parent.is_dir():
-        _clear(target.parent.glob(f".{glob.escape(target.name)}.*"), re.escape(target.name))
+        _clear(target.parent.glob(f".{glob.escape(target.name)}.*"), target.name)
 
 
 def clear_folder_leftovers(folder: Path) -> None:
     """clear_leftovers for every file of folder (one a single process writes, such as a run
     folder under its lock)."""
     if Path(folder).is_dir():
-        _clear(Path(folder).glob(".*"), ".+")
+        _clear(Path(folder).glob(".*"))
 
 
 _CLEARED = set()  # the folders this process has cleared of dead processes' scratch names
@@ -86,11 +91,11 @@ def clear_folder_once(folder: Path) -> None:
         clear_folder_leftovers(Path(key))
 
 
-def _clear(candidates: Iterable[Path], name: str) -> None:
-    pattern = re.compile(rf"\.{name}\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})")
+def _clear(candidates: Iterable[Path], name: str | None = None) -> None:
+    """Remove the scratch names (of name's, or of any name) of this host's dead processes."""
     for found in candidates:
-        m = pattern.fullmatch(found.name)
-        if m and not _alive(int(m.group(1))):
+        m = _SCRATCH.fullmatch(found.name)
+        if m and name in (None, m[1]) and m[3] == _HOST and not _alive(int(m[2])):
             if found.is_dir() and not found.is_symlink():
                 shutil.rmtree(found, ignore_errors=True)
             else:
@@ -98,11 +103,12 @@ def _clear(candidates: Iterable[Path], name: str) -> None:
 
 
 def scratch_name(target: Path, kind: str) -> Path:
-    """A scratch name of this process's own beside target: .NAME.PID.RANDOM.KIND (two
-    processes, or two calls of one, never share one)."""
+    """A scratch name of this process's own beside target: .NAME.PID.RANDOM.KIND, RANDOM
+    the host's tag and 4 random hex digits (two processes, or two calls of one, never share
+    one)."""
     assert kind in SCRATCH_KINDS, kind
     target = Path(target)
-    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+    return target.with_name(f".{target.name}.{os.getpid()}.{_HOST}{secrets.token_hex(2)}.{kind}")
 
 
 def scratch_path(target: Path, kind: str) -> Path:
@@ -128,30 +134,30 @@ def _lock_holder(folder: Path) -> int | None:
 
 
 def _holder(folder: Path) -> str:
-    """Who holds folder, as far as can be told, as " (process PID, writing PATH)": its
-    process and the output it writes (from that process's scratch names, in folder or beside
-    it); "" where nothing tells."""
+    """Who holds folder, where the kernel's lock table tells, as " (process PID, writing
+    PATH)": the output from that process's scratch names, in folder or beside it; "" where
+    the table does not tell (any live process's scratch names may be another command's)."""
     pid = _lock_holder(folder)
-    pattern = re.compile(rf"\.(.+)\.(\d+)\.[0-9a-f]{{8}}\.(?:{'|'.join(SCRATCH_KINDS)})")
+    if pid is None:
+        return ""
     inside = [(folder, p) for p in folder.glob(".*")]
     beside = [(folder.parent, p) for p in folder.parent.glob(f".{glob.escape(folder.name)}.*")]
     for base, found in inside + beside:
-        m = pattern.fullmatch(found.name)
-        owner = int(m.group(2)) if m else None
-        if owner is not None and (owner == pid or (pid is None and _alive(owner))):
-            writing = base / m.group(1)
-            shown = "" if writing == folder else f", writing {writing}"
-            return f" (process {owner}{shown})"
-    return f" (process {pid})" if pid is not None else ""
+        m = _SCRATCH.fullmatch(found.name)
+        if m and int(m[2]) == pid and m[3] == _HOST:
+            writing = base / m[1]
+            return f" (process {pid}{'' if writing == folder else f', writing {writing}'})"
+    return f" (process {pid})"
 
 
 @contextmanager
 def exclusive(folder: Path, option: str, output: Path | None = None) -> Iterator[None]:
     """Hold folder for this command alone while the block runs: a second vislab command that
     writes the same folder is refused at once, naming the process that holds it and what it
-    writes (the kernel's flock, released by a process that dies). output: what this command
-    writes inside folder, when folder is not the output itself (a folder swapped whole is
-    written under a lock on the folder that holds it)."""
+    writes where the system tells (the kernel's flock, released by a process that dies; where
+    the file system cannot lock, unlocked). output: what this command writes inside folder,
+    when folder is not the output itself (a folder swapped whole is written under a lock on
+    the folder that holds it)."""
     import fcntl
 
     from vislab.errors import VislabError
@@ -168,6 +174,8 @@ def exclusive(folder: Path, option: str, output: Path | None = None) -> Iterator
                 f"{option} {held} by another vislab command{_holder(Path(folder))}; wait for "
                 "it to end or write elsewhere"
             ) from None
+        except OSError:  # cannot lock here (NFS: EBADF on a folder; ENOLCK, EOPNOTSUPP)
+            pass  # unlocked; still no half-written file: each writes scratch names of its own
         yield
     finally:
         os.close(fd)
@@ -199,8 +207,8 @@ def uninterrupted() -> Iterator[None]:
             handler = before[signum]
             if callable(handler):
                 handler(signum, frame)
-            elif handler != signal.SIG_IGN:
-                os.kill(os.getpid(), signum)  # the default action, now that it is back
+            elif handler != signal.SIG_IGN:  # the default action, as an exception: finally runs
+                raise KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
 
 
 @contextmanager
