@@ -43,3 +43,21 @@ def test_a_huge_input_size_is_tabled_without_its_memory():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[32, 6500, 6500] [4]"  # the shapes at the size itself
+
+
+def test_a_vislab_error_of_the_meta_pass_is_raised_not_retried_on_the_real_model():
+    """A refusal is the answer: running the model itself would only take the memory."""
+    import torch.nn as nn
+
+    from vislab.analysis.architecture import at_any_size
+    from vislab.errors import VislabError
+
+    seen = []
+
+    def refuses(model, size):
+        seen.append(next(model.parameters()).device.type)
+        raise VislabError("input 13000x13000: too large for this model")
+
+    with pytest.raises(VislabError, match="too large for this model"):
+        at_any_size(refuses, nn.Linear(2, 2), (13000, 13000))
+    assert seen == ["meta"]

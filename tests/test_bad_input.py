@@ -1,8 +1,8 @@
 """The inputs users get wrong, fed to every command: one clear line, exit 2, nothing half-written.
 
 Grayscale and RGBA images are the exception by design: they are converted to RGB as
-torchvision's loader does (tested below); 16-bit images are refused, because converting them
-would clip them silently.
+torchvision's loader does (tested below); 16-bit grey images are refused, because converting
+them would clip them silently (16-bit colour PNGs keep their high bytes: tests/test_images.py).
 """
 
 from __future__ import annotations

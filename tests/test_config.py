@@ -154,6 +154,21 @@ def test_statistics_are_used_whole_or_refused(sets, message):
         load_config(REPO / "configs" / "p1_model_a.yaml", sets)
 
 
+def test_a_saved_config_with_a_root_beside_absolute_folders_stays_readable(tmp_path):
+    """data.root beside absolute data.train and data.val is refused in a recipe; a run saved
+    with them (as older versions allowed) is still read by report, predict and resume."""
+    from vislab.config import config_from_dict
+    from vislab.run_folder import RunFolder
+
+    recipe = tmp_path / "config.yaml"
+    recipe.write_text("data:\n  root: /nowhere\n  train: /d/train\n  val: /d/val\n")
+    with pytest.raises(VislabError, match=r"data.root: /nowhere would go unused"):
+        load_config(recipe)
+    assert RunFolder(tmp_path).config().data.train == "/d/train"
+    with pytest.raises(VislabError, match=r"data.mean is used only with the other"):
+        config_from_dict({"data": {"mean": [0.5, 0.5, 0.5]}})
+
+
 def test_recipes_are_bounded_plain_yaml(tmp_path):
     import os
 

@@ -178,24 +178,54 @@ def test_a_training_tree_must_hold_the_declared_classes_in_order(tmp_path):
         assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize(
-    ("colour", "words"),
-    [(2, "a 16-bit RGB PNG"), (4, "a 16-bit grey with alpha PNG"), (6, "a 16-bit RGBA PNG")],
-)
-def test_16_bit_colour_pngs_are_refused_by_their_header_not_read_clipped(tmp_path, colour, words):
-    """Pillow names these modes RGB and RGBA, 8-bit ones, and would read them clipped."""
-    from odd_files import raw_png
+def png16(path, pixels, colour):
+    """A 16-bit PNG of colour type colour (0 grey, 2 RGB, 4 grey+alpha, 6 RGBA) holding
+    pixels, (H, W, channels) values of 0..65535."""
+    import struct
+    import zlib
 
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    pixels = np.asarray(pixels, dtype=">u2")
+    h, w = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels)
+    head = struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0)
+    body = chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+# 16-bit values and their high bytes: 0x01FF is 1 (not 2, as rounding 511 / 257 would give)
+DEEP = [[65535, 0, 32896, 0x01FF], [0x1234, 0xFF00, 257, 0x00FF]]
+HIGH = [[255, 0, 128, 1], [0x12, 0xFF, 1, 0]]
+
+
+@pytest.mark.parametrize(("colour", "channels"), [(2, [0, 1, 2]), (6, [0, 1, 2]), (4, [0, 0, 0])])
+def test_16_bit_colour_pngs_are_read_as_their_high_bytes(tmp_path, colour, channels):
+    """Pillow reads 16-bit RGB, RGBA and grey-with-alpha PNGs as 8-bit by each value's high
+    byte: a faithful reduction (grey replicated, alpha dropped), not a clip."""
     from vislab.data.images import read_rgb
 
-    path = raw_png(tmp_path / "deep.png", 8, 8, bits=16, colour=colour)
+    n = {2: 3, 4: 2, 6: 4}[colour]
+    deep = np.stack([np.roll(DEEP, c, axis=1) for c in range(n)], axis=-1)
+    high = np.stack([np.roll(HIGH, c, axis=1) for c in range(n)], axis=-1).astype(np.uint8)
+    path = png16(tmp_path / "deep.png", deep, colour)
+    assert np.array_equal(read_rgb(path), high[..., channels])
+
+
+def test_16_bit_grey_is_refused_as_pillow_would_clip_it(tmp_path):
+    from vislab.data.images import read_rgb
+
+    path = png16(tmp_path / "grey.png", np.asarray(DEEP)[..., None], 0)
     with pytest.raises(VislabError) as e:
         read_rgb(path)
     assert str(e.value) == (
-        f"{path} is {words} (bit depth 16 in its header), more than 8 bits per channel; "
-        "vislab reads 8-bit images: convert it to 8-bit RGB first"
+        f"{path} is a I;16 (16-bit grey) image, more than 8 bits per channel, which Pillow "
+        "would clip: convert it to 8-bit RGB first"
     )
-    assert read_rgb(raw_png(tmp_path / "rgb8.png", 8, 8, bits=8, colour=colour)).shape == (8, 8, 3)
 
 
 def test_a_csv_field_past_the_csv_modules_limit_is_named_with_its_line(tmp_path):

@@ -1,6 +1,7 @@
 """Test-time augmentation: predictions of flipped (and, for tiles, turned) views, undone and
-averaged."""
+averaged; and the one line a failed allocation ends in."""
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -58,3 +59,14 @@ def test_classification_tta_averages_the_probabilities_of_both_views():
     mean, std = [0.0] * 3, [1.0] * 3
     assert classify(LeftBright(), images, mean, std).tolist() == [0]
     assert classify(LeftBright(), images, mean, std, tta=True).tolist() == [1]
+
+
+@pytest.mark.parametrize("error", [OSError, RuntimeError])
+def test_errno_12s_text_is_named_out_of_memory(error):
+    """ENOMEM ("Cannot allocate memory"), as an mmap or a worker's fork reports it."""
+    from vislab.errors import VislabError
+    from vislab.infer.forward import memory_named
+
+    with pytest.raises(VislabError) as e, memory_named("predicting", "give a smaller batch"):
+        raise error(12, "Cannot allocate memory")
+    assert str(e.value) == "out of memory predicting; give a smaller batch"

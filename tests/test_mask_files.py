@@ -52,9 +52,10 @@ def test_a_mask_header_of_more_pixels_than_vislab_decodes_is_refused_undecoded(
     ("colour", "words"),
     [(2, "a 16-bit RGB PNG"), (4, "a 16-bit grey with alpha PNG"), (6, "a 16-bit RGBA PNG")],
 )
-def test_a_16_bit_colour_mask_is_refused_naming_its_bit_depth(tmp_path, colour, words):
-    """Pillow names these modes RGB and RGBA (8-bit ones): the header's bit depth says what
-    they are, in a message that does not contradict itself."""
+def test_the_course_refuses_a_16_bit_colour_mask_naming_its_bit_depth(tmp_path, colour, words):
+    """Its reader (libspng) decodes them as 16-bit values; Pillow names their modes RGB and
+    RGBA: the header's bit depth says what they are, in a message that does not contradict
+    itself."""
     deep = raw_png(tmp_path / "deep.png", 8, 8, bits=16, colour=colour)
     with pytest.raises(VislabError) as e:
         LANDCOVER.read_mask(deep)
@@ -62,11 +63,36 @@ def test_a_16_bit_colour_mask_is_refused_naming_its_bit_depth(tmp_path, colour, 
         f"{deep}: mask must be an 8-bit RGB (or RGBA) image, got {words} (bit depth 16 in its "
         "header)"
     )
+
+
+@pytest.mark.parametrize("colour", [2, 6])
+def test_a_16_bit_rgb_mask_reads_its_palette_colours_scaled_by_257(tmp_path, colour):
+    """Pillow reads each value's high byte: c * 257 is c again, colour for colour."""
+    from test_images import png16
+
+    spec = SPECS[1]  # classes a [0, 0, 0], b [128, 0, 0]; ignored [224, 224, 192]
+    index = np.array([[0, 1, 255], [1, 255, 0]], np.uint8)
+    rgb = spec.to_rgb(index).astype(np.int64) * 257
+    if colour == 6:
+        rgb = np.concatenate([rgb, np.full(index.shape + (1,), 65535)], axis=-1)
+    path = png16(tmp_path / "deep.png", rgb, colour)
+    assert np.array_equal(spec.read_mask(path)[0], index)
+    with pytest.raises(VislabError) as e:
+        DatasetSpec(["a", "b"], mask_format="index").read_mask(path)
+    assert str(e.value).startswith(
+        f"{path}: a 16-bit {'RGBA' if colour == 6 else 'RGB'} PNG (bit depth 16 in its header), "
+        "but data.mask_format is index"
+    )
+
+
+def test_a_16_bit_grey_with_alpha_mask_is_refused_as_neither_index_nor_rgb(tmp_path):
+    """Pillow names it RGBA (grey replicated): its header says it is grey with alpha."""
+    deep = raw_png(tmp_path / "deep.png", 8, 8, bits=16, colour=4)
     with pytest.raises(VislabError) as e:
         SPECS[1].read_mask(deep)
     assert str(e.value) == (
-        f"{deep}: a mask is 8 bits per channel (an index L or P, or RGB); this is {words} (bit "
-        "depth 16 in its header)"
+        f"{deep}: a mask is an 8-bit index (L or P) or an RGB(A) of 8 or 16 bits per channel; "
+        "this is a 16-bit grey with alpha PNG (bit depth 16 in its header)"
     )
 
 

@@ -285,17 +285,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     for text in overrides:
         keys, value = parse_override(text)
         _set(tree, keys, value)
-    return _checked(build(Config, tree))
-
-
-def config_from_dict(tree: dict[str, Any]) -> Config:
-    return _checked(build(Config, tree))
-
-
-def _checked(cfg: Config) -> Config:
-    """The checks across keys: a recorded key is used or refused, never ignored."""
-    from vislab.infer.meta import normalisation_problem
-
+    cfg = _checked(build(Config, tree))
     d = cfg.data
     paths = [d.train, d.val] + ([d.val_labels] if d.val_labels is not None else [])
     if d.root is not None and all(p is not None and Path(p).is_absolute() for p in paths):
@@ -304,6 +294,20 @@ def _checked(cfg: Config) -> Config:
             f"({d.train}, {d.val}) are absolute paths, read as they are; leave data.root "
             "(--data) out, or give them relative to it"
         )
+    return cfg
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    """A stored config (a run's config.yaml): checked as a recipe is, but for what only a
+    recipe is refused (load_config's checks), so that a run stays readable."""
+    return _checked(build(Config, tree))
+
+
+def _checked(cfg: Config) -> Config:
+    """The checks across keys: a recorded key is used or refused, never ignored."""
+    from vislab.infer.meta import normalisation_problem
+
+    d = cfg.data
     if (d.mean is None) != (d.std is None):
         given = "data.mean" if d.mean is not None else "data.std"
         raise VislabError(

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from vislab.devices import model_device
+from vislab.errors import VislabError
 
 MAX_ROWS = 40
 T = TypeVar("T")
@@ -31,11 +32,14 @@ def at_any_size(
 ) -> T:
     """fn(model, input_size), a pass that reads shapes only, run on a meta copy of the model
     (on_meta: no memory, whatever the size); where an operation has no meta version, on the
-    model itself, a failed allocation then one line."""
+    model itself, a failed allocation then one line. A VislabError (the model refusing the
+    size, say) is the answer, not a missing meta version: it is raised as it is."""
     from vislab.infer.forward import memory_named
 
     try:
         return fn(on_meta(model), input_size)
+    except VislabError:
+        raise
     except Exception:  # an operation that runs on real tensors only
         h, w = input_size
         with memory_named(f"tracing {type(model).__name__} at {w}x{h}", "draw it smaller"):

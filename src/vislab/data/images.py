@@ -82,8 +82,8 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
-# 8-bit modes whose RGB reading is unambiguous; converted as torchvision's image loader does
-# (grey replicated, alpha dropped, palette looked up); deeper ones are refused (depth_words).
+# modes read as RGB faithfully, as torchvision's loader does (grey replicated, alpha dropped,
+# palette looked up; Pillow gives 16-bit RGB, RGBA and grey-with-alpha PNGs their high bytes)
 _CONVERTIBLE = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"}
 # Pillow's image modes, in words, for messages
 _MODE_WORDS = {
@@ -116,7 +116,7 @@ PILLOW_ERRORS = (OSError, Image.DecompressionBombError, SyntaxError, ValueError)
 def depth_words(path: Path, mode: str) -> str | None:
     """What an image of more than 8 bits per channel is, in words, else None: its Pillow mode
     (I;16, I, F), or its PNG header's bit depth where Pillow names an 8-bit mode (16-bit RGB,
-    grey with alpha and RGBA PNGs, which it would read clipped without a word)."""
+    grey with alpha and RGBA PNGs, which it reads by their high bytes)."""
     from vislab.data.spec import png_header
 
     if mode not in _CONVERTIBLE:
@@ -135,11 +135,10 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
         raise VislabError(f"{path} is {special}, not an image: vislab reads regular files only")
     try:
         with Image.open(path) as im:
-            deep = depth_words(path, im.mode)
-            if deep:
+            if im.mode not in _CONVERTIBLE:
                 raise VislabError(
-                    f"{path} is {deep}, more than 8 bits per channel; "
-                    "vislab reads 8-bit images: convert it to 8-bit RGB first"
+                    f"{path} is a {mode_words(im.mode)} image, more than 8 bits per channel, "
+                    "which Pillow would clip: convert it to 8-bit RGB first"
                 )
             im.load()
             if im.mode != "RGB":

@@ -255,21 +255,22 @@ class DatasetSpec:
         from vislab.data.images import PILLOW_ERRORS, depth_words, mode_words
 
         path = Path(path)
-        check_mask_file(path)
+        header = check_mask_file(path)
         try:
             with Image.open(path) as im:
                 mode = im.mode
+                # 16-bit RGB(A) PNGs come as their high bytes: c * 257 reads back as c
                 deep = depth_words(path, mode)
-                if deep:
+                if deep and (mode not in ("RGB", "RGBA") or (header and header[3] == 4)):
                     raise VislabError(
-                        f"{path}: a mask is 8 bits per channel (an index L or P, or RGB); this "
-                        f"is {deep}"
+                        f"{path}: a mask is an 8-bit index (L or P) or an RGB(A) of 8 or 16 "
+                        f"bits per channel; this is {deep}"
                     )
                 as_index = mode in ("L", "P") and self.mask_format != "rgb"
                 if self.mask_format == "index" and mode not in ("L", "P"):
                     raise VislabError(
-                        f"{path}: a {mode_words(mode)} mask, but data.mask_format is index "
-                        "(single-channel L or palette-mode P files)"
+                        f"{path}: {deep or f'a {mode_words(mode)} mask'}, but "
+                        "data.mask_format is index (single-channel L or palette-mode P files)"
                     )
                 if as_index:
                     arr = np.asarray(im)

@@ -19,8 +19,11 @@ from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta
 
 # how the allocators that can fail say so: torch's CPU ("can't allocate memory") and CUDA
-# ("out of memory") ones, ONNX Runtime's ("Failed to allocate memory")
-_NO_MEMORY = re.compile(r"can't allocate memory|out of memory|failed to allocate", re.I)
+# ("out of memory") ones, ONNX Runtime's ("Failed to allocate memory"), and errno 12's text
+# ("Cannot allocate memory", ENOMEM from mmap or a worker's fork)
+_NO_MEMORY = re.compile(
+    r"can't allocate memory|cannot allocate memory|out of memory|failed to allocate", re.I
+)
 
 
 @contextmanager
