@@ -38,7 +38,7 @@ def unfinished(p1_tiny, tmp_path_factory):
 
 def test_the_data_listing_is_the_files_training_reads(p1_tiny, tmp_path):
     from vislab.config import DataConfig
-    from vislab.train.resume import data_listing, fingerprint
+    from vislab.train.data_fingerprint import data_listing, fingerprint
 
     data = tmp_path / "d"
     shutil.copytree(p1_tiny, data)
