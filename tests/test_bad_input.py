@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import REPO, seg_train_args, train_args
 from PIL import Image
+from stalling import stalled_at
 
 from vislab.cli import main
 from vislab.errors import VislabWarning
@@ -415,18 +416,7 @@ def test_a_second_command_writing_the_same_folder_is_refused_at_once(
 
 
 # a predict that stops after its first batch of masks, so that it can be killed mid-way
-STALLED = """
-import sys, time
-import vislab.infer.predict as p
-from vislab.cli import main
-write = p._write_masks
-def stalled(*a, **k):
-    write(*a, **k)
-    print("written", flush=True)
-    time.sleep(120)
-p._write_masks = stalled
-sys.exit(main(sys.argv[1:]))
-"""
+STALLED = stalled_at("vislab.infer.predict", "_write_masks", "written")
 
 
 def _stalled_predict(ckpt: Path, images: Path, out: Path) -> subprocess.Popen:

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import train_args
+from stalling import stalled_at
 
 from vislab.analysis.embed import scores_2d
 from vislab.cli import main
@@ -53,16 +54,7 @@ def test_2d_scores_separate_clusters_from_noise():
 
 # an embed that stops once its coordinates, scores and PCA figure are written, so that it can
 # be stopped before its t-SNE figure
-STALLED = """
-import sys, time
-import vislab.analysis.embed_plots as plots
-from vislab.cli import main
-def stalled(*a, **k):
-    print("stalled", flush=True)
-    time.sleep(120)
-plots.plot_tsne = stalled
-sys.exit(main(sys.argv[1:]))
-"""
+STALLED = stalled_at("vislab.analysis.embed_plots", "plot_tsne", "stalled", call_through=False)
 
 
 @pytest.fixture(scope="module")

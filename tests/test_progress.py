@@ -6,6 +6,7 @@ import sys
 import pytest
 from conftest import seg_train_args
 from PIL import Image
+from stalling import stalled_at
 
 from vislab.cli import main
 from vislab.course.landcover import read_mask
@@ -58,18 +59,7 @@ def test_unknown_tile_and_run_without_snapshots_are_refused(run3, tmp_path, caps
 
 
 # a progress that stops once its figure is drawn, before its numbers are written
-STALLED = """
-import sys, time
-import vislab.analysis.progress as p
-from vislab.cli import main
-draw = p.draw_grid
-def stalled(*a, **k):
-    draw(*a, **k)
-    print("drawn", flush=True)
-    time.sleep(120)
-p.draw_grid = stalled
-sys.exit(main(sys.argv[1:]))
-"""
+STALLED = stalled_at("vislab.analysis.progress", "draw_grid", "drawn")
 
 
 def test_the_figure_and_its_numbers_land_together_or_not_at_all(run3, tmp_path, capsys):

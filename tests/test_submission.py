@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import REPO, _cli_train, jolted_checkpoint
 from PIL import Image
+from stalling import stalled_at
 
 from vislab.cli import main
 from vislab.course.landcover import LANDCOVER
@@ -252,18 +253,7 @@ def test_refusals_name_the_problem(tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys
 
 
 # a submission that stops once its folder is written whole beside --out, before the swap
-STALLED = """
-import sys, time
-import vislab.course.submission.build as b
-from vislab.cli import main
-write = b._write_folder
-def stalled(*a, **k):
-    write(*a, **k)
-    print("written", flush=True)
-    time.sleep(120)
-b._write_folder = stalled
-sys.exit(main(sys.argv[1:]))
-"""
+STALLED = stalled_at("vislab.course.submission.build", "_write_folder", "written")
 
 
 def test_a_second_submission_into_the_same_folder_is_told_what_is_held(
