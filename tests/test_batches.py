@@ -3,13 +3,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vislab.config_keys import CHOICES
 from vislab.data.batches import (
+    AUTO_AUGMENT,
     EpochSampler,
     TensorImageDataset,
+    auto_augment,
     channel_stats,
     mix_batch,
     normalize,
     random_crop_flip,
+    random_erasing,
 )
 
 
@@ -134,3 +138,48 @@ def test_mixing_is_fixed_by_the_generator_and_both_kinds_are_drawn():
         out, order, lam = mix_batch(x, 0.2, 1.0, torch.Generator().manual_seed(seed))
         kinds.add(torch.allclose(out, lam * x + (1 - lam) * x[order]))
     assert kinds == {True, False}  # some batches mixed whole, some cut
+
+
+def test_random_erasing_zeroes_one_rectangle_of_the_drawn_size_in_about_p_of_the_images():
+    x = torch.rand(400, 3, 32, 32) + 1  # no pixel is 0 before erasing
+    out = random_erasing(x, 0.5, torch.Generator().manual_seed(0))
+    erased = 0
+    for i in range(len(x)):
+        zero = out[i] == 0
+        assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])  # all channels
+        assert torch.equal(out[i][~zero], x[i][~zero])  # the rest is untouched
+        if not zero.any():
+            continue
+        erased += 1
+        rows, cols = zero[0].any(1).nonzero()[:, 0], zero[0].any(0).nonzero()[:, 0]
+        h, w = len(rows), len(cols)
+        assert rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w  # one block
+        assert int(zero[0].sum()) == h * w  # a full rectangle
+        assert 0.02 * 1024 * 0.8 <= h * w <= 1024 / 3 * 1.2  # area 2-33% (rounded sides)
+        assert 0.3 / 1.5 <= h / w <= 3.3 * 1.5
+    assert 160 <= erased <= 240  # p = 0.5 of 400 images
+    again = random_erasing(x, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert torch.equal(random_erasing(x, 0.0, torch.Generator().manual_seed(0)), x)
+
+
+def test_auto_augment_draws_per_image_from_the_seed_and_keeps_the_global_random_state():
+    assert set(AUTO_AUGMENT) == {c for c in CHOICES["data.auto_augment"] if c is not None}
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    for policy in AUTO_AUGMENT:
+        torch.manual_seed(123)
+        before = torch.rand(1)
+        torch.manual_seed(123)
+        out = auto_augment(x, policy, torch.Generator().manual_seed(4))
+        assert torch.equal(torch.rand(1), before), policy  # the global stream is untouched
+        assert out.dtype == torch.uint8 and out.shape == x.shape
+        again = auto_augment(x, policy, torch.Generator().manual_seed(4))
+        assert torch.equal(out, again), policy
+        changed = [not torch.equal(a, b) for a, b in zip(out, x, strict=True)]
+        assert sum(changed) >= 8, policy  # most images are transformed
+        other = auto_augment(x, policy, torch.Generator().manual_seed(5))
+        assert not torch.equal(out, other), policy
+    # each image its own draw: the same image repeated comes out in several versions
+    same = x[:1].repeat(16, 1, 1, 1)
+    out = auto_augment(same, "trivialaugment", torch.Generator().manual_seed(0))
+    assert len({tuple(o.flatten().tolist()) for o in out}) >= 8

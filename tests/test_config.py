@@ -70,6 +70,15 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ("optim.lr=-0.1", "optim.lr: -0.1 must be >= 0.0"),
         ("optim.weight_decay=-1e-4", "optim.weight_decay: -0.0001 must be >= 0.0"),
         ("data.vflip=true", "data.vflip: only for task segmentation (a classification run"),
+        (
+            "data.auto_augment=autoaugment",
+            "data.auto_augment: 'autoaugment' is not one of null, trivialaugment, randaugment, "
+            "autoaugment-imagenet, autoaugment-cifar10",
+        ),
+        ("task=segmentation data.auto_augment=trivialaugment", "auto_augment: only for task c"),
+        ("data.random_erasing=1.5", "data.random_erasing: 1.5 must be <= 1.0"),
+        ("data.random_erasing=-0.1", "data.random_erasing: -0.1 must be >= 0.0"),
+        ("task=segmentation data.random_erasing=0.25", "random_erasing: only for task classif"),
         ("task=segmentation data.crop_padding=4", "data.crop_padding: only for task classif"),
         ("trainer.epochs=5 trainer.snapshots=[0]", "trainer.snapshots: 0 is not an epoch of"),
         (

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import REPO, jolted_checkpoint, train_args
 
 from vislab.cli import main
@@ -253,6 +254,38 @@ def test_mixup_and_cutmix_raise_the_training_loss_of_the_same_seeded_run(p1_tiny
         assert main(train_args(p1_tiny, out, 1, *sets)) == 0
         runs[name] = _rows(out / "metrics.csv")[0]
     assert float(runs["mixed"]["train_loss"]) > float(runs["plain"]["train_loss"])
+
+
+def test_auto_augment_and_random_erasing_reach_every_training_batch(p1_tiny, tmp_path, monkeypatch):
+    """The recipe's policy and erasing probability reach the training step for every batch
+    (validation is not augmented), the run records them and the report names them."""
+    import vislab.train.classification as classification
+    from vislab.report.result import _augmentation
+
+    calls = []
+
+    def spy(name, real):
+        def wrapped(x, setting, generator):
+            calls.append((name, setting, x.dtype))
+            return real(x, setting, generator)
+
+        return wrapped
+
+    monkeypatch.setattr(classification, "auto_augment", spy("auto", classification.auto_augment))
+    monkeypatch.setattr(
+        classification, "random_erasing", spy("erase", classification.random_erasing)
+    )
+    out = tmp_path / "augmented"
+    sets = ["data.auto_augment=trivialaugment", "data.random_erasing=0.25"]
+    assert main(train_args(p1_tiny, out, 1, *[a for s in sets for a in ("--set", s)])) == 0
+    batches = 64 // 16  # 4 classes x 16 train images, batch 16
+    assert calls == [("auto", "trivialaugment", torch.uint8), ("erase", 0.25, torch.float32)] * (
+        batches
+    )
+    data = yaml.safe_load((out / "config.yaml").read_text())["data"]
+    assert (data["auto_augment"], data["random_erasing"]) == ("trivialaugment", 0.25)
+    said = _augmentation(data)
+    assert "trivialaugment per image" in said and "random erasing (p 0.25)" in said
 
 
 def test_the_head_follows_the_classes_the_data_holds(p1_tiny, tmp_path, capsys):

@@ -42,6 +42,12 @@ class DataConfig:
     # with both on, each batch takes one of the two at even odds
     mixup: float = 0.0
     cutmix: float = 0.0
+    # classification: an augmentation policy per image (trivialaugment | randaugment |
+    # autoaugment-imagenet | autoaugment-cifar10, torchvision's), before normalisation
+    auto_augment: str | None = None
+    # classification: the probability that an image gets one random rectangle set to the
+    # mean colour (random erasing, torchvision's area 2-33% and aspect 0.3-3.3); 0 = off
+    random_erasing: float = 0.0
     vflip: bool = False  # segmentation: random vertical flips
     rot90: bool = False  # segmentation: random rotations by multiples of 90 degrees
     crop_size: int | None = None  # segmentation: random square crops of this size

@@ -22,6 +22,14 @@ CHOICES = {
     "trainer.precision": ("32-true", "bf16-mixed", "16-mixed"),
     "data.mask_format": ("auto", "rgb", "index"),
     "data.store": ("auto", "memory", "disk"),
+    # the policies of data/batches.py's AUTO_AUGMENT (not imported here: config stays torch-free)
+    "data.auto_augment": (
+        None,
+        "trivialaugment",
+        "randaugment",
+        "autoaugment-imagenet",
+        "autoaugment-cifar10",
+    ),
 }
 
 
@@ -30,6 +38,8 @@ TASK_ONLY = {
     "data.val_labels": "classification",
     "data.crop_padding": "classification",
     "data.max_per_class": "classification",
+    "data.auto_augment": "classification",
+    "data.random_erasing": "classification",
     "data.crop_size": "segmentation",
     "data.vflip": "segmentation",
     "data.rot90": "segmentation",
@@ -50,6 +60,7 @@ MINIMUM = {
     "data.batch_size": 1,
     "data.eval_batch_size": 1,
     "data.crop_padding": 0,
+    "data.random_erasing": 0.0,
     "data.crop_size": 1,
     "data.ignore_index": 0,
     "model.num_classes": 1,
@@ -85,6 +96,7 @@ MAXIMUM = {
     "model.kwargs.in_size": math.isqrt(max_pixels()),
     "model.kwargs.input_size": math.isqrt(max_pixels()),
     "model.kwargs.bn_momentum": 1.0,
+    "data.random_erasing": 1.0,
 }
 
 # the values each number must stay below, with why
@@ -197,6 +209,7 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
             check_range(kwargs[name], key)
             if key in CHOICES and kwargs[name] not in CHOICES[key]:
                 raise VislabError(
-                    f"config key {key}: {value!r} is not one of {', '.join(CHOICES[key])}"
+                    f"config key {key}: {value!r} is not one of "
+                    + ", ".join("null" if c is None else c for c in CHOICES[key])
                 )
     return cls(**kwargs)

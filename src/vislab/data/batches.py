@@ -12,10 +12,13 @@ the CPU, and a CUDA batch needs no CUDA generator.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
+from torchvision.transforms import v2
 
 from vislab.data.images import CHUNK_BYTES
 
@@ -129,6 +132,61 @@ def mix_batch(
     x = x.clone()
     x[:, :, y0:y1, x0:x1] = x[order, :, y0:y1, x0:x1]
     return x, order, 1 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+# data.auto_augment: torchvision's learned and random policies, each image its own draw
+AUTO_AUGMENT = {
+    "trivialaugment": v2.TrivialAugmentWide,
+    "randaugment": v2.RandAugment,
+    "autoaugment-imagenet": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET),
+    "autoaugment-cifar10": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+}
+
+
+def auto_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:
+    """One of AUTO_AUGMENT's policies on a uint8 batch (B, C, H, W), each image its own draw
+    of operations and magnitudes. torchvision draws from torch's global generator: it is
+    seeded from `generator` inside a fork, so the same seed gives the same images and the
+    caller's global random state is left as it was."""
+    transform = AUTO_AUGMENT[policy]()
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.stack([transform(image) for image in x])
+
+
+def random_erasing(
+    x: torch.Tensor,
+    p: float,
+    generator: torch.Generator,
+    area: tuple[float, float] = (0.02, 1 / 3),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2017) as torchvision's RandomErasing does it, on a
+    normalised float batch (B, C, H, W): each image, with probability p, has one rectangle of
+    `area` times its pixels (uniform) and aspect ratio in `ratio` (log-uniform) set to 0, the
+    data's mean colour. Like torchvision, ten draws are tried for a rectangle that fits and an
+    image is left whole if none does."""
+    b, _, h, w = x.shape
+    tries = 10
+    erase = torch.rand(b, generator=generator) < p
+    u = torch.rand(b, tries, 4, generator=generator, dtype=torch.float64)
+    size = h * w * (area[0] + (area[1] - area[0]) * u[..., 0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
+    eh, ew = (size * aspect).sqrt().round(), (size / aspect).sqrt().round()
+    fits = (eh >= 1) & (ew >= 1) & (eh < h) & (ew < w)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)  # the first draw that fits
+    erase &= fits.any(1)
+    eh, ew = eh.gather(1, first)[:, 0], ew.gather(1, first)[:, 0]
+    y0 = (u[..., 2].gather(1, first)[:, 0] * (h - eh + 1)).floor()
+    x0 = (u[..., 3].gather(1, first)[:, 0] * (w - ew + 1)).floor()
+    rows = torch.arange(h, dtype=torch.float64)
+    cols = torch.arange(w, dtype=torch.float64)
+    inside_rows = (rows >= y0[:, None]) & (rows < (y0 + eh)[:, None])  # (B, H)
+    inside_cols = (cols >= x0[:, None]) & (cols < (x0 + ew)[:, None])  # (B, W)
+    box = inside_rows[:, :, None] & inside_cols[:, None, :] & erase[:, None, None]
+    return x.masked_fill(box[:, None].to(x.device), 0.0)
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,8 @@ def _augmentation(d: dict[str, Any]) -> str:
             (f"random crop (pad {d.get('crop_padding')})", d.get("crop_padding")),
             (f"random {d.get('crop_size')} crops", d.get("crop_size")),
             ("horizontal flips", d.get("hflip")),
+            (f"{d.get('auto_augment')} per image", d.get("auto_augment")),
+            (f"random erasing (p {d.get('random_erasing')})", d.get("random_erasing")),
             ("vertical flips", d.get("vflip")),
             ("90-degree rotations", d.get("rot90")),
             (f"MixUp (alpha {d.get('mixup')})", d.get("mixup")),

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from vislab.config import Config
-from vislab.data.batches import TensorImageDataset, mix_batch, random_crop_flip
+from vislab.data.batches import (
+    TensorImageDataset,
+    auto_augment,
+    mix_batch,
+    random_crop_flip,
+    random_erasing,
+)
 from vislab.data.images import load_labeled
 from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta
@@ -56,7 +62,9 @@ class ClassificationData(DecodedData):
 
 
 class ClassificationTask(Task):
-    """Model + cross-entropy + accuracy; augmentation runs on whole batches in training_step."""
+    """Model + cross-entropy + accuracy; augmentation runs on whole batches in training_step:
+    the auto-augment policy on the uint8 images, then crops and flips, random erasing and
+    MixUp / CutMix on the normalised ones."""
 
     def __init__(
         self,
@@ -66,6 +74,8 @@ class ClassificationTask(Task):
         hflip: bool = False,
         mixup: float = 0.0,
         cutmix: float = 0.0,
+        auto_augment: str | None = None,
+        random_erasing: float = 0.0,
         **common: Any,
     ):
         super().__init__(meta, **common)
@@ -82,15 +92,21 @@ class ClassificationTask(Task):
             hflip=d.hflip,
             mixup=d.mixup,
             cutmix=d.cutmix,
+            auto_augment=d.auto_augment,
+            random_erasing=d.random_erasing,
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        x = self._input(x)
         h = self.hparams
         g = self._generator(batch_idx)
+        if h.auto_augment:
+            x = auto_augment(x, h.auto_augment, g)
+        x = self._input(x)
         if h.crop_padding or h.hflip:
             x = random_crop_flip(x, h.crop_padding, h.hflip, g)
+        if h.random_erasing:
+            x = random_erasing(x, h.random_erasing, g)
         smoothing = h.label_smoothing
         if h.mixup or h.cutmix:
             x, order, lam = mix_batch(x, h.mixup, h.cutmix, g)
