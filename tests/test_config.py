@@ -77,6 +77,8 @@ def test_int_is_accepted_for_float_and_scientific_strings_parse(tmp_path):
         ),
         ("task=segmentation data.auto_augment=trivialaugment", "auto_augment: only for task c"),
         ("data.random_erasing=1.5", "data.random_erasing: 1.5 must be <= 1.0"),
+        ("trainer.ema=1", "trainer.ema: 1.0 must be below 1 (the average keeps this share"),
+        ("trainer.ema=-0.5", "trainer.ema: -0.5 must be >= 0.0"),
         ("data.random_erasing=-0.1", "data.random_erasing: -0.1 must be >= 0.0"),
         ("task=segmentation data.random_erasing=0.25", "random_erasing: only for task classif"),
         ("task=segmentation data.crop_padding=4", "data.crop_padding: only for task classif"),

@@ -69,6 +69,7 @@ MINIMUM = {
     "optim.weight_decay": 0.0,
     "optim.label_smoothing": 0.0,
     "trainer.epochs": 1,
+    "trainer.ema": 0.0,
     "trainer.threads": 1,
     "trainer.num_nodes": 1,
     # model.kwargs by what the name means, in whichever builder takes it
@@ -106,6 +107,7 @@ BELOW = {
         "SGD's velocity keeps this share of itself each step: at 1 or more past gradients "
         "never fade and the steps grow without bound",
     ),
+    "trainer.ema": (1.0, "the average keeps this share of itself each step: at 1 it never moves"),
     "model.kwargs.drop_rate": (1.0, "a rate of dropping: at 1 everything is dropped"),
     "model.kwargs.drop_path_rate": (1.0, "a rate of dropping: at 1 every block is dropped"),
 }

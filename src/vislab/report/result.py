@@ -110,5 +110,6 @@ def details(run: Run) -> list[tuple[str, str]]:
         ("input", f"{size}x{size}" if size else "as stored"),
         ("augmentation", _augmentation(d)),
         ("precision", f"{t['precision']}" + (", channels_last" if t.get("channels_last") else "")),
+        ("weights", f"moving average, decay {t['ema']}" if t.get("ema") else "as trained"),
         ("seed", str(c["seed"])),
     ]

@@ -1,4 +1,5 @@
-"""Callbacks that write the run folder: per-epoch metrics and snapshot checkpoints."""
+"""Callbacks that write the run folder (per-epoch metrics, snapshot checkpoints) and keep the
+weights' moving average."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
 
 from vislab.fileio import atomic_torch_save
@@ -83,14 +84,26 @@ class Snapshots(L.Callback):
         if epoch not in self.epochs or not trainer.is_global_zero:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        # the weights the epoch's metrics were measured with
+        ema = next((c for c in trainer.callbacks if isinstance(c, WeightEMA)), None)
         ckpt = {
-            "state_dict": pl_module.state_dict(),
+            "state_dict": ema.averaged_state_dict() if ema else pl_module.state_dict(),
             "epoch": epoch,
             "metrics": metrics,
             META_KEY: pl_module.meta.to_dict(),
         }
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_torch_save(ckpt, self.run.snapshot(epoch))
+
+
+class WeightEMA(EMAWeightAveraging):
+    """An exponential moving average of the weights (trainer.ema), Lightning's: validation runs
+    on the average, the checkpoints hold it as their state_dict (the trained weights ride
+    along for --resume, under current_model_state) and the model ends the run holding it."""
+
+    def averaged_state_dict(self) -> dict[str, Any]:
+        """The average's state_dict, keyed as the task's own."""
+        return self._average_model.module.state_dict()
 
 
 def default_snapshots(epochs: int) -> set[int]:

@@ -291,6 +291,7 @@ def _trainer(cfg: Config, run: RunFolder, monitor: str, run_id: str):
         EpochMetricsCSV,
         RunCheckpoint,
         Snapshots,
+        WeightEMA,
         default_snapshots,
     )
     from vislab.train.loggers import make_loggers
@@ -321,6 +322,8 @@ def _trainer(cfg: Config, run: RunFolder, monitor: str, run_id: str):
     loggers = make_loggers(t.loggers, run, cfg.to_dict(), run_id) if t.loggers else []
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    if t.ema:
+        callbacks.append(WeightEMA(decay=t.ema))
     trainer = L.Trainer(
         max_epochs=t.epochs,
         precision=t.precision,
