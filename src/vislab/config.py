@@ -105,6 +105,11 @@ class ModelConfig:
     # start from the weights of a vislab checkpoint of the same model (a second training
     # stage, e.g. a fine-tune with another loss); null = from kwargs (scratch or ImageNet)
     init: str | None = None
+    # classification: a vislab checkpoint or export of a classifier of the same classes and
+    # image size (a larger model, say) whose probabilities for each training image (the mean
+    # of the image's and its mirror's, computed once before training) the run also learns,
+    # with weight optim.distill_weight (knowledge distillation); null = off
+    teacher: str | None = None
 
 
 @dataclass
@@ -119,6 +124,9 @@ class OptimConfig:
     class_weights: list[float] | str | None = None
     # segmentation: + this x the Lovasz-softmax loss (a surrogate of 1 - mIoU) on the main head
     lovasz_weight: float = 0.0
+    # with model.teacher: the loss is (1 - w) x cross-entropy with the labels + w x
+    # cross-entropy with the teacher's probabilities
+    distill_weight: float = 0.5
     schedule: str = "constant"  # constant | cosine | onecycle
 
 
@@ -188,6 +196,8 @@ class Config:
                     f"config key data.{key}: {alpha} must be >= 0, and is only for task "
                     "classification"
                 )
+        if self.model.teacher is None and self.optim.distill_weight != 0.5:
+            raise VislabError("config key optim.distill_weight: only with model.teacher")
         lw = self.optim.lovasz_weight
         if not lw >= 0 or (lw and self.task != "segmentation"):  # not >= 0: NaN too
             raise VislabError(

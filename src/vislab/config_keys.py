@@ -40,6 +40,7 @@ TASK_ONLY = {
     "data.max_per_class": "classification",
     "data.auto_augment": "classification",
     "data.random_erasing": "classification",
+    "model.teacher": "classification",
     "data.crop_size": "segmentation",
     "data.vflip": "segmentation",
     "data.rot90": "segmentation",
@@ -61,6 +62,7 @@ MINIMUM = {
     "data.eval_batch_size": 1,
     "data.crop_padding": 0,
     "data.random_erasing": 0.0,
+    "optim.distill_weight": 0.0,
     "data.crop_size": 1,
     "data.ignore_index": 0,
     "model.num_classes": 1,
@@ -98,6 +100,7 @@ MAXIMUM = {
     "model.kwargs.input_size": math.isqrt(max_pixels()),
     "model.kwargs.bn_momentum": 1.0,
     "data.random_erasing": 1.0,
+    "optim.distill_weight": 1.0,
 }
 
 # the values each number must stay below, with why

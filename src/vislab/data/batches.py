@@ -25,13 +25,18 @@ from vislab.data.images import CHUNK_BYTES
 
 class TensorImageDataset(Dataset):
     """(N, H, W, 3) uint8 images (as decoded: in memory or a memory map) with (N,) int64
-    labels or (N, H, W) uint8 masks; batches are fetched in one slice and come out as
-    contiguous (B, 3, H, W) uint8, the decoded array never copied whole."""
+    labels or (N, H, W) uint8 masks, and optionally (N, K) soft targets (a teacher's class
+    probabilities); batches are fetched in one slice and come out as contiguous (B, 3, H, W)
+    uint8, the decoded array never copied whole: (images, labels) or (images, labels,
+    targets)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, targets: torch.Tensor | None = None):
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError("images must be an (N, H, W, C) uint8 array")
+        if targets is not None and len(targets) != len(images):
+            raise ValueError("targets must hold one row per image")
         self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels)
+        self.targets = targets
 
     @property
     def size(self) -> tuple[int, int]:
@@ -41,12 +46,14 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i].permute(2, 0, 1).contiguous(), self.labels[i]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        item = (self.images[i].permute(2, 0, 1).contiguous(), self.labels[i])
+        return item if self.targets is None else (*item, self.targets[i])
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         idx = torch.as_tensor(indices)
-        return self.images[idx].permute(0, 3, 1, 2).contiguous(), self.labels[idx]
+        batch = (self.images[idx].permute(0, 3, 1, 2).contiguous(), self.labels[idx])
+        return batch if self.targets is None else (*batch, self.targets[idx])
 
 
 def keep_batch(batch):

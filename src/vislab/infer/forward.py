@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ def model_inputs(
 
 
 @torch.inference_mode()
-def classify(
+def class_probabilities(
     model: nn.Module,
     images: torch.Tensor,
     mean: list[float],
@@ -86,18 +86,23 @@ def classify(
     precision: str = "32",
     tta: bool = False,
 ) -> torch.Tensor:
-    """Class index for each (N, 3, H, W) uint8 image (on the CPU), predicted on the model's
-    device under the autocast of precision (devices.PRECISIONS). tta: average the class
-    probabilities of the image and its mirror image."""
+    """(N, K) float32 class probabilities of (N, 3, H, W) uint8 images (on the CPU), predicted
+    on the model's device under the autocast of precision (devices.PRECISIONS). tta: the mean
+    of the image's and its mirror image's."""
     model = prepare(model)
     out = []
     for x in model_inputs(model, images, mean, std, batch_size):
         with autocast(precision, x.device):
             p = model(x).float().softmax(1)
             if tta:
-                p = p + model(x.flip(3)).float().softmax(1)
-        out.append(p.argmax(1).cpu())
+                p = (p + model(x.flip(3)).float().softmax(1)) / 2
+        out.append(p.cpu())
     return torch.cat(out)
+
+
+def classify(model: nn.Module, images: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """Class index for each image: the argmax of class_probabilities (same arguments)."""
+    return class_probabilities(model, images, *args, **kwargs).argmax(1)
 
 
 def segment_logits(

@@ -67,7 +67,7 @@ def predict_classes(
     """Write out_csv: each image's file name and its predicted class name (an index the
     metadata names no class for, as in a model trained with a larger head: its number).
     The images are decoded a batch at a time, batches as large as the free memory holds
-    (_fitting); a model input too large for it is refused before any is predicted."""
+    (fitting_batch); a model input too large for it is refused before any is predicted."""
     out_csv = Path(out_csv)
     if out_csv.is_dir():
         raise VislabError(f"--out {out_csv} is a folder; a classifier writes a CSV file")
@@ -79,7 +79,7 @@ def predict_classes(
         h, w = read_rgb(files[0]).shape[:2]
         what = f"{files[0]}: a {w}x{h} image"
     remedy = "give a model trained at a smaller data.image_size"
-    n = _fitting(predict_bytes(h, w, meta), batch_size, what, remedy)
+    n = fitting_batch(predict_bytes(h, w, meta), batch_size, what, remedy)
     labels = []
     for i in range(0, len(files), n):
         images = read_resized(files[i : i + n], meta.image_size)
@@ -101,7 +101,7 @@ def predict_classes(
     return len(files)
 
 
-def _fitting(need: int, batch_size: int, what: str, remedy: str) -> int:
+def fitting_batch(need: int, batch_size: int, what: str, remedy: str) -> int:
     """How many inputs of need bytes each one pass may take: batch_size, or fewer where the
     free memory holds fewer. An input that alone needs more than is free is refused, named
     by what and followed by remedy, before any is predicted."""
@@ -189,7 +189,7 @@ def _groups(chunk: list[np.ndarray], files: list[Path], meta: ModelMeta) -> list
     needs = [predict_bytes(c.shape[0], c.shape[1], meta) for c in chunk]
     remedy = "cut it into smaller tiles"
     fits = [
-        _fitting(need, len(chunk), f"{path}: a {c.shape[1]}x{c.shape[0]} tile", remedy)
+        fitting_batch(need, len(chunk), f"{path}: a {c.shape[1]}x{c.shape[0]} tile", remedy)
         for path, c, need in zip(files, chunk, needs)
     ]
     if len({c.shape for c in chunk}) == 1 and min(fits) == len(chunk):

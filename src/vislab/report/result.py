@@ -98,6 +98,10 @@ def details(run: Run) -> list[tuple[str, str]]:
     loss = "cross-entropy" + (
         f", label smoothing {o['label_smoothing']}" if o.get("label_smoothing") else ""
     )
+    teacher = c["model"].get("teacher")
+    if teacher:
+        w = o.get("distill_weight")
+        loss += f"; {w} of it against the probabilities of the teacher {teacher}"
     if run.spec is not None and run.spec.name is None:  # a declared spec's ignore pixels
         loss += f", pixels of index {run.spec.ignore_index} ignored"
     return [

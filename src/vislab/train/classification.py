@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +30,11 @@ class ClassificationData(DecodedData):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         d = cfg.data.located()
+        teacher = None
+        if cfg.model.teacher is not None:
+            from vislab.train.distill import Teacher
+
+            teacher = Teacher(Path(cfg.model.teacher))
         # the classes are the data's (data.classes, when given, names them): the run's head
         # follows them, and the validation set is numbered as the training set
         store = {"store": d.store, "processes": self.processes()}
@@ -54,8 +60,12 @@ class ClassificationData(DecodedData):
             raise VislabError(
                 f"config key data.crop_padding: {d.crop_padding} must be below the images' {w}x{h}"
             )
+        targets = None
+        if teacher is not None:
+            targets = teacher.targets(train.images, train.labels, train.classes, d.eval_batch_size)
+            del teacher  # its memory back before training
         self.hold(
-            TensorImageDataset(train.images, train.labels),
+            TensorImageDataset(train.images, train.labels, targets),
             TensorImageDataset(val.images, val.labels),
             train.classes,
         )
@@ -76,6 +86,8 @@ class ClassificationTask(Task):
         cutmix: float = 0.0,
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
+        teacher: str | None = None,
+        distill_weight: float = 0.5,
         **common: Any,
     ):
         super().__init__(meta, **common)
@@ -94,10 +106,12 @@ class ClassificationTask(Task):
             cutmix=d.cutmix,
             auto_augment=d.auto_augment,
             random_erasing=d.random_erasing,
+            teacher=cfg.model.teacher,
+            distill_weight=cfg.optim.distill_weight,
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
+        x, y, *soft = batch  # soft: the teacher's probabilities, with model.teacher
         h = self.hparams
         g = self._generator(batch_idx)
         if h.auto_augment:
@@ -107,23 +121,32 @@ class ClassificationTask(Task):
             x = random_crop_flip(x, h.crop_padding, h.hflip, g)
         if h.random_erasing:
             x = random_erasing(x, h.random_erasing, g)
-        smoothing = h.label_smoothing
+        targets = [(1.0, y, soft[0] if soft else None)]  # (share, labels, soft targets)
         if h.mixup or h.cutmix:
             x, order, lam = mix_batch(x, h.mixup, h.cutmix, g)
-            logits = self.model(x)
-            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (
-                1 - lam
-            ) * F.cross_entropy(logits, y[order], label_smoothing=smoothing)
+            mixed = (1 - lam, y[order], soft[0][order] if soft else None)
+            targets = [(lam, y, targets[0][2]), mixed]
             y = y if lam >= 0.5 else y[order]  # train accuracy: against the larger share
-        else:
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
+        logits = self.model(x)
+        loss = sum(share * self._loss(logits, labels, probs) for share, labels, probs in targets)
         self.train_acc(logits, y)
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
         )
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def _loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Cross-entropy with the labels (label smoothing as set), and with a teacher's
+        probabilities where given, weighted (1 - distill_weight) : distill_weight."""
+        h = self.hparams
+        hard = F.cross_entropy(logits, labels, label_smoothing=h.label_smoothing)
+        if probs is None:
+            return hard
+        w = h.distill_weight
+        return (1 - w) * hard + w * F.cross_entropy(logits, probs)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch

@@ -55,12 +55,12 @@ def _recorded_data(run: RunFolder) -> dict | None:
 def config_changes(cfg: Config, out: Path) -> list[str]:
     """How cfg differs from the config saved in the run folder out ("key: old -> new").
 
-    The data root and model.init are compared as resolved paths; RUNTIME_KEYS are not
+    The data root, model.init and model.teacher are compared as resolved paths; RUNTIME_KEYS are not
     compared; a data root that moved is no change when it holds the same files."""
     saved = RunFolder(out).config().to_dict()
     now = cfg.to_dict()
     for c in (saved, now):
-        for section, key in (("data", "root"), ("model", "init")):
+        for section, key in (("data", "root"), ("model", "init"), ("model", "teacher")):
             if c[section][key] is not None:
                 c[section][key] = str(Path(c[section][key]).resolve())
         for section, key in RUNTIME_KEYS:

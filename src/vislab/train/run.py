@@ -67,15 +67,18 @@ def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
 
 
 def _resolved(cfg: Config) -> Config:
-    """The data root and model.init as absolute paths (the run folder names the same files
-    from any folder); with model.init no model.kwargs.weights (the checkpoint's weights
-    replace ImageNet's); the pretrained weights fetched and their input size recorded."""
+    """The data root, model.init and model.teacher as absolute paths (the run folder names
+    the same files from any folder); with model.init no model.kwargs.weights (the
+    checkpoint's weights replace ImageNet's); the pretrained weights fetched and their input
+    size recorded."""
     from vislab.models.fetch import prepare
 
     if cfg.data.root is not None:
         root = str(Path(cfg.data.root).resolve())
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=root))
     m = cfg.model
+    if m.teacher is not None:
+        m = dataclasses.replace(m, teacher=str(Path(m.teacher).resolve()))
     if m.init is not None:
         from vislab.models import without_weights
 
@@ -119,7 +122,7 @@ def _refuse_run_among_data(cfg: Config, out: Path) -> None:
     except VislabError:
         return  # no data to write over; said after the initial weights are checked
     folders = [d.resolve(d.train), d.resolve(d.val)]
-    inputs = [*folders, d.resolve(d.val_labels), cfg.model.init]
+    inputs = [*folders, d.resolve(d.val_labels), cfg.model.init, cfg.model.teacher]
     refuse_writing_over_inputs([("--out", out)], inputs)
     target = out.resolve()
     for folder in folders:
