@@ -100,6 +100,12 @@ def test_the_loss_weighs_the_labels_and_the_teacher(teacher):
     expected = 0.75 * -(smooth * log_p).sum(1).mean() + 0.25 * -(probs * log_p).sum(1).mean()
     assert torch.allclose(task._loss(logits, labels, probs), expected, atol=1e-6)
     assert torch.allclose(task._loss(logits, labels, None), -(smooth * log_p).sum(1).mean())
+    # at temperature 2 both sides are softened and the teacher's term is scaled by 4
+    task.hparams.distill_temperature = 2.0
+    soft = (probs.log() / 2).softmax(1)
+    kd = -(soft * (logits / 2).log_softmax(1)).sum(1).mean()
+    expected = 0.75 * -(smooth * log_p).sum(1).mean() + 0.25 * 4 * kd
+    assert torch.allclose(task._loss(logits, labels, probs), expected, atol=1e-6)
 
 
 def test_a_teacher_that_does_not_fit_is_one_line_before_training(

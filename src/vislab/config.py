@@ -124,9 +124,11 @@ class OptimConfig:
     class_weights: list[float] | str | None = None
     # segmentation: + this x the Lovasz-softmax loss (a surrogate of 1 - mIoU) on the main head
     lovasz_weight: float = 0.0
-    # with model.teacher: the loss is (1 - w) x cross-entropy with the labels + w x
-    # cross-entropy with the teacher's probabilities
+    # with model.teacher: the loss is (1 - w) x cross-entropy with the labels + w x T^2 x
+    # cross-entropy of the student's softmax(logits / T) with the teacher's probabilities
+    # softened alike (p^(1/T), renormalised; Hinton et al. 2015); T = 1: as they are
     distill_weight: float = 0.5
+    distill_temperature: float = 1.0
     schedule: str = "constant"  # constant | cosine | onecycle
 
 
@@ -196,8 +198,14 @@ class Config:
                     f"config key data.{key}: {alpha} must be >= 0, and is only for task "
                     "classification"
                 )
-        if self.model.teacher is None and self.optim.distill_weight != 0.5:
-            raise VislabError("config key optim.distill_weight: only with model.teacher")
+        for key, default in (("distill_weight", 0.5), ("distill_temperature", 1.0)):
+            if self.model.teacher is None and getattr(self.optim, key) != default:
+                raise VislabError(f"config key optim.{key}: only with model.teacher")
+        if self.optim.distill_temperature == 0:
+            raise VislabError(
+                "config key optim.distill_temperature: 0.0 must be above 0 (the logits are "
+                "divided by it)"
+            )
         lw = self.optim.lovasz_weight
         if not lw >= 0 or (lw and self.task != "segmentation"):  # not >= 0: NaN too
             raise VislabError(

@@ -63,6 +63,7 @@ MINIMUM = {
     "data.crop_padding": 0,
     "data.random_erasing": 0.0,
     "optim.distill_weight": 0.0,
+    "optim.distill_temperature": 0.0,
     "data.crop_size": 1,
     "data.ignore_index": 0,
     "model.num_classes": 1,

@@ -102,6 +102,8 @@ def details(run: Run) -> list[tuple[str, str]]:
     if teacher:
         w = o.get("distill_weight")
         loss += f"; {w} of it against the probabilities of the teacher {teacher}"
+        if o.get("distill_temperature", 1.0) != 1.0:
+            loss += f" at temperature {o['distill_temperature']}"
     if run.spec is not None and run.spec.name is None:  # a declared spec's ignore pixels
         loss += f", pixels of index {run.spec.ignore_index} ignored"
     return [

@@ -88,6 +88,7 @@ class ClassificationTask(Task):
         random_erasing: float = 0.0,
         teacher: str | None = None,
         distill_weight: float = 0.5,
+        distill_temperature: float = 1.0,
         **common: Any,
     ):
         super().__init__(meta, **common)
@@ -108,6 +109,7 @@ class ClassificationTask(Task):
             random_erasing=d.random_erasing,
             teacher=cfg.model.teacher,
             distill_weight=cfg.optim.distill_weight,
+            distill_temperature=cfg.optim.distill_temperature,
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -140,13 +142,17 @@ class ClassificationTask(Task):
         self, logits: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor | None
     ) -> torch.Tensor:
         """Cross-entropy with the labels (label smoothing as set), and with a teacher's
-        probabilities where given, weighted (1 - distill_weight) : distill_weight."""
+        probabilities where given, weighted (1 - distill_weight) : distill_weight; at
+        temperature T both sides are softened (logits / T, the probabilities' logarithms / T)
+        and the teacher's term is scaled by T^2, its gradients' size at T = 1."""
         h = self.hparams
         hard = F.cross_entropy(logits, labels, label_smoothing=h.label_smoothing)
         if probs is None:
             return hard
-        w = h.distill_weight
-        return (1 - w) * hard + w * F.cross_entropy(logits, probs)
+        w, t = h.distill_weight, h.distill_temperature
+        if t != 1:
+            probs = (probs.clamp_min(1e-12).log() / t).softmax(1)
+        return (1 - w) * hard + w * t**2 * F.cross_entropy(logits / t, probs)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
