@@ -179,6 +179,10 @@ def test_auto_augment_draws_per_image_from_the_seed_and_keeps_the_global_random_
         assert sum(changed) >= 8, policy  # most images are transformed
         other = auto_augment(x, policy, torch.Generator().manual_seed(5))
         assert not torch.equal(out, other), policy
+    # under a mixed-precision training step's autocast the images are the fp32 ones
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = auto_augment(x, "randaugment", torch.Generator().manual_seed(4))
+    assert torch.equal(mixed, auto_augment(x, "randaugment", torch.Generator().manual_seed(4)))
     # each image its own draw: the same image repeated comes out in several versions
     same = x[:1].repeat(16, 1, 1, 1)
     out = auto_augment(same, "trivialaugment", torch.Generator().manual_seed(0))

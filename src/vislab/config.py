@@ -45,8 +45,8 @@ class DataConfig:
     # classification: an augmentation policy per image (trivialaugment | randaugment |
     # autoaugment-imagenet | autoaugment-cifar10, torchvision's), before normalisation
     auto_augment: str | None = None
-    # classification: the probability that an image gets one random rectangle set to the
-    # mean colour (random erasing, torchvision's area 2-33% and aspect 0.3-3.3); 0 = off
+    # classification: the probability that an image gets one random rectangle set to 0 after
+    # normalisation (random erasing, torchvision's area 2-33% and aspect 0.3-3.3); 0 = off
     random_erasing: float = 0.0
     vflip: bool = False  # segmentation: random vertical flips
     rot90: bool = False  # segmentation: random rotations by multiples of 90 degrees
@@ -107,8 +107,9 @@ class ModelConfig:
     init: str | None = None
     # classification: a vislab checkpoint or export of a classifier of the same classes and
     # image size (a larger model, say) whose probabilities for each training image (the mean
-    # of the image's and its mirror's, computed once before training) the run also learns,
-    # with weight optim.distill_weight (knowledge distillation); null = off
+    # of the image's and its mirror's, computed once before training and kept in the run
+    # folder) the run also learns, with weight optim.distill_weight (knowledge distillation);
+    # null = off
     teacher: str | None = None
 
 
@@ -198,8 +199,9 @@ class Config:
                     f"config key data.{key}: {alpha} must be >= 0, and is only for task "
                     "classification"
                 )
-        for key, default in (("distill_weight", 0.5), ("distill_temperature", 1.0)):
-            if self.model.teacher is None and getattr(self.optim, key) != default:
+        defaults = OptimConfig()
+        for key in ("distill_weight", "distill_temperature"):
+            if self.model.teacher is None and getattr(self.optim, key) != getattr(defaults, key):
                 raise VislabError(f"config key optim.{key}: only with model.teacher")
         if self.optim.distill_temperature == 0:
             raise VislabError(

@@ -9,6 +9,7 @@
 <run>/embed/                          `vislab embed`: figures, coords.npz, metrics.json
 <run>/progress.png, progress.json     `vislab progress`
 <run>/val_pred.csv or val_masks/, val_eval/   `vislab reproduce`'s scoring of best.ckpt
+<run>/teacher_targets.pt              model.teacher's log-probabilities of the train images
 <run>/.lock                           held by the process that trains into the folder
 
 No torch and no Lightning here: analysis and the report read runs through this.
@@ -77,6 +78,10 @@ class RunFolder:
     @property
     def last(self) -> Path:
         return self.checkpoints / "last.ckpt"
+
+    @property
+    def teacher_targets(self) -> Path:
+        return self.path / "teacher_targets.pt"
 
     def snapshot(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:03d}.ckpt"

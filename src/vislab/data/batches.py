@@ -152,13 +152,15 @@ AUTO_AUGMENT = {
 
 def auto_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:
     """One of AUTO_AUGMENT's policies on a uint8 batch (B, C, H, W), each image its own draw
-    of operations and magnitudes. torchvision draws from torch's global generator: it is
+    of operations and magnitudes. torchvision draws from torch's global CPU generator: it is
     seeded from `generator` inside a fork, so the same seed gives the same images and the
-    caller's global random state is left as it was."""
+    caller's random state (the CPU's, and any GPU's) is left as it was. Autocast is off
+    inside: rotations and sharpness would otherwise compute in bf16 / fp16 under a
+    mixed-precision training step and give other images than at fp32."""
     transform = AUTO_AUGMENT[policy]()
     seed = int(torch.randint(2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]), torch.autocast(x.device.type, enabled=False):
+        torch.default_generator.manual_seed(seed)
         return torch.stack([transform(image) for image in x])
 
 
@@ -172,8 +174,8 @@ def random_erasing(
     """Random erasing (Zhong et al. 2017) as torchvision's RandomErasing does it, on a
     normalised float batch (B, C, H, W): each image, with probability p, has one rectangle of
     `area` times its pixels (uniform) and aspect ratio in `ratio` (log-uniform) set to 0, the
-    data's mean colour. Like torchvision, ten draws are tried for a rectangle that fits and an
-    image is left whole if none does."""
+    normalisation's mean colour. Like torchvision, ten draws are tried for a rectangle that
+    fits and an image is left whole if none does."""
     b, _, h, w = x.shape
     tries = 10
     erase = torch.rand(b, generator=generator) < p

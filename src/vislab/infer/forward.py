@@ -4,6 +4,7 @@ normalisation, memory format, device, test-time augmentation), used by `vislab p
 
 from __future__ import annotations
 
+import math
 import re
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -85,17 +86,25 @@ def class_probabilities(
     batch_size: int = 500,
     precision: str = "32",
     tta: bool = False,
+    log: bool = False,
 ) -> torch.Tensor:
     """(N, K) float32 class probabilities of (N, 3, H, W) uint8 images (on the CPU), predicted
     on the model's device under the autocast of precision (devices.PRECISIONS). tta: the mean
-    of the image's and its mirror image's."""
+    of the image's and its mirror image's. log: their logarithms, computed as such (exact
+    where a probability would underflow to 0)."""
     model = prepare(model)
     out = []
     for x in model_inputs(model, images, mean, std, batch_size):
         with autocast(precision, x.device):
-            p = model(x).float().softmax(1)
-            if tta:
-                p = (p + model(x.flip(3)).float().softmax(1)) / 2
+            if log:
+                p = model(x).float().log_softmax(1)
+                if tta:
+                    mirror = model(x.flip(3)).float().log_softmax(1)
+                    p = torch.logaddexp(p, mirror) - math.log(2)
+            else:
+                p = model(x).float().softmax(1)
+                if tta:
+                    p = (p + model(x.flip(3)).float().softmax(1)) / 2
         out.append(p.cpu())
     return torch.cat(out)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +29,6 @@ class ClassificationData(DecodedData):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         d = cfg.data.located()
-        teacher = None
-        if cfg.model.teacher is not None:
-            from vislab.train.distill import Teacher
-
-            teacher = Teacher(Path(cfg.model.teacher))
         # the classes are the data's (data.classes, when given, names them): the run's head
         # follows them, and the validation set is numbered as the training set
         store = {"store": d.store, "processes": self.processes()}
@@ -60,12 +54,8 @@ class ClassificationData(DecodedData):
             raise VislabError(
                 f"config key data.crop_padding: {d.crop_padding} must be below the images' {w}x{h}"
             )
-        targets = None
-        if teacher is not None:
-            targets = teacher.targets(train.images, train.labels, train.classes, d.eval_batch_size)
-            del teacher  # its memory back before training
         self.hold(
-            TensorImageDataset(train.images, train.labels, targets),
+            TensorImageDataset(train.images, train.labels),
             TensorImageDataset(val.images, val.labels),
             train.classes,
         )
@@ -113,7 +103,7 @@ class ClassificationTask(Task):
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y, *soft = batch  # soft: the teacher's probabilities, with model.teacher
+        x, y, *soft = batch  # soft: the teacher's log-probabilities, with model.teacher
         h = self.hparams
         g = self._generator(batch_idx)
         if h.auto_augment:
@@ -130,7 +120,7 @@ class ClassificationTask(Task):
             targets = [(lam, y, targets[0][2]), mixed]
             y = y if lam >= 0.5 else y[order]  # train accuracy: against the larger share
         logits = self.model(x)
-        loss = sum(share * self._loss(logits, labels, probs) for share, labels, probs in targets)
+        loss = sum(share * self._loss(logits, labels, soft) for share, labels, soft in targets)
         self.train_acc(logits, y)
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
@@ -139,20 +129,19 @@ class ClassificationTask(Task):
         return loss
 
     def _loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor | None
+        self, logits: torch.Tensor, labels: torch.Tensor, log_probs: torch.Tensor | None
     ) -> torch.Tensor:
         """Cross-entropy with the labels (label smoothing as set), and with a teacher's
-        probabilities where given, weighted (1 - distill_weight) : distill_weight; at
-        temperature T both sides are softened (logits / T, the probabilities' logarithms / T)
-        and the teacher's term is scaled by T^2, its gradients' size at T = 1."""
+        probabilities where its log-probabilities are given, weighted (1 - distill_weight) :
+        distill_weight; at temperature T both sides are softened (logits / T, log-probabilities
+        / T) and the teacher's term is scaled by T^2, its gradients' size at T = 1."""
         h = self.hparams
         hard = F.cross_entropy(logits, labels, label_smoothing=h.label_smoothing)
-        if probs is None:
+        if log_probs is None:
             return hard
         w, t = h.distill_weight, h.distill_temperature
-        if t != 1:
-            probs = (probs.clamp_min(1e-12).log() / t).softmax(1)
-        return (1 - w) * hard + w * t**2 * F.cross_entropy(logits / t, probs)
+        soft = (log_probs / t).softmax(1)
+        return (1 - w) * hard + w * t**2 * F.cross_entropy(logits / t, soft)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch

@@ -18,52 +18,9 @@ from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta, slide_fields
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
+from vislab.train.init_weights import init_weights
 from vislab.train.loggers import finish_loggers
 from vislab.train.resume import check_resumable, epochs_done, new_identity, prepare_run_dir
-
-
-def _init_weights(cfg: Config) -> tuple[dict | None, ModelMeta | None]:
-    """(state dict, meta) of the checkpoint model.init names, loaded into the recipe's model
-    once to check that they fit; (None, None) without model.init."""
-    if cfg.model.init is None:
-        return None, None
-    from vislab.infer.checkpoint import load_model
-    from vislab.models import create_model
-
-    path = Path(cfg.model.init)
-    if path.suffix == ".onnx":
-        raise VislabError(f"model.init: {path} is an ONNX file; give its run's .ckpt instead")
-    try:
-        model, meta = load_model(path, cfg.task)
-    except VislabError as e:
-        raise VislabError(f"model.init: {e}") from None
-    m = cfg.model
-    # a recipe that leaves the number to the data is checked against it once it is read
-    k = cfg.declared_num_classes() or meta.num_classes
-    if (meta.model, meta.num_classes) != (m.name, k):
-        raise VislabError(
-            f"model.init: {path} holds {meta.model} with {meta.num_classes} classes; "
-            f"the recipe trains {m.name} with {k}"
-        )
-    size = meta.model_kwargs.get("input_size")
-    if size is not None and m.kwargs.get("input_size") is None:
-        # the size came from ImageNet weights the recipe's model.init drops (without_weights)
-        raise VislabError(
-            f"model.init: {path} was trained with inputs resized to {size} "
-            "(its model.kwargs.input_size) and the recipe sets no model.kwargs.input_size, so "
-            f"this run would train on the images' own size: set model.kwargs.input_size "
-            f"({size} to go on at the same size)"
-        )
-    state = model.state_dict()
-    try:
-        create_model(m.name, num_classes=k, **m.kwargs).load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).splitlines()[-1].strip()
-        raise VislabError(
-            f"model.init: the weights of {path} do not fit the recipe's {m.name} "
-            f"(model.kwargs {dict(m.kwargs)} against {meta.model_kwargs}): {first}"
-        ) from None
-    return state, meta
 
 
 def _resolved(cfg: Config) -> Config:
@@ -163,7 +120,10 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
     threads = set_threads(cfg.trainer.threads)
     L.seed_everything(cfg.seed, verbose=False)
 
-    init_state, init_meta = _init_weights(cfg)  # before the data: fails in a second
+    init_state, init_meta = init_weights(cfg)  # before the data: fails in a second
+    from vislab.train.distill import load_teacher
+
+    teacher = load_teacher(cfg)  # so is a teacher that is no classifier
     cfg = dataclasses.replace(cfg, data=cfg.data.located())  # the folders found named
     m, d = cfg.model, cfg.data
     warn_cifar100([m.kwargs.get("weights"), m.init, m.name], [d.resolve(d.train), d.resolve(d.val)])
@@ -175,6 +135,9 @@ def _train(cfg: Config, run: RunFolder, resume: bool, rank: int) -> Path:
         f"images of {vw}x{vh}, {len(data.classes)} classes "
         f"(decoded in {time.perf_counter() - t0:.1f} s); {threads} thread(s)"
     )
+    if teacher is not None:  # its targets for the train set, then its memory back
+        teacher.attach(data.train_set, data.classes, d.eval_batch_size, run.teacher_targets, rank)
+        teacher = None
     k = _num_classes(cfg, data.classes, init_meta)
     if init_meta is not None and (cfg.data.mean is None or cfg.data.std is None):
         # the weights were trained on inputs normalised with their run's statistics
