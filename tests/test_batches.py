@@ -4,17 +4,14 @@ import torch
 import torch.nn.functional as F
 
 from vislab.config_keys import CHOICES
-from vislab.data.batches import (
+from vislab.data.augment import (
     AUTO_AUGMENT,
-    EpochSampler,
-    TensorImageDataset,
     auto_augment,
-    channel_stats,
     mix_batch,
-    normalize,
     random_crop_flip,
     random_erasing,
 )
+from vislab.data.batches import EpochSampler, TensorImageDataset, channel_stats, normalize
 
 
 def test_each_output_is_a_crop_of_the_padded_image_possibly_flipped():

@@ -10,7 +10,7 @@ import torch
 from conftest import seg_train_args, train_args
 
 from vislab.cli import main
-from vislab.data.batches import mix_batch, random_crop_flip, random_tile_augment
+from vislab.data.augment import mix_batch, random_crop_flip, random_tile_augment
 from vislab.devices import check_precision, check_trainer, resolve_device
 from vislab.errors import VislabError
 

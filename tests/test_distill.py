@@ -189,7 +189,7 @@ def test_teacher_batches_follow_the_free_memory(teacher, p1_tiny, tmp_path, monk
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_mixup_mixes_the_teachers_targets_as_it_mixes_the_labels():
-    from vislab.data.batches import mix_batch
+    from vislab.data.augment import mix_batch
 
     task = _task(mixup=0.4, distill_weight=0.5)
     g = torch.Generator().manual_seed(1)

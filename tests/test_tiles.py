@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from vislab.course.landcover import RedPixelsWarning, write_mask
-from vislab.data.batches import random_tile_augment
+from vislab.data.augment import random_tile_augment
 from vislab.data.synthetic import write_tile_folder
 from vislab.data.tiles import find_pairs, load_sat_images, load_tiles
 from vislab.errors import VislabError

@@ -22,7 +22,7 @@ CHOICES = {
     "trainer.precision": ("32-true", "bf16-mixed", "16-mixed"),
     "data.mask_format": ("auto", "rgb", "index"),
     "data.store": ("auto", "memory", "disk"),
-    # the policies of data/batches.py's AUTO_AUGMENT (not imported here: config stays torch-free)
+    # the policies of data/augment.py's AUTO_AUGMENT (not imported here: config stays torch-free)
     "data.auto_augment": (
         None,
         "trivialaugment",

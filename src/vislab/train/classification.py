@@ -9,13 +9,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from vislab.config import Config
-from vislab.data.batches import (
-    TensorImageDataset,
-    auto_augment,
-    mix_batch,
-    random_crop_flip,
-    random_erasing,
-)
+from vislab.data.augment import auto_augment, mix_batch, random_crop_flip, random_erasing
+from vislab.data.batches import TensorImageDataset
 from vislab.data.images import load_labeled
 from vislab.errors import VislabError
 from vislab.infer.meta import ModelMeta

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from vislab.config import Config, check_class_weights
-from vislab.data.batches import TensorImageDataset, random_tile_augment
+from vislab.data.augment import random_tile_augment
+from vislab.data.batches import TensorImageDataset
 from vislab.data.spec import DatasetSpec
 from vislab.data.tiles import balanced_weights, load_tiles, pixel_counts, resolve_spec
 from vislab.errors import VislabError
