@@ -2,7 +2,9 @@
 average; the trained weights ride along, so --resume goes on exactly."""
 
 import json
+from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from conftest import train_args
@@ -10,7 +12,7 @@ from conftest import train_args
 from vislab.cli import main
 from vislab.report.result import details
 from vislab.report.run import read_run
-from vislab.train.callbacks import EpochMetricsCSV
+from vislab.train.callbacks import EpochMetricsCSV, WeightEMA
 
 EMA = ("--set", "trainer.ema=0.9", "--set", "trainer.snapshots=[1,2,3]")
 
@@ -87,3 +89,26 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_average(
     assert _equal(a["state_dict"], b["state_dict"])
     assert _equal(a["current_model_state"], b["current_model_state"])
     assert [r["val_acc"] for r in _rows(out)] == [r["val_acc"] for r in _rows(ema_run)]
+
+
+def test_the_decay_warms_up_so_the_first_steps_average_the_trained_weights():
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(2))
+
+    net, ema = Net(), WeightEMA(decay=0.999)
+    ema.setup(None, net, "fit")
+    trainer, expected = SimpleNamespace(global_step=0), torch.zeros(2)
+    for step in range(1, 301):
+        with torch.no_grad():
+            net.w.fill_(float(step))
+        trainer.global_step = step
+        ema.on_train_batch_end(trainer, net, None, None, step - 1)
+        # TensorFlow's num_updates warm-up: n updates done, this one keeps min(d, (1+n)/(10+n))
+        keep = min(0.999, (1 + (step - 1)) / (10 + (step - 1))) if step > 1 else 0.0
+        expected = expected * keep + float(step) * (1 - keep)
+    average = ema.averaged_state_dict()["w"]
+    assert torch.allclose(average, expected.expand(2), rtol=1e-5)
+    # the weights of step 300 weigh in; a plain 0.999 average would still be near its start (1.0)
+    assert average[0] > 250 and expected[0] > 250

@@ -4,12 +4,15 @@ weights' moving average."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
+from torch import Tensor
 
 from vislab.fileio import atomic_torch_save
 from vislab.infer.meta import META_KEY
@@ -99,11 +102,31 @@ class Snapshots(L.Callback):
 class WeightEMA(EMAWeightAveraging):
     """An exponential moving average of the weights (trainer.ema), Lightning's: validation runs
     on the average, the checkpoints hold it as their state_dict (the trained weights ride
-    along for --resume, under current_model_state) and the model ends the run holding it."""
+    along for --resume, under current_model_state) and the model ends the run holding it.
+
+    The decay warms up as TensorFlow's ExponentialMovingAverage does with num_updates: after n
+    updates the average keeps min(decay, (1 + n) / (10 + n)) of itself. Without it a decay of
+    0.999 still holds 0.999^352 = 0.70 of the starting weights (and their untrained head)
+    after 352 steps, so the first epochs' validation and best.ckpt would score those."""
+
+    def __init__(self, decay: float):
+        super().__init__(decay=decay)
+        self._kwargs["avg_fn"] = warmed_up_ema(decay)
 
     def averaged_state_dict(self) -> dict[str, Any]:
         """The average's state_dict, keyed as the task's own."""
         return self._average_model.module.state_dict()
+
+
+def warmed_up_ema(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """AveragedModel's avg_fn: the exponential moving average with TensorFlow's warm-up, the
+    decay min(decay, (1 + n) / (10 + n)) after n updates (n a tensor: no device sync)."""
+
+    def average(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
+        keep = torch.clamp((1 + n) / (10 + n), max=decay)
+        return averaged * keep + current * (1 - keep)
+
+    return average
 
 
 def default_snapshots(epochs: int) -> set[int]:
