@@ -24,7 +24,7 @@ from vislab.data.images import load_unlabeled
 from vislab.data.tiles import load_tiles
 from vislab.infer.checkpoint import load_model
 from vislab.infer.export import export
-from vislab.infer.forward import as_input, prepare, segment_logits
+from vislab.infer.forward import as_input, prepare, tile_logits
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -33,14 +33,14 @@ DATA = REPO.parent / "shared" / "data"
 @torch.inference_mode()
 def logits(model, meta, images: torch.Tensor, batch: int) -> tuple[float, torch.Tensor]:
     """(images/s, logits) of the whole set, in predict's batches."""
-    mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
+    mean, std = torch.tensor(meta.mean), torch.tensor(meta.std)
     model = prepare(model)
     out = []
     t = time.perf_counter()
     for i in range(0, len(images), batch):
         x = as_input(normalize(images[i : i + batch], mean, std))
-        if meta["task"] == "segmentation":
-            out.append(segment_logits(model, x, meta["image_size"]))
+        if meta.task == "segmentation":  # windows of the training's size, as predict does
+            out.append(tile_logits(model, x, meta, batch=batch))
         else:
             out.append(model(x))
     return len(images) / (time.perf_counter() - t), torch.cat(out).float()
@@ -60,7 +60,7 @@ def main() -> None:
         export_s = time.perf_counter() - t
         engines = {"pytorch": load_model(args.ckpt), "onnxruntime": load_model(onnx_path)}
         meta = engines["pytorch"][1]
-        if meta["task"] == "segmentation":
+        if meta.task == "segmentation":
             images = load_tiles(DATA / "dlcv-p2" / "validation", limit=args.n or 8).images
             batch = 4
         else:
@@ -76,7 +76,7 @@ def main() -> None:
     agree = (out["pytorch"].argmax(1) == out["onnxruntime"].argmax(1)).float().mean()
     diff = (out["pytorch"] - out["onnxruntime"]).abs().max()
     print(
-        f"{meta['model']}: {len(images)} images, {args.threads} thread(s), medians of "
+        f"{meta.model}: {len(images)} images, {args.threads} thread(s), medians of "
         f"{args.repeats}; export took {export_s:.1f} s"
     )
     print("| engine | img/s | ratio to pytorch |")

@@ -7,13 +7,17 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from conftest import seg_train_args, train_args
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from vislab.cli import main
+from vislab.errors import VislabError
+from vislab.infer.checkpoint import load_model
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +75,33 @@ def test_exported_segmenter_writes_the_same_masks(seg_run, p2_tiny):
                      "--out", str(out), "--threads", "1", "--engine", engine]) == 0  # fmt: skip
         masks[source.suffix] = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
     assert len(masks[".ckpt"]) == 4 and masks[".ckpt"] == masks[".onnx"]
+
+
+def test_an_exported_segmenter_takes_its_window_and_pads_a_smaller_one(seg_run, tmp_path):
+    ckpt = seg_run / "checkpoints" / "best.ckpt"
+    exported = tmp_path / "seg.onnx"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(exported)]) == 0
+    net, meta = load_model(ckpt)
+    onnx_net, _ = load_model(exported)
+    assert meta.window == [32, 32]
+    assert onnx_net.session.get_inputs()[0].shape[-2:] == meta.window  # a static graph
+    # a window clipped to a 20x28 tile: padded with zeros (the mean colour), logits cropped back
+    x = torch.randn(2, 3, 20, 28, generator=torch.Generator().manual_seed(0))
+    got = onnx_net(x)["out"]
+    with torch.no_grad():
+        want = net(torch.nn.functional.pad(x, (0, 4, 0, 12)))["out"][..., :20, :28]
+    assert got.shape == (2, 7, 20, 28) and torch.allclose(got, want, atol=1e-4)
+    with pytest.raises(VislabError, match="takes windows of 32x32; got 32x40"):
+        onnx_net(torch.zeros(1, 3, 40, 32))
+    # through predict: tiles smaller than the window get masks of their own size
+    tiles = tmp_path / "small"
+    tiles.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((40, 56, 3), 60 * i, np.uint8)).save(tiles / f"000{i}_sat.jpg")
+    out = tmp_path / "masks"
+    args = ["--ckpt", str(exported), "--images", str(tiles), "--out", str(out)]
+    assert main(["predict", *args, "--threads", "1"]) == 0
+    assert [Image.open(m).size for m in sorted(out.glob("*.png"))] == [(56, 40)] * 2
 
 
 def test_export_refusals(cls_run, tmp_path, capsys):

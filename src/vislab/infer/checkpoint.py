@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from vislab.errors import VislabError
 from vislab.fileio import require_file
@@ -179,7 +180,12 @@ def onnx_providers(device: torch.device) -> list:
 
 class OnnxModel(nn.Module):
     """An exported model run by ONNX Runtime, called like the PyTorch model it came from:
-    inputs and outputs on the CPU, the work on the provider's device."""
+    inputs and outputs on the CPU, the work on the provider's device.
+
+    A segmenter's graph takes its window's size (export.py); a smaller input (a window clipped
+    to a tile smaller than it) is padded at the bottom and right with zeros, the normalised
+    mean colour, and its logits cropped back. So on tiles smaller than the window its masks
+    can differ from PyTorch's, which sees the clipped window as it is."""
 
     def __init__(self, path: Path, task: str, device: torch.device):
         super().__init__()
@@ -192,8 +198,18 @@ class OnnxModel(nn.Module):
         self.task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        h, w = x.shape[-2:]
+        gh, gw = self.session.get_inputs()[0].shape[-2:]  # names where the graph's are dynamic
+        pad = self.task == "segmentation" and isinstance(gh, int) and (h, w) != (gh, gw)
+        if pad:
+            if h > gh or w > gw:
+                raise VislabError(f"this ONNX segmenter takes windows of {gw}x{gh}; got {w}x{h}")
+            x = F.pad(x, (0, gw - w, 0, gh - h))
         (y,) = self.session.run(None, {"image": x.float().contiguous().numpy()})
         y = torch.from_numpy(y)
+        if pad:  # the logits of the input's own part, at the graph's output scale
+            oh, ow = y.shape[-2:]
+            y = y[..., : max(1, round(h * oh / gh)), : max(1, round(w * ow / gw))]
         return {"out": y} if self.task == "segmentation" else y
 
 

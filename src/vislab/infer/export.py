@@ -3,8 +3,10 @@
 Both files carry the checkpoint's "vislab" metadata (model, classes, data set spec,
 preprocessing, input size, scale and window) as JSON, so `vislab predict` reads them like a
 checkpoint: safetensors holds tensors only and cannot run code; ONNX runs in ONNX Runtime
-without PyTorch's model code. A segmenter's ONNX graph takes any height and width (its windows
-are clipped to tiles smaller than them).
+without PyTorch's model code. The graph takes any batch of inputs of the model's one size (a
+segmenter's window): symbolic heights and widths sent torch.export into minutes of sympy over
+timm's TF-"same" padding (the EfficientNet-Lite encoders). A window clipped to a tile smaller
+than it is padded to the graph's size by checkpoint.OnnxModel.
 """
 
 from __future__ import annotations
@@ -76,9 +78,6 @@ def _onnx_bytes(model: nn.Module, meta: ModelMeta, info: str) -> bytes:
     h, w = meta.window or meta.image_size
     x = torch.zeros(2, 3, h, w, device=model_device(model))
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
-    if meta.scale is not None:  # a segmenter's windows are clipped to a tile smaller than them
-        dims[2] = torch.export.Dim("height", min=min(32, h), max=4096)
-        dims[3] = torch.export.Dim("width", min=min(32, w), max=4096)
     program = torch.onnx.export(
         _Logits(model, meta.task).eval(),
         (x,),
