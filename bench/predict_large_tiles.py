@@ -72,7 +72,7 @@ def _grid(tiles: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def run(model, meta: ModelMeta, images: Path, truth: np.ndarray, out: Path, batch: int):
     """(mIoU, seconds) of predict_masks over a folder, its masks scored against truth."""
     start = time.perf_counter()
-    predict_masks(model, meta, images, out, batch_size=batch, precision="32", tta=False)
+    predict_masks([(model, meta)], images, out, batch_size=batch, precision="32", tta=False)
     took = time.perf_counter() - start
     cm = np.zeros((LANDCOVER.num_classes,) * 2, dtype=np.int64)
     for i, path in enumerate(sorted(out.glob("*.png"))):

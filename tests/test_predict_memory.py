@@ -15,7 +15,7 @@ from conftest import train_args
 import vislab.infer.predict
 from vislab.cli import main
 from vislab.infer.checkpoint import load_model
-from vislab.infer.forward import classify
+from vislab.infer.forward import class_probabilities
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_batches_shrink_to_what_the_free_memory_holds(ckpt, p1_tiny, tmp_path, c
 
     def counting(model, x, *args, **kwargs):
         passes.append(len(x))
-        return classify(model, x, *args, **kwargs)
+        return class_probabilities(model, x, *args, **kwargs)
 
-    monkeypatch.setattr(vislab.infer.predict, "classify", counting)
+    monkeypatch.setattr(vislab.infer.predict, "class_probabilities", counting)
     monkeypatch.setattr(vislab.infer.predict, "available_memory", lambda: 3 * one)
     assert main(_predict(ckpt, images, tmp_path / "apart.csv")) == 0
     assert passes == [3, 3, 3, 3, 3, 1]  # 16 images, 3 a pass: the same classes
@@ -86,7 +86,7 @@ def test_an_allocation_that_fails_anyway_ends_in_one_line(
             "memory)"
         )
 
-    monkeypatch.setattr(vislab.infer.predict, "classify", failing)
+    monkeypatch.setattr(vislab.infer.predict, "class_probabilities", failing)
     images = p1_tiny / "val_50"
     assert main(_predict(ckpt, images, tmp_path / "p.csv")) == 2
     err = capsys.readouterr().err.strip().splitlines()

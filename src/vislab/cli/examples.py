@@ -5,7 +5,9 @@ EXAMPLES = {
     "  vislab train configs/p1_model_a.yaml --out runs/a --resume\n"
     "  vislab train configs/p1_model_a.yaml --set optim.lr=0.05 --set data.hflip=true",
     "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv\n"
-    "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/",
+    "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/\n"
+    "  vislab predict --ckpt runs/a/checkpoints/best.ckpt runs/b/checkpoints/best.ckpt "
+    "--images val_50 --out pred.csv",
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json\n"
     "  vislab evaluate --pred masks/ --gt roads/val --ckpt runs/roads/checkpoints/best.ckpt",

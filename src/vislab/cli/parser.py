@@ -33,7 +33,11 @@ def _predict(p: argparse.ArgumentParser) -> None:
         "--ckpt",
         required=True,
         type=Path,
-        help="a vislab checkpoint, or a .safetensors / .onnx file from vislab export",
+        nargs="+",
+        action="extend",
+        help="a vislab checkpoint, or a .safetensors / .onnx file from vislab export; several "
+        "(of one task and the same classes) predict as an ensemble, the mean of their class "
+        "probabilities",
     )
     p.add_argument(
         "--images",

@@ -57,7 +57,7 @@ def train(
 
 def predict(
     *,
-    ckpt: Path,
+    ckpt: list[Path],
     images: Path,
     out: Path,
     batch_size: int | None,
@@ -72,11 +72,12 @@ def predict(
     from vislab.infer.meta import read_meta
     from vislab.infer.predict import predict_folder
 
-    refuse_writing_over_inputs([("--out", out)], [ckpt, *_files(images, images=True)], [images])
-    if images.name in ("train_50", "val_50") and ckpt.is_file():
-        meta = read_meta(ckpt)
-        init = ((meta.config or {}).get("model") or {}).get("init")
-        warn_cifar100([ckpt.resolve(), meta.model_kwargs.get("weights"), init], [images])
+    refuse_writing_over_inputs([("--out", out)], [*ckpt, *_files(images, images=True)], [images])
+    for one in ckpt:
+        if images.name in ("train_50", "val_50") and one.is_file():
+            meta = read_meta(one)
+            init = ((meta.config or {}).get("model") or {}).get("init")
+            warn_cifar100([one.resolve(), meta.model_kwargs.get("weights"), init], [images])
     n, ran = predict_folder(
         ckpt,
         images,

@@ -204,13 +204,13 @@ def _evaluate(run: RunFolder, cfg: Config) -> None:
     scratch = run.path / ".val_eval.partial"
     if cfg.task == "classification":
         pred = run.val_pred
-        predict_folder(ckpt, images, pred, engine="torch")
+        predict_folder([ckpt], images, pred, engine="torch")
         gt = data.resolve(data.val_labels) or images
         result = evaluate_classification(pred, gt, scratch, classes=command_classes(ckpt))
         print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
     else:
         masks = run.val_masks
-        predict_folder(ckpt, images, masks, engine="torch")
+        predict_folder([ckpt], images, masks, engine="torch")
         spec = command_spec(ckpt)
         result = evaluate_masks(images, masks, spec)
         write_mask_scores(result, None, scratch, spec)

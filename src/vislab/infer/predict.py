@@ -2,7 +2,9 @@
 
 Classifiers write a filename,label CSV of class names (the course's are its integers);
 segmenters write one mask PNG per image, in the model's data set spec (a palette-mode PNG in its
-colours by default, RGB for the course's land-cover set), at the image's own size.
+colours by default, RGB for the course's land-cover set), at the image's own size. Several
+models of one task and one set of classes predict as an ensemble: the mean of their class
+probabilities (each model with its own input size, normalisation and windows).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from vislab.errors import VislabError
 from vislab.fileio import atomic_write_csv, staged_into
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import (
-    classify,
+    class_probabilities,
     memory_named,
     model_inputs,
     prepare,
@@ -55,8 +57,7 @@ def read_resized(files: list[Path], size: list[int] | None) -> np.ndarray:
 
 
 def predict_classes(
-    model: torch.nn.Module,
-    meta: ModelMeta,
+    members: list,
     images_dir: Path,
     out_csv: Path,
     *,
@@ -66,32 +67,38 @@ def predict_classes(
 ) -> int:
     """Write out_csv: each image's file name and its predicted class name (an index the
     metadata names no class for, as in a model trained with a larger head: its number).
-    The images are decoded a batch at a time, batches as large as the free memory holds
-    (fitting_batch); a model input too large for it is refused before any is predicted."""
+    members: (model, ModelMeta) pairs, one or an ensemble (same_classes), whose class
+    probabilities are averaged. The images are decoded a batch at a time, batches as large as
+    the free memory holds (fitting_batch); a model input too large for it is refused before
+    any is predicted."""
     out_csv = Path(out_csv)
     if out_csv.is_dir():
         raise VislabError(f"--out {out_csv} is a folder; a classifier writes a CSV file")
     files = list_images(images_dir)
-    if meta.image_size:
-        h, w = meta.image_size
-        what = f"the model's input size {w}x{h} (its image_size)"
-    else:
-        h, w = read_rgb(files[0]).shape[:2]
-        what = f"{files[0]}: a {w}x{h} image"
-    remedy = "give a model trained at a smaller data.image_size"
-    n = fitting_batch(predict_bytes(h, w, meta), batch_size, what, remedy)
+    first = read_rgb(files[0]).shape[:2]
+    n = batch_size
+    for _, meta in members:
+        h, w = meta.image_size or first
+        what = (
+            f"the model's input size {w}x{h} (its image_size)"
+            if meta.image_size
+            else f"{files[0]}: a {w}x{h} image"
+        )
+        remedy = "give a model trained at a smaller data.image_size"
+        n = fitting_batch(predict_bytes(h, w, meta), n, what, remedy)
     labels = []
     for i in range(0, len(files), n):
-        images = read_resized(files[i : i + n], meta.image_size)
-        if images.shape[1:3] != (h, w):  # images as they are: one size, the first one's
-            h1, w1 = images.shape[1:3]
-            raise VislabError(
-                f"{files[i]} is {w1}x{h1} but {files[0].name} is {w}x{h}: images must share "
-                "one size (set data.image_size to resize them all)"
-            )
-        x = to_nchw(images)
-        labels.append(classify(model, x, meta.mean, meta.std, n, precision, tta))
-    names = meta.classes
+        decoded: dict[tuple | None, np.ndarray] = {}  # by input size: members may share one
+        probs = None
+        for model, meta in members:
+            key = tuple(meta.image_size) if meta.image_size else None
+            if key not in decoded:
+                decoded[key] = _decoded(files, i, n, meta.image_size, first)
+            x = to_nchw(decoded[key])
+            p = class_probabilities(model, x, meta.mean, meta.std, n, precision, tta)
+            probs = p if probs is None else probs + p
+        labels.append(probs.argmax(1))
+    names = members[0][1].classes
     rows = [
         (p.name, names[i] if i < len(names) else str(i))
         for p, i in zip(files, torch.cat(labels).tolist())
@@ -99,6 +106,22 @@ def predict_classes(
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out_csv, [("filename", "label"), *rows])  # a comma in a name is quoted
     return len(files)
+
+
+def _decoded(
+    files: list[Path], i: int, n: int, size: list[int] | None, first: tuple[int, int]
+) -> np.ndarray:
+    """files[i : i + n] decoded at size (read_resized); without a size they must share the
+    first image's."""
+    images = read_resized(files[i : i + n], size)
+    if size is None and images.shape[1:3] != first:
+        h, w = first
+        h1, w1 = images.shape[1:3]
+        raise VislabError(
+            f"{files[i]} is {w1}x{h1} but {files[0].name} is {w}x{h}: images must share "
+            "one size (set data.image_size to resize them all)"
+        )
+    return images
 
 
 def fitting_batch(need: int, batch_size: int, what: str, remedy: str) -> int:
@@ -116,8 +139,7 @@ def fitting_batch(need: int, batch_size: int, what: str, remedy: str) -> int:
 
 @torch.inference_mode()
 def predict_masks(
-    model: torch.nn.Module,
-    meta: ModelMeta,
+    members: list,
     images_dir: Path,
     out_dir: Path,
     *,
@@ -126,8 +148,10 @@ def predict_masks(
     tta: bool,
     fmt: str | None = None,
 ) -> int:
-    """Write one mask per image of images_dir, xxxx.png, at the image's size, in the model's
+    """Write one mask per image of images_dir, xxxx.png, at the image's size, in the models'
     spec: fmt palette, rgb or index (DatasetSpec.write_mask), default the spec's own.
+    members: (model, ModelMeta) pairs, one or an ensemble (same_classes) whose class
+    probabilities are averaged per pixel.
 
     Masks go to a scratch folder beside out_dir and move in only when every tile is done:
     a failure (an unreadable tile, a full disk, Ctrl-C) leaves out_dir as it was."""
@@ -139,8 +163,7 @@ def predict_masks(
         raise VislabError(f"--out {out_dir} must be a folder; a segmenter writes PNG masks")
     with staged_into(out_dir, "--out") as scratch:
         _write_masks(
-            model,
-            meta,
+            members,
             files,
             ids,
             scratch,
@@ -153,8 +176,7 @@ def predict_masks(
 
 
 def _write_masks(
-    model: torch.nn.Module,
-    meta: ModelMeta,
+    members: list,
     files: list[Path],
     ids: list[str],
     folder: Path,
@@ -164,29 +186,42 @@ def _write_masks(
     tta: bool,
     fmt: str | None,
 ) -> None:
-    model = prepare(model)
-    spec = meta.spec()
+    members = [(prepare(model), meta) for model, meta in members]
+    metas = [meta for _, meta in members]
+    spec = metas[0].spec()
     steps = Steps(len(files), "predict", "tiles")
     for i in range(0, len(files), batch_size):
         chunk = [read_rgb(p) for p in files[i : i + batch_size]]
-        groups = _groups(chunk, files[i : i + batch_size], meta)
+        groups = _groups(chunk, files[i : i + batch_size], metas)
         preds = []
         for g in groups:
-            (x,) = model_inputs(model, to_nchw(np.stack(g)), meta.mean, meta.std, len(g))
-            with autocast(precision, x.device):
-                logits = tile_logits(model, x, meta, tta, batch_size)
-            preds += list(logits.float().argmax(1).to(torch.uint8).cpu().numpy())
+            batch = to_nchw(np.stack(g))
+            total = None
+            for model, meta in members:
+                (x,) = model_inputs(model, batch, meta.mean, meta.std, len(g))
+                with autocast(precision, x.device):
+                    logits = tile_logits(model, x, meta, tta, batch_size).float()
+                # one model: its logits' argmax; an ensemble: the mean of the probabilities
+                scores = logits if len(members) == 1 else logits.softmax(1).cpu()
+                total = scores if total is None else total + scores
+            preds += list(total.argmax(1).to(torch.uint8).cpu().numpy())
         for tile, pred in zip(ids[i : i + batch_size], preds):
             spec.write_mask(pred, folder / f"{tile}.png", fmt)
         steps.step(len(chunk))
     steps.close()
 
 
-def _groups(chunk: list[np.ndarray], files: list[Path], meta: ModelMeta) -> list[list]:
+def _groups(chunk: list[np.ndarray], files: list[Path], metas: list[ModelMeta]) -> list[list]:
     """The decoded tiles of chunk in the groups predicted in one pass: all of them when they
     are one size and fit in the free memory together, else one at a time. A tile that alone
-    needs more memory than is free is refused, named, before any of it is predicted."""
-    needs = [predict_bytes(c.shape[0], c.shape[1], meta) for c in chunk]
+    needs more memory than is free is refused, named, before any of it is predicted. An
+    ensemble needs its largest model's bytes and its sum of probabilities."""
+    k = metas[0].num_classes
+    extra = 4 * k if len(metas) > 1 else 0
+    needs = [
+        max(predict_bytes(c.shape[0], c.shape[1], m) for m in metas) + extra * c[..., 0].size
+        for c in chunk
+    ]
     remedy = "cut it into smaller tiles"
     fits = [
         fitting_batch(need, len(chunk), f"{path}: a {c.shape[1]}x{c.shape[0]} tile", remedy)
@@ -219,7 +254,7 @@ def predict_bytes(h: int, w: int, meta: ModelMeta) -> int:
 
 
 def predict_folder(
-    ckpt: Path,
+    ckpts: list[Path],
     images_dir: Path,
     out: Path,
     *,
@@ -231,43 +266,65 @@ def predict_folder(
     fmt: str | None = None,
     device: str = "auto",
 ) -> tuple[int, str]:
-    """Predict every image of images_dir with the checkpoint (or its export, see
-    export.model_file) on device (devices.DEVICES); returns the number of images and the
-    engine that ran them, with its device. fmt: a segmenter's mask format (MASK_FORMATS),
-    default its spec's."""
+    """Predict every image of images_dir with the checkpoints (or their exports, see
+    export.model_file) on device (devices.DEVICES): one model, or an ensemble of several
+    that predict one task's same classes; returns the number of images and the engines
+    that ran them, with the device. fmt: a segmenter's mask format (MASK_FORMATS), default
+    its spec's."""
     from vislab.infer.export import model_file
     from vislab.tasks import task_spec
 
     dev = resolve_device(device)
     check_precision(precision, dev)
     set_threads(threads)
-    model, meta = load_model(model_file(ckpt, engine, dev), device=dev)
-    ran = f"{'onnxruntime' if meta.format == 'onnx' else 'pytorch'} on {dev}"
-    if meta.format == "onnx" and precision != "32":
+    members = [load_model(model_file(c, engine, dev), device=dev) for c in ckpts]
+    same_classes(ckpts, [meta for _, meta in members])
+    engines = sorted({"onnxruntime" if meta.format == "onnx" else "pytorch" for _, meta in members})
+    ran = f"{' + '.join(engines)} on {dev}"
+    if "onnxruntime" in engines and precision != "32":
         raise VislabError(
             f"--precision {precision} is for PyTorch models; an ONNX model runs in fp32"
         )
-    batch_size = batch_size or task_spec(meta.task).predict_batch
+    task = members[0][1].task
+    batch_size = batch_size or task_spec(task).predict_batch
     with memory_named(f"predicting {images_dir}"):
-        n = _predict(model, meta, ckpt, images_dir, out, batch_size, precision, tta, fmt)
+        if task == "segmentation":
+            n = predict_masks(
+                members,
+                images_dir,
+                out,
+                batch_size=batch_size,
+                precision=precision,
+                tta=tta,
+                fmt=fmt,
+            )
+        elif fmt is not None:
+            raise VislabError(f"--format is for a segmenter's masks; {ckpts[0]} is a classifier")
+        else:
+            n = predict_classes(
+                members, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
+            )
     return n, ran
 
 
-def _predict(model, meta, ckpt, images_dir, out, batch_size, precision, tta, fmt) -> int:
-    """predict_folder's work for the model's task; returns the number of images."""
-    if meta.task == "segmentation":
-        return predict_masks(
-            model,
-            meta,
-            images_dir,
-            out,
-            batch_size=batch_size,
-            precision=precision,
-            tta=tta,
-            fmt=fmt,
+def same_classes(ckpts: list[Path], metas: list[ModelMeta]) -> None:
+    """Models that predict as an ensemble share their task and classes (a segmenter's whole
+    data set spec: the masks are written in it); the first that does not is named."""
+    first = metas[0]
+    for ckpt, meta in zip(ckpts[1:], metas[1:]):
+        if meta.task != first.task:
+            raise VislabError(
+                f"--ckpt {ckpt} is a {meta.task} model and {ckpts[0]} a {first.task} "
+                "model: an ensemble predicts one task"
+            )
+        theirs, ours = (
+            (meta.spec(), first.spec())
+            if first.task == "segmentation"
+            else (meta.classes, first.classes)
         )
-    if fmt is not None:
-        raise VislabError(f"--format is for a segmenter's masks; {ckpt} is a classifier")
-    return predict_classes(
-        model, meta, images_dir, out, batch_size=batch_size, precision=precision, tta=tta
-    )
+        if theirs != ours:
+            what = "data set spec (classes, colours)" if first.task == "segmentation" else "classes"
+            raise VislabError(
+                f"--ckpt {ckpt} predicts other {what} than {ckpts[0]}: an ensemble "
+                "averages the probabilities of the same classes"
+            )

@@ -87,9 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model, meta = load(problem, device)
         if problem == "1":
-            n = predict_classes(model, meta, images, out, batch_size=500, precision="32", tta=True)
+            n = predict_classes(
+                [(model, meta)], images, out, batch_size=500, precision="32", tta=True
+            )
         else:
-            n = predict_masks(model, meta, images, out, batch_size=4, precision="32", tta=True)
+            n = predict_masks([(model, meta)], images, out, batch_size=4, precision="32", tta=True)
     except VislabError as e:
         raise SystemExit(f"hw1_infer.py: error: {e}") from None
     took = time.perf_counter() - start
