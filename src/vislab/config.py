@@ -140,10 +140,8 @@ class TrainerConfig:
     # scaling, GPUs only)
     precision: str = "32-true"
     channels_last: bool = False
-    # an exponential moving average of the weights, updated after every optimizer step with
-    # this decay (0.999 averages over about the last 1,000 steps), warmed up: after n steps
-    # the decay is min(ema, (1 + n) / (10 + n)); validation, the checkpoints and the
-    # exported weights are the average's; 0 = off
+    # a moving average of the weights after every optimizer step, of decay min(ema, (1 + n) /
+    # (10 + n)) after n steps; validation, checkpoints and exports use it; 0 = off
     ema: float = 0.0
     threads: int | None = None  # torch CPU threads; null = the cores that are free right now
     snapshots: list[int] | None = None  # epochs (1-based) to snapshot; null = first, middle, last

@@ -196,10 +196,12 @@ class OnnxModel(nn.Module):
         providers = onnx_providers(device)
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.task = task
+        # the graph's input height and width: numbers, or names where they are dynamic
+        self.input_hw = self.session.get_inputs()[0].shape[-2:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
-        gh, gw = self.session.get_inputs()[0].shape[-2:]  # names where the graph's are dynamic
+        gh, gw = self.input_hw
         pad = self.task == "segmentation" and isinstance(gh, int) and (h, w) != (gh, gw)
         if pad:
             if h > gh or w > gw:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -107,11 +107,6 @@ def class_probabilities(
                     p = (p + model(x.flip(3)).float().softmax(1)) / 2
         out.append(p.cpu())
     return torch.cat(out)
-
-
-def classify(model: nn.Module, images: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """Class index for each image: the argmax of class_probabilities (same arguments)."""
-    return class_probabilities(model, images, *args, **kwargs).argmax(1)
 
 
 def segment_logits(
