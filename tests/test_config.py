@@ -152,9 +152,16 @@ def test_missing_and_invalid_files(tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
 def test_every_recipe_loads(recipe):
-    cfg = load_config(REPO / "configs" / recipe)
-    assert cfg.trainer.epochs > 0
-    assert cfg.model.num_classes is None  # the data tells: its classes, or the course's spec
+    from vislab.ensembles import is_ensemble, member_configs
+
+    path = REPO / "configs" / recipe
+    if is_ensemble(path):  # every member's config loads
+        configs = [cfg for _, cfg in member_configs(path)]
+    else:
+        configs = [load_config(path)]
+    for cfg in configs:
+        assert cfg.trainer.epochs > 0
+        assert cfg.model.num_classes is None  # the data tells: its classes, or the course's spec
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import seg_train_args, train_args
+from conftest import REPO, seg_train_args, train_args
 from PIL import Image
 
 from vislab.cli import main
@@ -17,6 +17,12 @@ from vislab.data.tiles import load_sat_images
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import class_probabilities, model_inputs, tile_logits, to_nchw
 from vislab.infer.predict import read_resized
+
+MODEL_A = REPO / "configs" / "p1_model_a.yaml"
+# what conftest.train_args sets, but for --epochs and --data
+TINY_MODEL_A = (
+    "[model.num_classes=4, data.batch_size=16, trainer.threads=1, trainer.progress_bar=false"
+)
 
 
 def _run(args) -> None:
@@ -100,3 +106,126 @@ def test_a_mix_of_tasks_or_classes_is_refused(classifiers, segmenters, p1_tiny, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--ckpt {renamed} predicts other classes than" in err[0]
     assert not (tmp_path / "p.csv").exists()
+
+
+def _recipe(path, members: str):
+    path.write_text(f"# two runs of Model A\nensemble:\n{members}")
+    return path
+
+
+def _two_seed_recipe(folder):
+    return _recipe(
+        folder / "pair.yaml",
+        f"  - {{name: s0, config: {MODEL_A}, set: {TINY_MODEL_A}, seed=0]}}\n"
+        f"  - {{name: s1, config: {MODEL_A}, set: {TINY_MODEL_A}, seed=1]}}\n",
+    )
+
+
+def _weights(ckpt) -> dict:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_an_ensemble_recipe_trains_its_members_and_predicts_as_them(
+    classifiers, p1_tiny, tmp_path, capsys
+):
+    recipe = _two_seed_recipe(tmp_path)
+    out = tmp_path / "pair"
+    train = ["train", str(recipe), "--data", str(p1_tiny), "--out", str(out), "--epochs", "1"]
+    _run(train)
+    assert "ensemble member 2/2: s1" in capsys.readouterr().out
+    # each member is the run `vislab train` makes of its recipe and overrides alone
+    for member, alone in zip(("s0", "s1"), classifiers, strict=True):
+        mine, theirs = _weights(out / member / "checkpoints" / "best.ckpt"), _weights(alone)
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    images = ["--images", str(p1_tiny / "val_50"), "--threads", "1"]
+    _run(["predict", "--ckpt", str(out), *images, "--out", str(tmp_path / "folder.csv")])
+    a, b = (str(c) for c in classifiers)
+    _run(["predict", "--ckpt", a, b, *images, "--out", str(tmp_path / "ab.csv")])
+    assert _labels(tmp_path / "folder.csv") == _labels(tmp_path / "ab.csv")
+
+    # trained again: refused without --resume; with it, only what is missing trains
+    assert main(train) == 2
+    assert "already holds runs of this ensemble" in capsys.readouterr().err
+    kept = (out / "s0" / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    torn = _weights(out / "s1" / "checkpoints" / "best.ckpt")
+    for f in sorted((out / "s1").rglob("*"), reverse=True):
+        f.rmdir() if f.is_dir() else f.unlink()
+    (out / "s1").rmdir()
+    assert main(["predict", "--ckpt", str(out), *images, "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "its member s1 has no checkpoint yet" in err and not (tmp_path / "x.csv").exists()
+    _run([*train, "--resume"])
+    assert "is complete (1 epochs); nothing to train" in capsys.readouterr().out
+    assert (out / "s0" / "checkpoints" / "best.ckpt").stat().st_mtime_ns == kept
+    again = _weights(out / "s1" / "checkpoints" / "best.ckpt")
+    assert all(torch.equal(again[k], torn[k]) for k in torn)
+
+    # --resume with a recipe whose members are others
+    other = _recipe(
+        tmp_path / "other.yaml",
+        f"  - {{name: s0, config: {MODEL_A}, set: {TINY_MODEL_A}]}}\n"
+        f"  - {{name: s2, config: {MODEL_A}, set: {TINY_MODEL_A}]}}\n",
+    )
+    assert main(["train", str(other), "--data", str(p1_tiny), "--out", str(out), "--resume"]) == 2
+    assert "holds the ensemble of s0, s1, the recipe names s0, s2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("members", "says"),
+    [
+        ("  - {name: a, config: CFG}\n", "ensemble must list two or more members"),
+        ("  - {name: a, config: CFG}\n  - CFG\n", "member 2: a mapping with the keys"),
+        (
+            "  - {name: a, config: CFG}\n  - {name: b, config: CFG, lr: 1}\n",
+            "member 2: unknown key(s) lr",
+        ),
+        ("  - {name: a, config: CFG}\n  - {name: ../b, config: CFG}\n", "name '../b' must be"),
+        ("  - {name: a, config: CFG}\n  - {name: a, config: CFG}\n", "'a' is given twice"),
+        ("  - {name: a, config: CFG}\n  - {name: b, config: CFG, set: seed=1}\n", "set must"),
+        ("  - {name: a, config: CFG}\n  - {name: b, config: nothing.yaml}\n", "not found"),
+        ("  - {name: a, config: CFG}\n  - {name: b, config: nested.yaml}\n", "is an ensemble"),
+        (
+            "  - {name: a, config: CFG}\n  - {name: b, config: CFG, set: [optim.lrr=1]}\n",
+            "member b: ",
+        ),
+        (
+            "  - {name: a, config: CFG}\n  - {name: b, config: SEG}\n",
+            "share one task (a classification, b segmentation)",
+        ),
+    ],
+)
+def test_a_bad_ensemble_recipe_is_one_line_and_trains_nothing(
+    members, says, p1_tiny, tmp_path, capsys
+):
+    _recipe(tmp_path / "nested.yaml", f"  - {{name: x, config: {MODEL_A}}}\n" * 2)
+    text = members.replace("CFG", str(MODEL_A)).replace(
+        "SEG", str(REPO / "configs" / "p2_cpu.yaml")
+    )
+    recipe = _recipe(tmp_path / "bad.yaml", text)
+    out = tmp_path / "out"
+    assert main(["train", str(recipe), "--data", str(p1_tiny), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0] and str(recipe) in err[0]
+    assert not out.exists()
+
+
+def test_an_ensemble_recipe_holds_only_its_members(p1_tiny, tmp_path, capsys):
+    recipe = tmp_path / "mixed.yaml"
+    recipe.write_text(f"seed: 1\nensemble:\n  - {{name: a, config: {MODEL_A}}}\n")
+    assert main(["train", str(recipe), "--data", str(p1_tiny), "--out", str(tmp_path / "o")]) == 2
+    assert "holds only the key 'ensemble', not seed" in capsys.readouterr().err
+
+
+def test_every_members_data_is_checked_before_the_first_trains(p1_tiny, tmp_path, capsys):
+    elsewhere = tmp_path / "p1_elsewhere"
+    recipe = _recipe(
+        tmp_path / "pair.yaml",
+        f"  - {{name: a, config: {MODEL_A}, set: [data.root={p1_tiny}]}}\n"
+        f"  - {{name: b, config: {MODEL_A}, set: [data.root={elsewhere}]}}\n",
+    )
+    out = tmp_path / "out"
+    assert main(["train", str(recipe), "--out", str(out), "--set", "model.num_classes=4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"member b: data.root: {elsewhere} is not a folder" in err[0]
+    assert not out.exists()

@@ -3,11 +3,13 @@
 EXAMPLES = {
     "train": "vislab train configs/p1_model_a.yaml --data ../shared/data/dlcv-p1 --out runs/a\n"
     "  vislab train configs/p1_model_a.yaml --out runs/a --resume\n"
-    "  vislab train configs/p1_model_a.yaml --set optim.lr=0.05 --set data.hflip=true",
+    "  vislab train configs/p1_model_a.yaml --set optim.lr=0.05 --set data.hflip=true\n"
+    "  vislab train configs/p2_ensemble.yaml --data ../shared/data/dlcv-p2 --out runs/p2_ens",
     "predict": "vislab predict --ckpt runs/a/checkpoints/best.ckpt --images val_50 --out pred.csv\n"
     "  vislab predict --ckpt runs/seg/checkpoints/best.ckpt --images validation --out masks/\n"
     "  vislab predict --ckpt runs/a/checkpoints/best.ckpt runs/b/checkpoints/best.ckpt "
-    "--images val_50 --out pred.csv",
+    "--images val_50 --out pred.csv\n"
+    "  vislab predict --ckpt runs/p2_ens --images validation --out masks/",
     "evaluate": "vislab evaluate --pred pred.csv --gt val_gt.csv\n"
     "  vislab evaluate --pred pred_masks/ --gt p2_data/validation --json scores.json\n"
     "  vislab evaluate --pred masks/ --gt roads/val --ckpt runs/roads/checkpoints/best.ckpt",

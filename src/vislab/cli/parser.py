@@ -10,22 +10,31 @@ from vislab.cli.examples import EXAMPLES
 
 
 def _train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML recipe, e.g. configs/p1_model_a.yaml")
+    p.add_argument(
+        "config",
+        help="YAML recipe, e.g. configs/p1_model_a.yaml, or an ensemble recipe (a list of "
+        "members, each a recipe and its overrides: each trains into --out/<member name>)",
+    )
     p.add_argument(
         "--data",
         help="data root holding train_50/+val_50/, train/+val/ or train/+validation/ (the "
         "first found; data.train and data.val, when set, name others)",
     )
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
-    p.add_argument("--epochs", type=int, help="override trainer.epochs")
+    p.add_argument("--epochs", type=int, help="override trainer.epochs (every member's)")
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         metavar="KEY=VALUE",
-        help="override any config key, e.g. --set optim.lr=0.05 (repeatable)",
+        help="override any config key, e.g. --set optim.lr=0.05 (repeatable; an ensemble's "
+        "members each take it after their own)",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (an ensemble: its finished members kept)",
+    )
 
 
 def _predict(p: argparse.ArgumentParser) -> None:
@@ -37,7 +46,8 @@ def _predict(p: argparse.ArgumentParser) -> None:
         action="extend",
         help="a vislab checkpoint, or a .safetensors / .onnx file from vislab export; several "
         "(of one task and the same classes) predict as an ensemble, the mean of their class "
-        "probabilities",
+        "probabilities; the --out folder of an ensemble recipe stands for its members' "
+        "best.ckpt",
     )
     p.add_argument(
         "--images",

@@ -43,6 +43,7 @@ def train(
     resume: bool,
 ) -> None:
     from vislab.config import load_config
+    from vislab.ensembles import is_ensemble, train_members
     from vislab.train.run import train as train_run
 
     overrides = list(overrides or [])
@@ -50,9 +51,11 @@ def train(
         overrides.append(f"data.root={data}")
     if epochs is not None:
         overrides.append(f"trainer.epochs={epochs}")
-    cfg = load_config(config, overrides)
     folder = Path(out) if out else Path("runs") / Path(config).stem
-    train_run(cfg, folder, resume=resume)
+    if is_ensemble(config):
+        train_members(Path(config), overrides, folder, resume)
+    else:
+        train_run(load_config(config, overrides), folder, resume=resume)
 
 
 def predict(
@@ -69,9 +72,11 @@ def predict(
     device: str = "auto",
 ) -> None:
     from vislab.course.leak import warn_cifar100
+    from vislab.ensembles import checkpoints
     from vislab.infer.meta import read_meta
     from vislab.infer.predict import predict_folder
 
+    ckpt = checkpoints(ckpt)
     refuse_writing_over_inputs([("--out", out)], [*ckpt, *_files(images, images=True)], [images])
     for one in ckpt:
         if images.name in ("train_50", "val_50") and one.is_file():
