@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shared by hw1_1.sh and hw1_2.sh: course_predict.sh USAGE CKPT IN OUT
+# Shared by hw1_1.sh and hw1_2.sh: course_predict.sh USAGE CKPT IN OUT (CKPT: a checkpoint or
+# an ensemble's folder)
 # Runs `vislab predict --tta` (image + mirror for classes, 8 flips/rotations for masks) with
 # the repository's .venv (or python3).
 set -euo pipefail

@@ -4,6 +4,8 @@ the mean of their class probabilities; any other mix is refused in one line."""
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -143,6 +145,11 @@ def test_an_ensemble_recipe_trains_its_members_and_predicts_as_them(
     a, b = (str(c) for c in classifiers)
     _run(["predict", "--ckpt", a, b, *images, "--out", str(tmp_path / "ab.csv")])
     assert _labels(tmp_path / "folder.csv") == _labels(tmp_path / "ab.csv")
+    # the course's script takes the folder too, and predicts as --ckpt A B --tta
+    hw1 = ["bash", str(REPO / "hw1_1.sh"), str(p1_tiny / "val_50"), str(tmp_path / "hw1.csv")]
+    subprocess.run(hw1, check=True, env=dict(os.environ, VISLAB_P1_CKPT=str(out)))
+    _run(["predict", "--ckpt", a, b, *images, "--tta", "--out", str(tmp_path / "ab_tta.csv")])
+    assert _labels(tmp_path / "hw1.csv") == _labels(tmp_path / "ab_tta.csv")
 
     # trained again: refused without --resume; with it, only what is missing trains
     assert main(train) == 2

@@ -23,6 +23,7 @@ from stalling import stalled_at
 from vislab.cli import main
 from vislab.course.landcover import LANDCOVER
 from vislab.course.submission import build as submission
+from vislab.ensembles import folder_members, is_ensemble
 
 COURSE_ENV = Path(
     os.environ.get("VISLAB_COURSE_ENV", Path.home() / ".cache" / "vislab" / "course-py38")
@@ -96,16 +97,21 @@ RECIPES = {
     "p2_lite.yaml": ["data.image_size=64"],
     "p2_fcn32s.yaml": ["model.kwargs.weights=null", "data.batch_size=4"],
     "p2_deeplabv3.yaml": ["model.kwargs.weights=null", "data.batch_size=4"],
+    # ensembles: every member at the size given last
+    "p1_ensemble.yaml": ["model.kwargs.input_size=64"],
+    "p2_ensemble.yaml": ["data.image_size=64"],
 }
 P1 = ["model.num_classes=4", "data.batch_size=16"]
 
 
 def tiny_run(recipe: str, data: Path, root: Path) -> Path:
+    """best.ckpt of a tiny run of the recipe; an ensemble recipe's folder."""
     out = root / recipe[:-5]
-    if not (out / "checkpoints" / "best.ckpt").is_file():
+    ensemble = is_ensemble(REPO / "configs" / recipe)
+    if not out.exists():
         sets = (P1 if recipe.startswith("p1") else []) + RECIPES[recipe]
         assert main(_cli_train(recipe, data, out, 1, sets, [])) == 0
-    return out / "checkpoints" / "best.ckpt"
+    return out if ensemble else out / "checkpoints" / "best.ckpt"
 
 
 @pytest.fixture(scope="session")
@@ -278,9 +284,10 @@ def test_a_second_submission_into_the_same_folder_is_told_what_is_held(
     assert build(subs / "sub", p1) == 0
 
 
-def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> Path:
+def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env, p1_ckpts=()) -> Path:
     """Run the folder's scripts as the course does (from another folder, python3 on PATH)
-    and compare with `vislab predict --tta` on the same checkpoints; the folder of both."""
+    and compare with `vislab predict --tta` on the same checkpoints (p1, or p1_ckpts
+    together); the folder of both."""
     work = tmp_path / "grader"
     work.mkdir(exist_ok=True)
     for p, images, out in (
@@ -289,7 +296,7 @@ def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> Path:
     ):
         script = [str(folder / f"hw1_{p}.sh"), str(images), str(out)]
         subprocess.run(["bash", *script], cwd=work, env=env, check=True, capture_output=True)
-    predict(p1, p1_tiny / "val_50", work / "ref.csv", "--tta")
+    predict([p1] if p1 else p1_ckpts, p1_tiny / "val_50", work / "ref.csv", "--tta")
     assert (work / "out" / "pred.csv").read_text() == (work / "ref.csv").read_text()
     predict(p2, p2_tiny / "validation", work / "ref", "--tta")
     ours, got = masks(work / "ref"), masks(work / "out" / "masks")
@@ -299,8 +306,9 @@ def compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env) -> Path:
     return work
 
 
-def predict(ckpt: Path, images: Path, out: Path, *tta: str) -> None:
-    args = ["predict", "--ckpt", str(ckpt), "--images", str(images), "--out", str(out)]
+def predict(ckpt: Path | list[Path], images: Path, out: Path, *tta: str) -> None:
+    ckpts = [str(c) for c in (ckpt if isinstance(ckpt, list) else [ckpt])]
+    args = ["predict", "--ckpt", *ckpts, "--images", str(images), "--out", str(out)]
     assert main([*args, *tta]) == 0
 
 
@@ -315,6 +323,7 @@ def masks(folder: Path) -> dict[str, np.ndarray]:
         ("p1_cpu.yaml", "p2_fcn32s.yaml"),
         ("p1_model_b.yaml", "p2_deeplabv3.yaml"),
         ("p1_lite.yaml", "p2_lite.yaml"),
+        ("p1_ensemble.yaml", "p2_ensemble.yaml"),
     ],
 )
 def test_the_folder_runs_in_the_courses_environment(
@@ -322,7 +331,48 @@ def test_the_folder_runs_in_the_courses_environment(
 ):
     p1, p2 = tiny_runs(p1_recipe, p1_tiny), tiny_runs(p2_recipe, p2_tiny)
     folder = tmp_path / "hw1"
-    urls = ["--p1-url", "https://example.org/p1", "--p2-url", "https://example.org/p2"]
+    urls = []
+    for problem, ckpt in (("1", p1), ("2", p2)):  # one address per model
+        count = len(folder_members(ckpt) or [ckpt])
+        urls += [
+            f"--p{problem}-url",
+            *(f"https://example.org/p{problem}/{k}" for k in range(count)),
+        ]
     assert build(folder, p1, p2, *urls) == 0  # the large ones also stay in the folder
     env = {"PATH": f"{course_env}:/usr/bin:/bin", "HOME": str(tmp_path)}
     compare(folder, p1, p2, p1_tiny, p2_tiny, tmp_path, env)
+
+
+def test_several_models_of_a_problem_ship_as_an_ensemble(
+    tiny_runs, p1_tiny, p2_tiny, tmp_path, capsys
+):
+    p1 = [tiny_runs(r, p1_tiny) for r in ("p1_model_a.yaml", "p1_cpu.yaml")]
+    p2 = tiny_runs("p2_ensemble.yaml", p2_tiny)  # the folder: its members' best.ckpt
+    out = tmp_path / "hw1"
+    args = ["submission", "--out", str(out), "--p1", *map(str, p1), "--p2", str(p2)]
+    urls = ["--p2-url", "https://example.org/a", "https://example.org/b"]
+    assert main([*args, *urls]) == 0
+    assert "problem 1: model_a + resnet9" in capsys.readouterr().out
+    names = sorted(f.name for f in out.glob("p*_model*"))
+    assert names == [f"p{p}_model_{k}.{x}" for p in "12" for k in (1, 2) for x in ("json", "npz")]
+    download = (out / "hw1_download.sh").read_text()
+    assert 'wget -q -O "$here/p2_model_1.npz" https://example.org/a\n' in download
+    assert 'wget -q -O "$here/p2_model_2.npz" https://example.org/b\n' in download
+    assert (out / ".gitignore").read_text() == "p2_model_1.npz\np2_model_2.npz\n"
+    assert "Problem 1 and 2 is an ensemble" in (out / "README.md").read_text()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    # the scripts' outputs are `vislab predict --ckpt A B --tta`'s, and no single model's
+    work = compare(out, None, p2, p1_tiny, p2_tiny, tmp_path, env, p1_ckpts=p1)
+    for one in p1:
+        predict(one, p1_tiny / "val_50", work / "one.csv", "--tta")
+        assert (work / "one.csv").read_text() != (work / "ref.csv").read_text()
+
+    # refused: one address for two models; models of other classes
+    assert main([*args, "--p2-url", "https://example.org/a"]) == 2
+    assert "--p2-url: 1 address(es) for 2 model(s)" in capsys.readouterr().err
+    other = torch.load(p1[1], weights_only=True)
+    other["vislab"]["classes"] = ["cat", "dog", "fox", "owl"]
+    renamed = tmp_path / "renamed.ckpt"
+    torch.save(other, renamed)
+    assert main(["submission", "--out", str(tmp_path / "x"), "--p1", str(p1[0]), str(renamed)]) == 2
+    assert f"--p1 {renamed} predicts other classes than {p1[0]}" in capsys.readouterr().err

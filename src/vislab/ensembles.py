@@ -137,9 +137,10 @@ def folder_members(out: Path) -> list[str] | None:
     return names
 
 
-def checkpoints(ckpts: list[Path]) -> list[Path]:
-    """--ckpt as `vislab predict` takes it: a folder of an ensemble stands for its members'
-    best.ckpt, in order; anything else stays as it is."""
+def checkpoints(ckpts: list[Path], option: str = "--ckpt") -> list[Path]:
+    """Checkpoints as `vislab predict --ckpt` (or `vislab submission --p1`, option) takes
+    them: a folder of an ensemble stands for its members' best.ckpt, in order; anything else
+    stays as it is."""
     found = []
     for c in ckpts:
         names = folder_members(c) if Path(c).is_dir() else None
@@ -150,7 +151,7 @@ def checkpoints(ckpts: list[Path]) -> list[Path]:
             best = RunFolder(Path(c) / name).best
             if not best.is_file():
                 raise VislabError(
-                    f"--ckpt {c}: its member {name} has no checkpoint yet ({best}); train the "
+                    f"{option} {c}: its member {name} has no checkpoint yet ({best}); train the "
                     f"ensemble on with `vislab train RECIPE --out {c} --resume`"
                 )
             found.append(best)

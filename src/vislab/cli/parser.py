@@ -238,14 +238,24 @@ def _export(p: argparse.ArgumentParser) -> None:
 
 
 def _submission(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--p1", type=Path, help="problem 1: a classifier's checkpoint (or .safetensors)")
-    p.add_argument("--p2", type=Path, help="problem 2: a segmenter's checkpoint (or .safetensors)")
+    for problem, model in (("1", "classifier"), ("2", "segmenter")):
+        p.add_argument(
+            f"--p{problem}",
+            type=Path,
+            nargs="+",
+            action="extend",
+            help=f"problem {problem}: a {model}'s checkpoint (or .safetensors); several, or an "
+            "ensemble's folder, predict as an ensemble (as vislab predict --ckpt A B)",
+        )
     p.add_argument("--out", required=True, type=Path, help="the folder, written afresh")
     for problem in ("1", "2"):
         p.add_argument(
             f"--p{problem}-url",
-            help=f"where you will upload p{problem}_model.npz: hw1_download.sh then fetches it "
-            "with wget (needed when it is over GitHub's 50 MB)",
+            nargs="+",
+            action="extend",
+            help=f"where you will upload p{problem}_model.npz (an ensemble's: one address per "
+            "model, in order): hw1_download.sh then fetches it with wget (needed when it is "
+            "over GitHub's 50 MB)",
         )
 
 

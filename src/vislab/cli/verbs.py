@@ -235,11 +235,18 @@ def export(*, ckpt: Path, fmt: str, out: Path | None, device: str = "auto") -> N
 
 
 def submission(
-    *, p1: Path | None, p2: Path | None, out: Path, p1_url: str | None, p2_url: str | None
+    *,
+    p1: list[Path] | None,
+    p2: list[Path] | None,
+    out: Path,
+    p1_url: list[str] | None,
+    p2_url: list[str] | None,
 ) -> None:
     from vislab.course.submission.build import build_submission
+    from vislab.ensembles import checkpoints
 
-    refuse_writing_over_inputs([("--out", out)], [p1, p2])
+    p1, p2 = (checkpoints(c, f"--p{n}") if c else None for n, c in (("1", p1), ("2", p2)))
+    refuse_writing_over_inputs([("--out", out)], [*(p1 or []), *(p2 or [])])
     parts = build_submission(out, p1=p1, p2=p2, p1_url=p1_url, p2_url=p2_url)
     for problem, part in parts.items():
         where = "fetched by hw1_download.sh" if part["download"] else "in the folder"

@@ -307,14 +307,15 @@ def predict_folder(
     return n, ran
 
 
-def same_classes(ckpts: list[Path], metas: list[ModelMeta]) -> None:
+def same_classes(ckpts: list[Path], metas: list[ModelMeta], option: str = "--ckpt") -> None:
     """Models that predict as an ensemble share their task and classes (a segmenter's whole
-    data set spec: the masks are written in it); the first that does not is named."""
+    data set spec: the masks are written in it); the first that does not is named, after the
+    option that gave it."""
     first = metas[0]
     for ckpt, meta in zip(ckpts[1:], metas[1:]):
         if meta.task != first.task:
             raise VislabError(
-                f"--ckpt {ckpt} is a {meta.task} model and {ckpts[0]} a {first.task} "
+                f"{option} {ckpt} is a {meta.task} model and {ckpts[0]} a {first.task} "
                 "model: an ensemble predicts one task"
             )
         theirs, ours = (
@@ -325,6 +326,6 @@ def same_classes(ckpts: list[Path], metas: list[ModelMeta]) -> None:
         if theirs != ours:
             what = "data set spec (classes, colours)" if first.task == "segmentation" else "classes"
             raise VislabError(
-                f"--ckpt {ckpt} predicts other {what} than {ckpts[0]}: an ensemble "
+                f"{option} {ckpt} predicts other {what} than {ckpts[0]}: an ensemble "
                 "averages the probabilities of the same classes"
             )

@@ -5,7 +5,8 @@ environment (Python 3.8, torch 1.12.1, torchvision 0.13.1; timm 0.6.7 for timm's
     DIR/hw1_infer.py             the entry point (vislab/course/submission/hw1_infer.py)
     DIR/vislab/...               vislab's own model, checkpoint and prediction code (SHIPPED)
     DIR/pN_model.npz, .json      the weights as NumPy arrays (read without unpickling) and
-                                 the model's metadata (its data set spec, scale and window)
+                                 the model's metadata (its data set spec, scale and window);
+                                 an ensemble's members: pN_model_1.npz, pN_model_2.npz, ...
     DIR/hw1_download.sh          only for weights over the course's 50 MB: fetched with wget
     DIR/README.md
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import zipfile
@@ -29,6 +31,7 @@ import torch
 
 from vislab.errors import VislabError
 from vislab.fileio import atomic_write_bytes, exclusive, scratch_path, uninterrupted
+from vislab.infer.predict import same_classes
 
 PACKAGE = Path(__file__).resolve().parents[2]  # src/vislab
 # the vislab files hw1_infer.py imports, copied verbatim; they keep to Python 3.8 and torch
@@ -113,6 +116,14 @@ def weights_npz(state: dict[str, torch.Tensor]) -> bytes:
     return buf.getvalue()
 
 
+def model_names(problem: str, count: int) -> list[str]:
+    """The files' stem of each model of a problem: pN_model alone, pN_model_1, pN_model_2, ...
+    for the members of an ensemble (hw1_infer.load reads them in that order)."""
+    if count == 1:
+        return [f"p{problem}_model"]
+    return [f"p{problem}_model_{k}" for k in range(1, count + 1)]
+
+
 def _script(problem: str, model: str) -> str:
     return f"""#!/usr/bin/env bash
 # bash hw1_{problem}.sh IMG_DIR {OUTPUT[problem]}  ({model}, written by `vislab submission`)
@@ -122,24 +133,33 @@ exec python3 "$here/hw1_infer.py" {problem} "$1" "$2"
 
 
 def _download_script(urls: dict[str, str]) -> str:
+    """urls: {weights file name: its address}."""
     lines = [
         "#!/usr/bin/env bash",
         "# Fetches the weights kept out of the repository (written by `vislab submission`).",
         "set -e",
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
     ]
-    for problem, url in urls.items():
-        lines.append(f'wget -q -O "$here/p{problem}_model.npz" {shlex.quote(url)}')
+    for name, url in urls.items():
+        lines.append(f'wget -q -O "$here/{name}" {shlex.quote(url)}')
     return "\n".join(lines) + "\n"
 
 
-def _readme(parts: dict[str, dict[str, Any]], urls: dict[str, str]) -> str:
+def _readme(parts: dict[str, list[dict[str, Any]]], urls: dict[str, str]) -> str:
     rows = "\n".join(
         f"| {p} | `bash hw1_{p}.sh IMG_DIR {OUTPUT[p]}` | `{i['source']}` | {i['meta'].model} "
-        f"| {i['mb']:.1f} MB |"
-        for p, i in parts.items()
+        f"| `{i['name']}.npz`, {i['mb']:.1f} MB |"
+        for p, members in parts.items()
+        for i in members
     )
-    timm = [p for p, i in parts.items() if i["timm"]]
+    timm = [p for p, members in parts.items() if any(i["timm"] for i in members)]
+    ensembles = [p for p, members in parts.items() if len(members) > 1]
+    together = (
+        f" Problem {' and '.join(ensembles)} is an ensemble: the mean of its models' class "
+        "probabilities, as `vislab predict --ckpt A B` computes it."
+        if ensembles
+        else ""
+    )
     extra = (
         f", and timm 0.6.7 (one of the course's optional packages) for problem {' and '.join(timm)}"
         if timm
@@ -150,6 +170,7 @@ def _readme(parts: dict[str, dict[str, Any]], urls: dict[str, str]) -> str:
 | problem | command | from | model | weights |
 |---|---|---|---|---|
 {rows}
+{together}
 
 Needs `python3` = Python 3.8 with torch 1.12.1, torchvision 0.13.1, numpy and Pillow, as the
 course's environment has them{extra}. Runs on the GPU when there is one, else on the CPU.
@@ -159,9 +180,9 @@ arrays, read without unpickling), with vislab's own code in `vislab/`, and predi
 themselves. Copy the folder's contents to the root of your hw1 repository, beside your
 training code and your report.
 """
-    for p, url in urls.items():
+    for name, url in urls.items():
         text += f"""
-`p{p}_model.npz` is fetched from {url} by `hw1_download.sh` (with `wget -O`), which the course
+`{name}` is fetched from {url} by `hw1_download.sh` (with `wget -O`), which the course
 runs before grading: upload it there, and do not commit it (`.gitignore` lists it; GitHub
 takes files up to 50 MB).
 """
@@ -176,9 +197,11 @@ def _check_out(out: Path) -> None:
     if not out.is_dir():
         raise VislabError(f"--out {out} is a file; give a folder")
     ours = {"vislab", "hw1_infer.py", "hw1_download.sh", ".gitignore", "README.md"}
-    for p in PROBLEMS:
-        ours |= {f"hw1_{p}.sh", f"p{p}_model.npz", f"p{p}_model.json"}
-    others = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    ours |= {f"hw1_{p}.sh" for p in PROBLEMS}
+    models = re.compile(r"p[12]_model(_[0-9]+)?\.(npz|json)")
+    others = sorted(
+        p.name for p in out.iterdir() if p.name not in ours and not models.fullmatch(p.name)
+    )
     if others or (any(out.iterdir()) and not (out / "hw1_infer.py").is_file()):
         shown = ", ".join(others[:3]) or "no hw1_infer.py"
         raise VislabError(
@@ -189,33 +212,48 @@ def _check_out(out: Path) -> None:
 
 def build_submission(
     out: Path,
-    p1: Path | None = None,
-    p2: Path | None = None,
-    p1_url: str | None = None,
-    p2_url: str | None = None,
+    p1: list[Path] | None = None,
+    p2: list[Path] | None = None,
+    p1_url: list[str] | None = None,
+    p2_url: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Write the folder; returns {problem: {"model", "mb", "download"}}."""
-    if p1 is None and p2 is None:
+    """Write the folder; returns {problem: {"model", "mb", "download"}}. Several checkpoints
+    of a problem predict as an ensemble; its URLs, when given, one per checkpoint."""
+    if not p1 and not p2:
         raise VislabError("give --p1 CKPT, --p2 CKPT or both")
     out = Path(out)
     _check_out(out)
     given = {"1": (p1, p1_url), "2": (p2, p2_url)}
-    parts, urls = {}, {}
-    for problem, (ckpt, url) in given.items():
-        if ckpt is None:
-            if url is not None:
+    parts: dict[str, list[dict[str, Any]]] = {}
+    urls: dict[str, str] = {}
+    for problem, (ckpts, addresses) in given.items():
+        if not ckpts:
+            if addresses:
                 raise VislabError(f"--p{problem}-url without --p{problem}")
             continue
-        data, meta, timm = _weights(Path(ckpt), problem)
-        if url is not None:
-            urls[problem] = url
-        elif len(data) > LIMIT:
+        if addresses and len(addresses) != len(ckpts):
             raise VislabError(
-                f"--p{problem} {ckpt}: its weights are {len(data) / 1e6:.0f} MB, over the "
-                f"course's 50 MB; give --p{problem}-url URL where you will upload "
-                f"p{problem}_model.npz, and hw1_download.sh will fetch it from there"
+                f"--p{problem}-url: {len(addresses)} address(es) for {len(ckpts)} model(s); "
+                f"give one per model, in the order of --p{problem}"
             )
-        parts[problem] = dict(data=data, meta=meta, timm=timm, source=str(ckpt), mb=len(data) / 1e6)
+        members = []
+        for k, (ckpt, name) in enumerate(zip(ckpts, model_names(problem, len(ckpts)), strict=True)):
+            data, meta, timm = _weights(Path(ckpt), problem)
+            if addresses:
+                urls[f"{name}.npz"] = addresses[k]
+            elif len(data) > LIMIT:
+                raise VislabError(
+                    f"--p{problem} {ckpt}: its weights are {len(data) / 1e6:.0f} MB, over the "
+                    f"course's 50 MB; give --p{problem}-url URL (one per model) where you will "
+                    f"upload {name}.npz, and hw1_download.sh will fetch it from there"
+                )
+            members.append(
+                dict(
+                    data=data, meta=meta, timm=timm, source=str(ckpt), mb=len(data) / 1e6, name=name
+                )
+            )
+        same_classes([Path(c) for c in ckpts], [m["meta"] for m in members], f"--p{problem}")
+        parts[problem] = members
     # written whole beside out, then swapped in: a failure (a full disk) keeps the old folder
     # (one submission at a time into out's folder: a second is refused at once)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +270,12 @@ def build_submission(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return {
-        p: {"model": i["meta"].model, "mb": i["mb"], "download": p in urls}
-        for p, i in parts.items()
+        p: {
+            "model": " + ".join(i["meta"].model for i in members),
+            "mb": sum(i["mb"] for i in members),
+            "download": any(f"{i['name']}.npz" in urls for i in members),
+        }
+        for p, members in parts.items()
     }
 
 
@@ -243,14 +285,15 @@ def _write_folder(out: Path, parts: dict[str, dict[str, Any]], urls: dict[str, s
         (out / "vislab" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PACKAGE / rel, out / "vislab" / rel)
     shutil.copyfile(PACKAGE / "course" / "submission" / "hw1_infer.py", out / "hw1_infer.py")
-    for problem, part in parts.items():
-        atomic_write_bytes(out / f"p{problem}_model.npz", part["data"])
-        text = json.dumps(part["meta"].to_dict(), indent=1) + "\n"
-        atomic_write_bytes(out / f"p{problem}_model.json", text.encode())
-        script = _script(problem, part["meta"].model)
+    for problem, members in parts.items():
+        for part in members:
+            atomic_write_bytes(out / f"{part['name']}.npz", part["data"])
+            text = json.dumps(part["meta"].to_dict(), indent=1) + "\n"
+            atomic_write_bytes(out / f"{part['name']}.json", text.encode())
+        script = _script(problem, " + ".join(i["meta"].model for i in members))
         atomic_write_bytes(out / f"hw1_{problem}.sh", script.encode())
     if urls:
         atomic_write_bytes(out / "hw1_download.sh", _download_script(urls).encode())
-        ignore = "".join(f"p{p}_model.npz\n" for p in urls)
+        ignore = "".join(f"{name}\n" for name in urls)
         atomic_write_bytes(out / ".gitignore", ignore.encode())
     atomic_write_bytes(out / "README.md", _readme(parts, urls).encode())

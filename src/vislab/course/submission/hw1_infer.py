@@ -5,7 +5,8 @@
 
 It reads pN_model.json (the model and its preprocessing, vislab's export metadata) and
 pN_model.npz (the weights as NumPy arrays, loaded without unpickling: a weights file
-fetched from the web runs no code) from its own folder, builds the model with the vislab code
+fetched from the web runs no code) from its own folder (an ensemble's members: pN_model_1,
+pN_model_2, ..., whose class probabilities it averages), builds the model with the vislab code
 shipped beside it, and predicts with vislab's own prediction functions and their test-time
 augmentation (`vislab predict --tta`: image + mirror for 1, the 8 flips and rotations for 2),
 on the GPU when there is one, else on the CPU. It imports only what the course's environment
@@ -23,20 +24,32 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def load(problem: str, device):
-    """The model of pN_model.npz / pN_model.json in this folder, on device; (model, meta)."""
+def load(problem: str, device) -> list:
+    """The models of problem in this folder, on device: [(model, meta)] of pN_model.npz /
+    pN_model.json, or of an ensemble's pN_model_1, pN_model_2, ... in that order."""
     from vislab.infer.checkpoint import build_model
     from vislab.infer.meta import ModelMeta
 
-    weights = os.path.join(HERE, f"p{problem}_model.npz")
-    if not os.path.isfile(weights):
-        download = os.path.join(HERE, "hw1_download.sh")
-        hint = f"; run `bash {download}` first" if os.path.isfile(download) else ""
-        raise SystemExit(f"hw1_infer.py: no weights file {weights}{hint}")
-    described = os.path.join(HERE, f"p{problem}_model.json")
-    with open(described) as f:
-        meta = ModelMeta.from_dict(json.load(f), described)
-    return build_model(weights, meta, read_weights(weights)).to(device).eval(), meta
+    names = [f"p{problem}_model"]
+    if not os.path.isfile(os.path.join(HERE, f"p{problem}_model.json")):
+        names = []
+        while os.path.isfile(os.path.join(HERE, f"p{problem}_model_{len(names) + 1}.json")):
+            names.append(f"p{problem}_model_{len(names) + 1}")
+    if not names:
+        raise SystemExit(f"hw1_infer.py: no p{problem}_model.json in {HERE}")
+    models = []
+    for name in names:
+        weights = os.path.join(HERE, name + ".npz")
+        if not os.path.isfile(weights):
+            download = os.path.join(HERE, "hw1_download.sh")
+            hint = f"; run `bash {download}` first" if os.path.isfile(download) else ""
+            raise SystemExit(f"hw1_infer.py: no weights file {weights}{hint}")
+        described = os.path.join(HERE, name + ".json")
+        with open(described) as f:
+            meta = ModelMeta.from_dict(json.load(f), described)
+        model = build_model(weights, meta, read_weights(weights)).to(device).eval()
+        models.append((model, meta))
+    return models
 
 
 def read_weights(path: str) -> dict:
@@ -85,17 +98,16 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     try:
-        model, meta = load(problem, device)
+        models = load(problem, device)
         if problem == "1":
-            n = predict_classes(
-                [(model, meta)], images, out, batch_size=500, precision="32", tta=True
-            )
+            n = predict_classes(models, images, out, batch_size=500, precision="32", tta=True)
         else:
-            n = predict_masks([(model, meta)], images, out, batch_size=4, precision="32", tta=True)
+            n = predict_masks(models, images, out, batch_size=4, precision="32", tta=True)
     except VislabError as e:
         raise SystemExit(f"hw1_infer.py: error: {e}") from None
     took = time.perf_counter() - start
-    print(f"wrote {out} ({n} images, {meta.model} on {device.type}, {took:.1f} s)")
+    names = " + ".join(meta.model for _, meta in models)
+    print(f"wrote {out} ({n} images, {names} on {device.type}, {took:.1f} s)")
 
 
 if __name__ == "__main__":
