@@ -4,6 +4,7 @@ the mean of their class probabilities; any other mix is refused in one line."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 
@@ -134,7 +135,8 @@ def test_an_ensemble_recipe_trains_its_members_and_predicts_as_them(
     out = tmp_path / "pair"
     train = ["train", str(recipe), "--data", str(p1_tiny), "--out", str(out), "--epochs", "1"]
     _run(train)
-    assert "ensemble member 2/2: s1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ensemble member 2/2: s1" in printed
     # each member is the run `vislab train` makes of its recipe and overrides alone
     for member, alone in zip(("s0", "s1"), classifiers, strict=True):
         mine, theirs = _weights(out / member / "checkpoints" / "best.ckpt"), _weights(alone)
@@ -145,6 +147,12 @@ def test_an_ensemble_recipe_trains_its_members_and_predicts_as_them(
     a, b = (str(c) for c in classifiers)
     _run(["predict", "--ckpt", a, b, *images, "--out", str(tmp_path / "ab.csv")])
     assert _labels(tmp_path / "folder.csv") == _labels(tmp_path / "ab.csv")
+    # training ended by scoring the ensemble on the validation set, as reproduce scores a run
+    assert _labels(out / "val_pred.csv") == _labels(tmp_path / "ab.csv")
+    right = [name.split("_")[0] == label for name, label in _labels(tmp_path / "ab.csv")]
+    accuracy = json.loads((out / "val_eval" / "metrics.json").read_text())["accuracy"]
+    assert accuracy == pytest.approx(sum(right) / len(right))
+    assert f"ensemble: val accuracy {accuracy:.4f}" in printed
     # the course's script takes the folder too, and predicts as --ckpt A B --tta
     hw1 = ["bash", str(REPO / "hw1_1.sh"), str(p1_tiny / "val_50"), str(tmp_path / "hw1.csv")]
     subprocess.run(hw1, check=True, env=dict(os.environ, VISLAB_P1_CKPT=str(out)))

@@ -12,8 +12,10 @@ An ensemble recipe is a YAML file with one key, ``ensemble``, a list of members:
         set: [seed=3]
 
 `vislab train ENSEMBLE.yaml --out OUT` trains each member into OUT/<name> (a run folder as any
-other) and writes OUT/ensemble.json, which names the members; `vislab predict --ckpt OUT`
-predicts with the members' best.ckpt. No torch here.
+other), writes OUT/ensemble.json, which names the members, and ends with the ensemble's score
+on the (first member's) validation set: OUT/val_pred.csv or OUT/val_masks/, and OUT/val_eval/,
+as `vislab reproduce` scores a run. `vislab predict --ckpt OUT` predicts with the members'
+best.ckpt. No torch here.
 """
 
 from __future__ import annotations
@@ -162,6 +164,7 @@ def train_members(recipe: Path, overrides: list[str], out: Path, resume: bool) -
     """`vislab train ENSEMBLE.yaml`: each member into out/<name>, one after the other. With
     resume, members that finished are kept, the one that stopped goes on from its last.ckpt
     and the rest start."""
+    from vislab.infer.validation import score_validation
     from vislab.models.fetch import prepare
     from vislab.train.run import train
 
@@ -195,3 +198,5 @@ def train_members(recipe: Path, overrides: list[str], out: Path, resume: bool) -
     for i, ((m, cfg), run) in enumerate(zip(found, runs, strict=True), 1):
         print(f"ensemble member {i}/{len(found)}: {m.name} -> {run.path}", flush=True)
         train(cfg, run.path, resume=resume and run.exists())
+    print(f"ensemble of {len(found)}: scoring the validation set", flush=True)
+    score_validation([r.best for r in runs], found[0][1], RunFolder(out), label="ensemble: ")

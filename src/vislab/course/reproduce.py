@@ -194,25 +194,6 @@ def _train(run: RunFolder, cfg: Config) -> None:
 def _evaluate(run: RunFolder, cfg: Config) -> None:
     """Predict the validation set with best.ckpt as the course's scripts would, and score it
     over the checkpoint's classes, as `vislab evaluate --ckpt` does."""
-    from vislab.infer.predict import predict_folder
-    from vislab.metrics.evaluate import command_classes, command_spec, evaluate_classification
-    from vislab.metrics.mask_scores import evaluate_masks, format_masks, write_mask_scores
+    from vislab.infer.validation import score_validation
 
-    ckpt = run.best
-    data = cfg.data.located()
-    images = data.resolve(data.val)
-    scratch = run.path / ".val_eval.partial"
-    if cfg.task == "classification":
-        pred = run.val_pred
-        predict_folder([ckpt], images, pred, engine="torch")
-        gt = data.resolve(data.val_labels) or images
-        result = evaluate_classification(pred, gt, scratch, classes=command_classes(ckpt))
-        print(f"   val accuracy {result['accuracy']:.4f} ({pred})")
-    else:
-        masks = run.val_masks
-        predict_folder([ckpt], images, masks, engine="torch")
-        spec = command_spec(ckpt)
-        result = evaluate_masks(images, masks, spec)
-        write_mask_scores(result, None, scratch, spec)
-        print(format_masks(result, spec, verbose=False))
-    scratch.rename(run.eval_dir)  # the marker of this step appears whole or not at all
+    score_validation([run.best], cfg, run)
