@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -244,3 +245,32 @@ def test_every_members_data_is_checked_before_the_first_trains(p1_tiny, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"member b: data.root: {elsewhere} is not a folder" in err[0]
     assert not out.exists()
+
+
+def test_the_report_shows_an_ensembles_members_and_its_own_row(p1_tiny, tmp_path):
+    recipe = _two_seed_recipe(tmp_path)
+    out = tmp_path / "pair"
+    _run(["train", str(recipe), "--data", str(p1_tiny), "--out", str(out), "--epochs", "1"])
+    accuracy = json.loads((out / "val_eval" / "metrics.json").read_text())["accuracy"]
+    for member, seconds in (("s0", "60"), ("s1", "120")):  # epochs of 1 and 2 minutes
+        with open(out / member / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            r["epoch_s"] = seconds
+        with open(out / member / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    _run(["report", str(out), "--out", str(tmp_path / "rep")])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| pair-s0 | model\\_a |" in md and "| pair-s1 | model\\_a |" in md
+    mine = "| pair | ensemble: model\\_a \\+ model\\_a | the mean of the probabilities of pair-s0, "
+    assert f"{mine}pair-s1 | {accuracy:.4f} | - | 2 runs | 3.0 min |" in md
+    assert f"the ensemble pair {accuracy:.4f} after its members' 3 min" in md
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "ensemble: model_a + model_a" in html and f"{accuracy:.4f}</td>" in html
+    # an ensemble never scored says so rather than show a number
+    shutil.rmtree(out / "val_eval")
+    _run(["report", str(out), "--out", str(tmp_path / "rep2")])
+    rows = (tmp_path / "rep2" / "report.md").read_text()
+    assert f"{mine}pair-s1 | *not scored* | - | 2 runs | 3.0 min |" in rows

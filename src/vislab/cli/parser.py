@@ -210,7 +210,13 @@ def _progress(p: argparse.ArgumentParser) -> None:
 
 
 def _report(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", type=Path, help="run folders, classification or segmentation")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        type=Path,
+        help="run folders, classification or segmentation; an ensemble's folder (vislab train "
+        "of an ensemble recipe) stands for its members' runs, and adds its own row",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
         "--pdf",

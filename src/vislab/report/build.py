@@ -29,6 +29,8 @@ from vislab.steps import Steps
 if TYPE_CHECKING:
     import torch
 
+    from vislab.report.ensembles import Ensemble
+
 
 def _sections(run: Run, figures: Path, device: torch.device | None) -> None:
     """Every section of a run, in order (later ones read the facts of earlier ones); its
@@ -52,11 +54,14 @@ def _sections(run: Run, figures: Path, device: torch.device | None) -> None:
         run.figures[key] = dest
 
 
-def _context(runs: list[Run], figures: Path, device: torch.device | None) -> dict[str, Any]:
-    """What the templates read: the title, the problems with their budget figures, the
-    architectures drawn (the references' traced on device)."""
+def _context(
+    runs: list[Run], ensembles: list[Ensemble], figures: Path, device: torch.device | None
+) -> dict[str, Any]:
+    """What the templates read: the title, the problems with their ensembles and budget
+    figures, the architectures drawn (the references' traced on device)."""
     from vislab.report.architectures import draw_architectures, report_architectures
     from vislab.report.budget import budget_figure
+    from vislab.report.ensembles import ensemble_facts
     from vislab.report.problems import problems, title
     from vislab.report.result import details
 
@@ -65,7 +70,12 @@ def _context(runs: list[Run], figures: Path, device: torch.device | None) -> dic
     if any(p.course for p in found):
         from vislab.course.report_roles import REFERENCE_ARCHITECTURES as references
     for p in found:
-        p.budget = budget_figure(p.runs, p.task, figures / f"budget_{p.key}.png")
+        # an ensemble's row is in the table of its first member's problem
+        p.ensembles = [e for e in ensembles if any(e.members[0] is r for r in p.runs)]
+        for e in p.ensembles:
+            ensemble_facts(e, p.task)
+        path = figures / f"budget_{p.key}.png"
+        p.budget = budget_figure(p.runs, p.task, path, p.ensembles)
     architectures = report_architectures(runs, references, device)
     draw_architectures(architectures, figures)
     return {
@@ -202,12 +212,22 @@ def build(
     are traced on device (default the CPU). Every figure is drawn into a scratch folder of
     out first: a report refused on the way (a run folder that is none, a full disk) leaves
     out as it was, and a folder made for it is removed."""
+    from vislab.report.ensembles import read_ensemble
     from vislab.report.pdf import find_browser
 
     if not runs:
         raise VislabError("give at least one run folder")
     browser = find_browser() if pdf is not None else None  # before the work, not after
-    loaded = distinct_names([read_run(r) for r in runs])  # every run read before any write
+    # every run read before any write; an ensemble's folder stands for its members' runs
+    read, ensembles = [], []
+    for path in runs:
+        ensemble = read_ensemble(path)
+        if ensemble is None:
+            read.append(read_run(path))
+        else:
+            ensembles.append(ensemble)
+            read += ensemble.members
+    loaded = distinct_names(read)
     out = Path(out)
     for path, what in ((out, "--out"), (out / "figures", "the report's figures")):
         if (path.exists() or path.is_symlink()) and not path.is_dir():
@@ -216,7 +236,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     try:
         with exclusive(out, "--out"):
-            _build(loaded, out, pdf, browser, device)
+            _build(loaded, ensembles, out, pdf, browser, device)
     except BaseException:
         for folder in made:  # deepest first; one that holds anything else stays
             try:
@@ -229,6 +249,7 @@ def build(
 
 def _build(
     loaded: list[Run],
+    ensembles: list[Ensemble],
     out: Path,
     pdf: Path | None,
     browser: str | None,
@@ -242,7 +263,7 @@ def _build(
         for run in loaded:
             _sections(run, scratch, device)
             steps.step(note=f"run {run.name}")
-        context = _context(loaded, scratch, device)
+        context = _context(loaded, ensembles, scratch, device)
         steps.step(note="budget figures and architectures")
         pages = _render(context, scratch, pdf, browser)
         _put_in_place(out, scratch, pages)

@@ -48,12 +48,20 @@ def plot_curves(
     plt.close(fig)
 
 
-def plot_budget(runs: list[tuple[str, list[float], list[float]]], metric: str, path: Path) -> None:
+def plot_budget(
+    runs: list[tuple[str, list[float], list[float]]],
+    metric: str,
+    path: Path,
+    points: list[tuple[str, float, float]] = (),
+) -> None:
     """Validation score against training minutes, one line per run: (label, minutes at the end
-    of each epoch, score at that epoch). What a budget of minutes buys with each recipe."""
+    of each epoch, score at that epoch), and a star per point (label, minutes, score): an
+    ensemble at its members' minutes. What a budget of minutes buys with each recipe."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for label, minutes, scores in runs:
         ax.plot(minutes, scores, marker="o", markersize=3, label=label)
+    for label, minutes, score in points:
+        ax.plot([minutes], [score], marker="*", markersize=12, linestyle="none", label=label)
     ax.set_xlabel("training minutes (validation included)")
     ax.set_ylabel(f"val {metric}")
     ax.grid(alpha=0.3)

@@ -26,6 +26,7 @@ class Problem:
     course: bool = False
     missing: list[tuple[str, str]] = field(default_factory=list)  # (role, model) without a run
     budget: tuple[Path, str] | None = None  # the score-against-minutes figure and its sentence
+    ensembles: list = field(default_factory=list)  # report/ensembles.Ensemble of its runs
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
