@@ -69,18 +69,27 @@ def test_reproduce_runs_every_step_then_skips_what_exists(demo_data, tmp_path, c
     args = ["reproduce", str(demo_data), "--profile", "demo", "--out", str(tmp_path)]
     args += ["--configs", str(REPO / "configs"), "--epochs", "1"]
     assert main(args) == 0
-    first = _steps(capsys.readouterr().out)
-    runs = [r.config for r in PROFILES["demo"]]
-    assert len(first) == 3 * len(runs) + 1 and set(first.values()) == {"ran"}
+    printed = capsys.readouterr().out
+    first = _steps(printed)
+    # the ensemble recipe's two runs are runs of its folder, then the ensemble is scored
+    ensemble = ["p2_ensemble/320px_seed2", "p2_ensemble/256px_seed3"]
+    runs = [r.config for r in PROFILES["demo"] if r.config != "p2_ensemble"] + ensemble
+    assert len(first) == 3 * len(runs) + 2 and set(first.values()) == {"ran"}
+    assert "ensemble p2_ensemble" in first
     for run in runs:
         assert (tmp_path / run / "checkpoints" / "best.ckpt").is_file()
         assert (tmp_path / run / "val_eval" / "metrics.json").is_file()
+    scored = json.loads((tmp_path / "p2_ensemble" / "val_eval" / "metrics.json").read_text())
+    said = printed.index("\nensemble:\n")  # then the course's lines of the ensemble's score
+    assert printed.index(f"mean_iou: {scored['miou']:f}", said) > said
+    assert len(list((tmp_path / "p2_ensemble" / "val_masks").glob("*.png"))) == 8
     assert (tmp_path / "p1_model_a" / "val_pred.csv").is_file()
     assert len(list((tmp_path / "p2_cpu" / "val_masks").glob("*.png"))) == 8
     assert (tmp_path / "p1_cpu" / "embed" / "tsne.png").is_file()
     assert (tmp_path / "p2_deeplabv3" / "progress.png").is_file()
     html = (tmp_path / "report" / "report.html").read_text()
-    assert all(run in html for run in runs)
+    assert all(run.replace("/", "-") in html for run in runs)
+    assert "ensemble: fpn + fpn" in html
     # one of each: the course's data and a set of its own, each in its own part
     assert "<h2>Problem 2: land-cover segmentation</h2>" in html
     assert "<h2>Segmentation of 3 classes (background, road, building) on own_segmentation" in html

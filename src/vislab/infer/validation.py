@@ -35,6 +35,8 @@ def score_validation(ckpts: list[Path], cfg: Config, folder: RunFolder, label: s
         spec = command_spec(ckpts[0])
         result = evaluate_masks(images, masks, spec)
         write_mask_scores(result, None, scratch, spec)
-        print(f"{label}{format_masks(result, spec, verbose=False)}")
+        if label:
+            print(label.strip())
+        print(format_masks(result, spec, verbose=False))
     shutil.rmtree(folder.eval_dir, ignore_errors=True)
     scratch.rename(folder.eval_dir)  # the marker of this step appears whole or not at all
