@@ -115,12 +115,11 @@ def _data_folders(data: Path, recipes: list[Recipe]) -> dict[str, Path]:
     return found
 
 
-def _recipe_steps(run: RunFolder, cfg: Config) -> list[Step]:
+def _recipe_steps(run: RunFolder, cfg: Config, name: str) -> list[Step]:
     """Train, evaluate, and embed (classification) or progress (segmentation) one recipe."""
     from vislab.analysis.embed import embed
     from vislab.analysis.progress import progress
 
-    name = run.path.name
     steps = [
         Step(f"train {name}", partial(_trained, run, cfg), partial(_train, run, cfg)),
         Step(f"evaluate {name}", run.eval_dir.exists, partial(_evaluate, run, cfg)),
@@ -158,12 +157,12 @@ def plan(
         runs.append(folder)
         if not is_ensemble(path):
             cfg = _prepared(load_config(path, overrides))
-            steps += _recipe_steps(RunFolder(folder), cfg)
+            steps += _recipe_steps(RunFolder(folder), cfg, r.config)
             continue
         # an ensemble recipe: each member as a run in folder/<name>, then the ensemble scored
         members = [(m, _prepared(cfg)) for m, cfg in member_configs(path, overrides)]
         for m, cfg in members:
-            steps += _recipe_steps(RunFolder(folder / m.name), cfg)
+            steps += _recipe_steps(RunFolder(folder / m.name), cfg, f"{r.config}/{m.name}")
         done = (folder / "val_eval").exists
         steps.append(Step(f"ensemble {r.config}", done, partial(_ensemble, folder, path, members)))
     report = Path(out) / "report"
