@@ -1,5 +1,5 @@
 """The `vislab` command: parses the arguments (cli/parser.py) and calls the verb's function
-(cli/verbs.py) with them by keyword."""
+(cli/verbs.py; the course's verbs in cli/course_verbs.py) with them by keyword."""
 
 from __future__ import annotations
 
@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, options: dict) -> int:
-    from vislab.cli import verbs
+    from vislab.cli import course_verbs, verbs
 
+    verb = getattr(verbs, args.command, None) or getattr(course_verbs, args.command)
     try:
-        getattr(verbs, args.command)(**options)
+        verb(**options)
     except VislabError as e:
         if args.debug:
             traceback.print_exc()

@@ -1,11 +1,12 @@
 """The arguments of every `vislab` verb, under the names of the keyword parameters of its
-function in cli/verbs.py."""
+function in cli/verbs.py (the course's verbs: cli/course_verbs.py, which declares theirs)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from vislab.cli.course_verbs import declare_data, declare_reproduce, declare_submission
 from vislab.cli.examples import EXAMPLES
 
 
@@ -243,68 +244,6 @@ def _export(p: argparse.ArgumentParser) -> None:
     _device(p)
 
 
-def _submission(p: argparse.ArgumentParser) -> None:
-    for problem, model in (("1", "classifier"), ("2", "segmenter")):
-        p.add_argument(
-            f"--p{problem}",
-            type=Path,
-            nargs="+",
-            action="extend",
-            help=f"problem {problem}: a {model}'s checkpoint (or .safetensors); several, or an "
-            "ensemble's folder, predict as an ensemble (as vislab predict --ckpt A B)",
-        )
-    p.add_argument("--out", required=True, type=Path, help="the folder, written afresh")
-    for problem in ("1", "2"):
-        p.add_argument(
-            f"--p{problem}-url",
-            nargs="+",
-            action="extend",
-            help=f"where you will upload p{problem}_model.npz (an ensemble's: one address per "
-            "model, in order): hw1_download.sh then fetches it with wget (needed when it is "
-            "over GitHub's 50 MB)",
-        )
-
-
-def _data(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "action",
-        choices=["download", "demo"],
-        help="download: the course's hw1_data zip, unpacked to DIR/p1_data and DIR/p2_data; "
-        "demo: scikit-learn's digits and generated land-cover tiles in that layout",
-    )
-    p.add_argument("dir", type=Path, help="folder to fill (p1_data/ and p2_data/ must not exist)")
-    p.add_argument("--url", help="download: another address of hw1_data.zip")
-    p.add_argument(
-        "--zip",
-        dest="zip_file",
-        metavar="ZIP",
-        type=Path,
-        help="download: unpack this local hw1_data.zip instead",
-    )
-
-
-def _reproduce(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "data",
-        type=Path,
-        help="folder holding p1_data/ and p2_data/ (or dlcv-p1/ and dlcv-p2/)",
-    )
-    p.add_argument(
-        "--profile",
-        choices=["cpu", "paper", "demo"],
-        default="cpu",
-        help="cpu: from-scratch stand-ins, a few hours on 2 cores; paper: the report's exact "
-        "settings, for a GPU; demo: the cpu profile's models and DeepLabv3 briefly, for "
-        "`vislab data demo` data "
-        "(default: cpu)",
-    )
-    p.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-PROFILE)")
-    p.add_argument(
-        "--configs", type=Path, default=Path("configs"), help="recipe folder (default: configs)"
-    )
-    p.add_argument("--epochs", type=int, help="override every recipe's epochs (a dry run)")
-
-
 def _models(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="a model: print its layer table with output shapes")
     p.add_argument(
@@ -341,10 +280,13 @@ VERBS = {  # name: (help, the function that declares its arguments)
     "export": ("write a checkpoint's model as safetensors weights or an ONNX model", _export),
     "submission": (
         "a folder of hw1_1.sh / hw1_2.sh that runs in the course's environment",
-        _submission,
+        declare_submission,
     ),
-    "data": ("fetch the course data, or write a small demo set in the same layout", _data),
-    "reproduce": ("train every run the report needs, analyse them, write the report", _reproduce),
+    "data": ("fetch the course data, or write a small demo set in the same layout", declare_data),
+    "reproduce": (
+        "train every run the report needs, analyse them, write the report",
+        declare_reproduce,
+    ),
     "models": ("list vislab's models, search timm's and torchvision's, show one's layers", _models),
 }
 

@@ -234,48 +234,6 @@ def export(*, ckpt: Path, fmt: str, out: Path | None, device: str = "auto") -> N
     print(f"wrote {export_model(ckpt, fmt, out, device=dev)}")
 
 
-def submission(
-    *,
-    p1: list[Path] | None,
-    p2: list[Path] | None,
-    out: Path,
-    p1_url: list[str] | None,
-    p2_url: list[str] | None,
-) -> None:
-    from vislab.course.submission.build import build_submission
-    from vislab.ensembles import checkpoints
-
-    p1, p2 = (checkpoints(c, f"--p{n}") if c else None for n, c in (("1", p1), ("2", p2)))
-    refuse_writing_over_inputs([("--out", out)], [*(p1 or []), *(p2 or [])])
-    parts = build_submission(out, p1=p1, p2=p2, p1_url=p1_url, p2_url=p2_url)
-    for problem, part in parts.items():
-        where = "fetched by hw1_download.sh" if part["download"] else "in the folder"
-        print(f"problem {problem}: {part['model']}, weights {part['mb']:.1f} MB ({where})")
-    print(f"wrote {out} (bash hw1_1.sh / hw1_2.sh IMG_DIR OUT; see its README.md)")
-
-
-def data(*, action: str, dir: Path, url: str | None, zip_file: Path | None) -> None:
-    from vislab.course.data import download, write_demo
-
-    if action == "download":
-        for line in download(dir, url=url, zip_path=zip_file):
-            print(line)
-    elif url or zip_file:
-        raise VislabError("--url and --zip belong to `vislab data download`")
-    else:
-        print(write_demo(dir))
-
-
-def reproduce(
-    *, data: Path, profile: str, out: Path | None, configs: Path, epochs: int | None
-) -> None:
-    from vislab.course.reproduce import reproduce as reproduce_all
-
-    out = out or Path("runs") / f"reproduce-{profile}"
-    path = reproduce_all(data, profile, out, configs=configs, epochs=epochs)
-    print(f"the report is {path}")
-
-
 EXAMPLE_ENCODER = "timm/resnet18"  # the encoder a decoder is counted with in the list
 DECODERS = ("fpn", "unet", "deeplabv3plus")
 
