@@ -164,7 +164,6 @@ def train_members(recipe: Path, overrides: list[str], out: Path, resume: bool) -
     """`vislab train ENSEMBLE.yaml`: each member into out/<name>, one after the other. With
     resume, members that finished are kept, the one that stopped goes on from its last.ckpt
     and the rest start."""
-    from vislab.infer.validation import score_validation
     from vislab.models.fetch import prepare
     from vislab.train.run import train
 
@@ -199,4 +198,13 @@ def train_members(recipe: Path, overrides: list[str], out: Path, resume: bool) -
         print(f"ensemble member {i}/{len(found)}: {m.name} -> {run.path}", flush=True)
         train(cfg, run.path, resume=resume and run.exists())
     print(f"ensemble of {len(found)}: scoring the validation set", flush=True)
-    score_validation([r.best for r in runs], found[0][1], RunFolder(out), label="ensemble: ")
+    score(out, found)
+
+
+def score(out: Path, found: list[tuple[Member, Config]]) -> None:
+    """The ensemble of out's trained members scored on the first member's validation set:
+    out/val_pred.csv or out/val_masks/, and out/val_eval/, as `vislab reproduce` scores a run."""
+    from vislab.infer.validation import score_validation
+
+    best = [RunFolder(Path(out) / m.name).best for m, _ in found]
+    score_validation(best, found[0][1], RunFolder(out), label="ensemble: ")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vislab.config import Config
 from vislab.course.data import DEMO_OWN
-from vislab.ensembles import Member, is_ensemble, member_configs, write_folder_file
+from vislab.ensembles import Member, is_ensemble, member_configs, score, write_folder_file
 from vislab.errors import VislabError
 from vislab.run_folder import RunFolder
 from vislab.tasks import task_spec
@@ -201,11 +201,8 @@ def _prepared(cfg: Config) -> Config:
 
 def _ensemble(folder: Path, recipe: Path, members: list[tuple[Member, Config]]) -> None:
     """The ensemble's folder record, then its score on the validation set."""
-    from vislab.infer.validation import score_validation
-
     write_folder_file(folder, [m for m, _ in members], recipe.resolve())
-    best = [RunFolder(folder / m.name).best for m, _ in members]
-    score_validation(best, members[0][1], RunFolder(folder), label="ensemble: ")
+    score(folder, members)
 
 
 def _trained(run: RunFolder, cfg: Config) -> bool:
