@@ -15,12 +15,16 @@ import torch
 from conftest import REPO, seg_train_args, train_args
 from PIL import Image
 
+from vislab import runtime
 from vislab.cli import main
+from vislab.config import load_config
 from vislab.data.images import list_images
 from vislab.data.tiles import load_sat_images
 from vislab.infer.checkpoint import load_model
 from vislab.infer.forward import class_probabilities, model_inputs, tile_logits, to_nchw
 from vislab.infer.predict import read_resized
+from vislab.infer.validation import score_validation
+from vislab.run_folder import RunFolder
 
 MODEL_A = REPO / "configs" / "p1_model_a.yaml"
 # what conftest.train_args sets, but for --epochs and --data
@@ -185,6 +189,24 @@ def test_an_ensemble_recipe_trains_its_members_and_predicts_as_them(
     )
     assert main(["train", str(other), "--data", str(p1_tiny), "--out", str(out), "--resume"]) == 2
     assert "holds the ensemble of s0, s1, the recipe names s0, s2" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="1 thread and 2 look alike on 1 core")
+def test_the_validation_is_scored_on_the_recipes_threads(
+    classifiers, p1_tiny, tmp_path, monkeypatch
+):
+    """Right after a training the load average still counts the training's threads as busy:
+    the scoring at the end of an ensemble's training (and beside each run of reproduce) runs
+    on the recipe's trainer.threads, not on the cores that look free."""
+    monkeypatch.setattr(runtime, "free_cores", lambda: 1)
+    cfg = load_config(MODEL_A, ["model.num_classes=4", f"data.root={p1_tiny}", "trainer.threads=2"])
+    before = torch.get_num_threads()
+    try:
+        score_validation(classifiers, cfg, RunFolder(tmp_path))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert (tmp_path / "val_eval" / "metrics.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,9 @@ def score_validation(ckpts: list[Path], cfg: Config, folder: RunFolder, label: s
     """Predict cfg's validation set with ckpts (one model, or several as an ensemble) into
     folder's val_pred.csv or val_masks/, and score it over the checkpoints' classes, as
     `vislab evaluate --ckpt` does, into folder's val_eval/ (written whole, replacing an
-    earlier one); prints the score, after label."""
+    earlier one); prints the score, after label. It runs on the recipe's trainer.threads when
+    set: right after a training the load average still counts the training's own threads as
+    busy, and the cores that look free would be fewer than the recipe asked for."""
     from vislab.infer.predict import predict_folder
     from vislab.metrics.evaluate import command_classes, command_spec, evaluate_classification
     from vislab.metrics.mask_scores import evaluate_masks, format_masks, write_mask_scores
@@ -23,15 +25,16 @@ def score_validation(ckpts: list[Path], cfg: Config, folder: RunFolder, label: s
     data = cfg.data.located()
     images = data.resolve(data.val)
     scratch = folder.path / ".val_eval.partial"
+    threads = cfg.trainer.threads
     if cfg.task == "classification":
         pred = folder.val_pred
-        predict_folder(ckpts, images, pred, engine="torch")
+        predict_folder(ckpts, images, pred, engine="torch", threads=threads)
         gt = data.resolve(data.val_labels) or images
         result = evaluate_classification(pred, gt, scratch, classes=command_classes(ckpts[0]))
         print(f"   {label}val accuracy {result['accuracy']:.4f} ({pred})")
     else:
         masks = folder.val_masks
-        predict_folder(ckpts, images, masks, engine="torch")
+        predict_folder(ckpts, images, masks, engine="torch", threads=threads)
         spec = command_spec(ckpts[0])
         result = evaluate_masks(images, masks, spec)
         write_mask_scores(result, None, scratch, spec)
