@@ -315,6 +315,24 @@ def test_hw1_1_sh_takes_a_folder_whose_name_starts_with_a_dash(runs, tmp_path):
     assert len((tmp_path / "-out.csv").read_text().splitlines()) == 1 + 3
 
 
+@pytest.mark.parametrize(
+    ("script", "recipe"), [("hw1_1.sh", "p1_ensemble"), ("hw1_2.sh", "p2_ensemble")]
+)
+def test_hw1_sh_without_its_model_says_how_to_make_it(script, recipe, tmp_path):
+    # the scripts alone in a folder without runs/: the default model is missing
+    (tmp_path / "scripts").mkdir()
+    for f in (script, "scripts/course_predict.sh"):
+        shutil.copy(REPO / f, tmp_path / f)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISLAB_P")}
+    done = subprocess.run(
+        ["bash", str(tmp_path / script), "in", "out"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(f"{script}: no model at {tmp_path / 'runs' / recipe}: ")
+    assert f"vislab train configs/{recipe}.yaml --data DATA --out runs/{recipe}" in done.stderr
+    assert f"set VISLAB_P{script[4]}_CKPT to a checkpoint or an ensemble's folder" in done.stderr
+
+
 def test_overlay_never_replaces_its_inputs(p2_tiny, tmp_path, capsys):
     val = p2_tiny / "validation"
     masks = tmp_path / "masks"

@@ -13,7 +13,8 @@ from conftest import REPO
 from PIL import Image
 
 from vislab.cli import main
-from vislab.course.reproduce import PROFILES
+from vislab.course.reproduce import PROFILES, Recipe
+from vislab.ensembles import is_ensemble
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,14 @@ def test_reproduce_runs_every_step_then_skips_what_exists(demo_data, tmp_path, c
     # other settings over an existing run: refused with the difference, nothing retrained
     assert main(args[:-1] + ["2"]) == 2
     assert "trainer.epochs: 1 -> 2" in capsys.readouterr().err
+
+
+def test_the_cpu_profile_trains_the_models_the_course_scripts_predict_with():
+    for problem, script in (("p1", "hw1_1.sh"), ("p2", "hw1_2.sh")):
+        text = (REPO / script).read_text()
+        default = re.search(r"CKPT:-\$here/runs/(\w+)\}", text).group(1)
+        assert Recipe(default, problem) in PROFILES["cpu"]
+        assert is_ensemble(REPO / "configs" / f"{default}.yaml")  # the best recipes
 
 
 def test_reproduce_checks_the_data_before_training(tmp_path, capsys):

@@ -1,12 +1,14 @@
 """`vislab reproduce DATA --profile P`: every run the report needs, its analyses, then the report.
 
 Profiles (the recipes are the YAML files in configs/):
-  cpu    Problem 1: Model A (the report's recipe) and two stand-ins for Model B, ResNet-9 from
-         scratch and EfficientNet-Lite0 fine-tuned from ImageNet; Problem 2: the from-scratch
-         LR-ASPP and the fine-tuned EfficientNet-Lite0 FPN stand-ins. About 6 hours on 2 cores.
+  cpu    Problem 1: Model A (the report's recipe) and the stand-ins for Model B, ResNet-9 from
+         scratch and the best fine-tuned from ImageNet (configs/p1_ensemble.yaml: a Lite1 and
+         a Lite0 run); Problem 2: the from-scratch LR-ASPP and the best fine-tuned
+         (configs/p2_ensemble.yaml: runs of the EfficientNet-Lite0 FPN). About 8 hours on 2 cores.
   paper  The report's exact settings (ResNeXt-101, FCN32s, DeepLabv3 from ImageNet weights):
          a GPU job.
-  demo   The cpu profile's models (the FPN as configs/p2_ensemble.yaml's two runs) and
+  demo   The cpu profile's models (Problem 1's fine-tuned one as p1_lite.yaml's one run,
+         Problem 2's as configs/p2_ensemble.yaml's runs) and
          DeepLabv3, briefly, on `vislab data demo` data, and
          configs/own_segmentation_example.yaml on its data set of its own (own_segmentation/:
          3 named classes, images/ + masks/): a few minutes (the Lite models from the pip
@@ -52,9 +54,9 @@ PROFILES: dict[str, list[Recipe]] = {
     "cpu": [
         Recipe("p1_model_a", "p1"),
         Recipe("p1_cpu", "p1"),
-        Recipe("p1_lite", "p1"),
+        Recipe("p1_ensemble", "p1"),
         Recipe("p2_cpu", "p2"),
-        Recipe("p2_lite", "p2"),
+        Recipe("p2_ensemble", "p2"),
     ],
     "paper": [
         Recipe("p1_model_a", "p1"),
