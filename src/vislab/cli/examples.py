@@ -26,8 +26,8 @@ EXAMPLES = {
     "  vislab data demo demo_data",
     "reproduce": "vislab reproduce hw1 --profile cpu --out runs/reproduce-cpu\n"
     "  vislab reproduce demo_data --profile demo --out runs/demo",
-    "submission": "vislab submission --p1 runs/p1_lite/checkpoints/best.ckpt "
-    "--p2 runs/p2_lite/checkpoints/best.ckpt --out hw1\n"
+    "submission": "vislab submission --p1 runs/p1_ensemble --p2 runs/p2_ensemble --out hw1\n"
+    "  vislab submission --p1 runs/p1_lite/checkpoints/best.ckpt --out hw1_p1\n"
     "  cd hw1 && bash hw1_1.sh ../val_50 pred.csv",
     "export": "vislab export --ckpt runs/p2_cpu/checkpoints/best.ckpt --format onnx\n"
     "  vislab predict --ckpt runs/p2_cpu/checkpoints/best.onnx --images validation --out m/",
