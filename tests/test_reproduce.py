@@ -14,7 +14,7 @@ from PIL import Image
 
 from vislab.cli import main
 from vislab.course.reproduce import PROFILES, Recipe
-from vislab.ensembles import is_ensemble
+from vislab.ensembles import is_ensemble, read_members
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,11 @@ def test_reproduce_runs_every_step_then_skips_what_exists(demo_data, tmp_path, c
     assert main(args) == 0
     printed = capsys.readouterr().out
     first = _steps(printed)
-    # the ensemble recipe's two runs are runs of its folder, then the ensemble is scored
-    ensemble = ["p2_ensemble/320px_seed2", "p2_ensemble/256px_seed3"]
-    runs = [r.config for r in PROFILES["demo"] if r.config != "p2_ensemble"] + ensemble
+    # the ensemble recipe's runs are runs of its folder, then the ensemble is scored
+    members = [f"p2_ensemble/{m.name}" for m in read_members(REPO / "configs/p2_ensemble.yaml")]
+    runs = [r.config for r in PROFILES["demo"] if r.config != "p2_ensemble"] + members
     assert len(first) == 3 * len(runs) + 2 and set(first.values()) == {"ran"}
-    assert {"train p2_ensemble/256px_seed3", "ensemble p2_ensemble"} <= set(first)
+    assert {f"train {members[-1]}", "ensemble p2_ensemble"} <= set(first)
     for run in runs:
         assert (tmp_path / run / "checkpoints" / "best.ckpt").is_file()
         assert (tmp_path / run / "val_eval" / "metrics.json").is_file()
