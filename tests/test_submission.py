@@ -350,15 +350,18 @@ def test_several_models_of_a_problem_ship_as_an_ensemble(
     p2 = tiny_runs("p2_ensemble.yaml", p2_tiny)  # the folder: its members' best.ckpt
     out = tmp_path / "hw1"
     args = ["submission", "--out", str(out), "--p1", *map(str, p1), "--p2", str(p2)]
-    urls = ["--p2-url", "https://example.org/a", "https://example.org/b"]
+    count = len(folder_members(p2))
+    urls = ["--p2-url", *(f"https://example.org/{k}" for k in range(1, count + 1))]
     assert main([*args, *urls]) == 0
     assert "problem 1: model_a + resnet9" in capsys.readouterr().out
     names = sorted(f.name for f in out.glob("p*_model*"))
-    assert names == [f"p{p}_model_{k}.{x}" for p in "12" for k in (1, 2) for x in ("json", "npz")]
+    models = [("1", k) for k in (1, 2)] + [("2", k) for k in range(1, count + 1)]
+    assert names == sorted(f"p{p}_model_{k}.{x}" for p, k in models for x in ("json", "npz"))
     download = (out / "hw1_download.sh").read_text()
-    assert 'wget -q -O "$here/p2_model_1.npz" https://example.org/a\n' in download
-    assert 'wget -q -O "$here/p2_model_2.npz" https://example.org/b\n' in download
-    assert (out / ".gitignore").read_text() == "p2_model_1.npz\np2_model_2.npz\n"
+    shipped = [f"p2_model_{k}.npz" for k in range(1, count + 1)]
+    for k, name in enumerate(shipped, 1):
+        assert f'wget -q -O "$here/{name}" https://example.org/{k}\n' in download
+    assert (out / ".gitignore").read_text() == "".join(f"{name}\n" for name in shipped)
     assert "Problem 1 and 2 is an ensemble" in (out / "README.md").read_text()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     # the scripts' outputs are `vislab predict --ckpt A B --tta`'s, and no single model's
@@ -369,7 +372,7 @@ def test_several_models_of_a_problem_ship_as_an_ensemble(
 
     # refused: one address for two models; models of other classes
     assert main([*args, "--p2-url", "https://example.org/a"]) == 2
-    assert "--p2-url: 1 address(es) for 2 model(s)" in capsys.readouterr().err
+    assert f"--p2-url: 1 address(es) for {count} model(s)" in capsys.readouterr().err
     other = torch.load(p1[1], weights_only=True)
     other["vislab"]["classes"] = ["cat", "dog", "fox", "owl"]
     renamed = tmp_path / "renamed.ckpt"
