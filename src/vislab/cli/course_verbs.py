@@ -61,10 +61,10 @@ def declare_reproduce(p: argparse.ArgumentParser) -> None:
         "--profile",
         choices=["cpu", "paper", "demo"],
         default="cpu",
-        help="cpu: from-scratch stand-ins, a few hours on 2 cores; paper: the report's exact "
-        "settings, for a GPU; demo: the cpu profile's models and DeepLabv3 briefly, for "
-        "`vislab data demo` data "
-        "(default: cpu)",
+        help="cpu: Model A, the from-scratch stand-ins and the ensembles fine-tuned from "
+        "ImageNet (configs/p1_ensemble.yaml, p2_ensemble.yaml), about 8 hours on 2 cores; "
+        "paper: the report's exact settings, for a GPU; demo: the cpu profile's kinds of "
+        "model and DeepLabv3 briefly, for `vislab data demo` data (default: cpu)",
     )
     p.add_argument("--out", type=Path, help="output folder (default: runs/reproduce-PROFILE)")
     p.add_argument(
